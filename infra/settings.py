@@ -1,0 +1,62 @@
+"""Environment configuration of the local stack, read once and validated (fails fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InfraError(RuntimeError):
+    """Base of every provisioning and CLI error; its text tells the user the fix."""
+
+
+class StackSettings(BaseSettings):
+    """The variables of ../shared/DESIGN.md plus the embedded PostgreSQL port."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    nnt_kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port of the broker")
+    database_url: str | None = Field(default=None, description="unset: embedded PostgreSQL")
+    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"))
+    nnt_runtime: str = Field(default="process", description="process | docker")
+    nnt_web_port: int = Field(default=8000, ge=1, le=65535)
+    nnt_pg_port: int = Field(default=55432, ge=1, le=65535, description="embedded PostgreSQL port")
+
+    @field_validator("nnt_home")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("nnt_runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        if value not in ("process", "docker"):
+            raise ValueError("must be 'process' or 'docker'")
+        return value
+
+    @field_validator("nnt_kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9092")
+        return value
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the local broker, taken from the bootstrap address."""
+        return int(self.nnt_kafka_bootstrap.rpartition(":")[2])
+
+
+def load() -> StackSettings:
+    """Read the environment; raise InfraError naming the bad variable."""
+    try:
+        settings = StackSettings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
+        raise InfraError(f"{name}: {err['msg']}") from exc
+    settings.nnt_home.mkdir(parents=True, exist_ok=True)
+    return settings

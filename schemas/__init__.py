@@ -1,0 +1,1 @@
+"""Event models, topic names and codecs shared by every NN Tracker component (pure: imports nothing of ours)."""

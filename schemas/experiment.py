@@ -1,0 +1,213 @@
+"""The appendix-A experiment configuration and its expansion into simulations.
+
+Pure and shared: the web validates uploads with it, the orchestrator expands `create`
+commands with it, and both derive the same simulation ids (uuid5 of the experiment id).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+OptionValue = bool | int | float | str | None | list[Any] | dict[str, Any]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _typed(value: Any) -> Any:
+    """Turn option strings the seed stored ("0.01", "true") into real numbers and booleans."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        for cast in (int, float):
+            try:
+                return cast(value.strip())
+            except ValueError:
+                continue
+    return value
+
+
+class _Configurable(_Strict):
+    conf: dict[str, OptionValue] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _type_options(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {k: _typed(v) for k, v in value.items()}
+        return value
+
+
+class OptimizerSpec(_Configurable):
+    """One optimizer of the grid: a Keras optimizer class name and its options."""
+
+    optimizer: str = Field(min_length=1, max_length=64)
+
+
+class LossSpec(_Configurable):
+    """One loss function of the grid: a Keras loss class name and its options."""
+
+    loss_function: str = Field(min_length=1, max_length=64)
+
+
+class MetricSpec(_Configurable):
+    """One extra metric reported every logged epoch."""
+
+    metric: str = Field(min_length=1, max_length=64)
+
+
+class CollectSpec(_Strict):
+    """Which internals a run reports; default: everything, every logged epoch."""
+
+    weights: bool = True
+    biases: bool = True
+    gradients: bool = True
+    activations: bool = True
+    layers: list[str] | None = Field(default=None, description="Layer names; null means all")
+    full_tensor_period: int = Field(default=1, ge=1, description="Send full tensors every N-th logged epoch")
+    dtype: Literal["float32", "float16"] = "float32"
+    probe_size: int = Field(default=64, ge=1, le=4096)
+
+
+class ExperimentConfig(_Strict):
+    """Appendix A of the seed report, validated: every error names its field."""
+
+    name: str = Field(default="experiment", min_length=1, max_length=200)
+    dataset_train: str = Field(min_length=1, description="URL or stored-file reference")
+    dataset_test: str | None = None
+    dataset_val: str | None = None
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
+    total_epochs: int = Field(default=10, ge=1, le=100_000)
+    epoch_period: int = Field(default=1, ge=1)
+    optimizers: list[OptimizerSpec] = Field(
+        default_factory=lambda: [OptimizerSpec(optimizer="Adam")], min_length=1
+    )
+    loss_functions: list[LossSpec] = Field(
+        default_factory=lambda: [LossSpec(loss_function="SparseCategoricalCrossentropy")],
+        validation_alias=AliasChoices("loss_functions", "loss_function"),
+        min_length=1,
+    )
+    learning_rates: list[float] = Field(default_factory=lambda: [0.001], min_length=1)
+    k_fold_validation: int = Field(
+        default=1, ge=1, le=100, validation_alias=AliasChoices("k_fold_validation", "k-fold_validation")
+    )
+    k_fold_tag: str | None = Field(
+        default=None, validation_alias=AliasChoices("k_fold_tag", "k-fold_tag"), max_length=64
+    )
+    extra_metrics: list[MetricSpec] = Field(
+        default_factory=list, validation_alias=AliasChoices("extra_metrics", "extra-metrics")
+    )
+    tags: list[str] = Field(default_factory=list)
+    train_feature_name: str | None = None
+    train_label_name: str | None = None
+    test_feature_name: str | None = None
+    test_label_name: str | None = None
+    val_feature_name: str | None = None
+    val_label_name: str | None = None
+    label_column: str | None = None
+    validation_split: float | None = Field(default=None, gt=0, lt=1)
+    collect: CollectSpec = Field(default_factory=CollectSpec)
+
+    @field_validator("learning_rates", mode="before")
+    @classmethod
+    def _rates_are_numbers(cls, value: Any) -> Any:
+        if isinstance(value, (int, float, str)):
+            value = [value]
+        return [_typed(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _rates_positive(cls, value: list[float]) -> list[float]:
+        bad = [v for v in value if not 0 < v <= 10]
+        if bad:
+            raise ValueError(f"each learning rate must be > 0 and <= 10, got {bad}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, value: list[str]) -> list[str]:
+        cleaned = [t.strip() for t in value if t.strip()]
+        too_long = [t for t in cleaned if len(t) > 64]
+        if too_long:
+            raise ValueError(f"tags must be at most 64 characters: {too_long[0][:20]}...")
+        return list(dict.fromkeys(cleaned))
+
+    @model_validator(mode="after")
+    def _period_within_epochs(self) -> ExperimentConfig:
+        if self.epoch_period > self.total_epochs:
+            raise ValueError("epoch_period must not exceed total_epochs")
+        return self
+
+    def all_tags(self) -> list[str]:
+        """Experiment tags plus the K-fold tag when folds are used."""
+        tags = list(self.tags)
+        if self.k_fold_validation > 1 and self.k_fold_tag and self.k_fold_tag not in tags:
+            tags.append(self.k_fold_tag)
+        return tags
+
+
+class SimulationPlan(_Strict):
+    """One cell of the grid: what a single training run does."""
+
+    simulation_id: uuid.UUID
+    index: int
+    name: str
+    optimizer: OptimizerSpec
+    loss: LossSpec
+    learning_rate: float
+    fold: int | None = None
+    folds: int = 1
+    tags: list[str]
+
+
+def simulation_id(experiment_id: uuid.UUID, index: int) -> uuid.UUID:
+    """Deterministic id of the index-th simulation of an experiment."""
+    return uuid.uuid5(experiment_id, f"simulation-{index}")
+
+
+def expand(experiment_id: uuid.UUID, config: ExperimentConfig) -> list[SimulationPlan]:
+    """Optimizers x losses x learning rates, times K folds, named in the seed's style."""
+    plans: list[SimulationPlan] = []
+    grid = itertools.product(
+        enumerate(config.optimizers, 1), enumerate(config.loss_functions, 1),
+        enumerate(config.learning_rates, 1),
+    )
+    folds = config.k_fold_validation
+    for (oi, opt), (li, loss), (ri, rate) in grid:
+        for fold in range(1, folds + 1) if folds > 1 else [None]:
+            index = len(plans)
+            name = f"{config.name} (O{oi}) (L{li}) (LR{ri})" + (f" (F{fold})" if fold else "")
+            plans.append(SimulationPlan(
+                simulation_id=simulation_id(experiment_id, index), index=index, name=name,
+                optimizer=opt, loss=loss, learning_rate=rate, fold=fold, folds=folds,
+                tags=config.all_tags(),
+            ))
+    return plans
+
+
+def grid_size(config: ExperimentConfig) -> int:
+    """How many simulations a configuration creates."""
+    return (len(config.optimizers) * len(config.loss_functions) * len(config.learning_rates)
+            * config.k_fold_validation)
+
+
+def error_fields(exc: Exception) -> dict[str, str]:
+    """Map a pydantic ValidationError to {"field.path": "message"} for forms, API and CLI."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return {"__all__": str(exc)}
+    out: dict[str, str] = {}
+    for err in errors():
+        path = ".".join(str(p) for p in err.get("loc", ())) or "__all__"
+        out[path] = err.get("msg", "invalid")
+    return out

@@ -1,0 +1,32 @@
+"""Compact, throttled updates for browsers on `nnt.live`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.common import Event, utcnow
+
+
+class LivePoint(Event):
+    """One logged epoch reduced to what a chart draws, with the trainer's send time."""
+
+    epoch: int
+    values: dict[str, float]
+    at: datetime | None = None
+
+
+class LiveUpdate(Event):
+    """Only the new points of one simulation (or tag aggregate) since the last update."""
+
+    kind: Literal["epochs", "status", "tag"]
+    simulation_id: uuid.UUID | None = None
+    tag: str | None = None
+    owner: str | None = None
+    points: list[LivePoint] = Field(default_factory=list)
+    status: dict[str, Any] | None = None
+    aggregates: list[dict[str, Any]] = Field(default_factory=list)
+    sent_at: datetime = Field(default_factory=utcnow)

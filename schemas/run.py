@@ -1,0 +1,37 @@
+"""The run specification the orchestrator hands a trainer (`RUN_DIR/run.json`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import Field
+
+from schemas.common import Event
+from schemas.experiment import ExperimentConfig, SimulationPlan
+
+RUN_SPEC_FILE = "run.json"
+
+
+class DatasetPaths(Event):
+    """Local files of the datasets, already fetched and content-addressed."""
+
+    train: str
+    test: str | None = None
+    val: str | None = None
+
+
+class RunSpec(Event):
+    """Everything one training run needs; the trainer reads nothing else."""
+
+    simulation_id: uuid.UUID
+    experiment_id: uuid.UUID | None = None
+    name: str
+    owner: str = ""
+    config: ExperimentConfig
+    plan: SimulationPlan
+    model: dict[str, Any] = Field(description="Keras model JSON (Keras 3 or tf.keras 2.x)")
+    datasets: DatasetPaths
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    allow_pickle: bool = False
+    seed: int = 1234

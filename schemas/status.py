@@ -1,0 +1,41 @@
+"""Lifecycle transitions, progress and errors on `nnt.status` (plain JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.common import Epoch, Event, utcnow
+
+Status = Literal[
+    "queued", "starting", "running", "paused", "stopped", "finished", "failed", "deleted",
+    "accepted", "rejected",
+]
+TERMINAL: frozenset[str] = frozenset({"stopped", "finished", "failed", "deleted"})
+ACTIVE: frozenset[str] = frozenset({"queued", "starting", "running", "paused"})
+
+
+class StatusEvent(Event):
+    """One transition of a simulation, or the answer to a command.
+
+    `accepted`/`rejected` answer a command and name its `command_id`; the other statuses
+    are lifecycle transitions. The optional descriptive fields let a run created outside
+    the web (a Kafka client, the SDK) appear in the UI like any other.
+    """
+
+    simulation_id: uuid.UUID | None = None
+    status: Status
+    epoch: Epoch = 0
+    total_epochs: int = Field(default=0, ge=0)
+    message: str = ""
+    at: datetime = Field(default_factory=utcnow)
+    command_id: uuid.UUID | None = None
+    experiment_id: uuid.UUID | None = None
+    name: str | None = None
+    owner: str | None = None
+    tags: list[str] | None = None
+    config: dict[str, Any] | None = None
+    source: str = ""
