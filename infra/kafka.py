@@ -83,11 +83,22 @@ def ensure_jars(home: Path) -> Path:
         )
     lib.mkdir(parents=True, exist_ok=True)
     log.info("fetching Kafka %s jars with Maven into %s (once)", KAFKA_VERSION, lib)
-    cmd = [mvn, "-q", "-B", "-f", str(POM), f"-Dkafka.version={KAFKA_VERSION}",
-           "dependency:copy-dependencies", f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        f"-Dkafka.version={KAFKA_VERSION}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+        "-DincludeScope=runtime",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise InfraError(f"Maven could not fetch the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise InfraError(
+            f"Maven could not fetch the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     marker.write_text(KAFKA_VERSION)
     return lib
 
@@ -129,8 +140,19 @@ def ensure_formatted(home: Path, java: str, lib: Path, config: Path) -> None:
     if (home / "kafka" / "data" / "meta.properties").exists():
         return
     cluster_id = _cluster_id()
-    cmd = [java, "-cp", f"{lib}/*", f"-Dlog4j.configuration=file:{home / 'kafka' / 'log4j.properties'}",
-           "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "--ignore-formatted"]
+    cmd = [
+        java,
+        "-cp",
+        f"{lib}/*",
+        f"-Dlog4j.configuration=file:{home / 'kafka' / 'log4j.properties'}",
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(config),
+        "--ignore-formatted",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise InfraError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -142,18 +164,36 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def prepare(home: Path, port: int) -> ServiceSpec:
-    """Everything before start: Java, jars, config, storage. Returns the broker's spec."""
+def prepare(home: Path, port: int, jar_cache: Path | None = None) -> ServiceSpec:
+    """Everything before start: Java, jars, config, storage. Returns the broker's spec.
+
+    `jar_cache` lets tests keep their data in a temporary home but share the fetched jars.
+    """
     java = java_binary()
-    lib = ensure_jars(home)
+    lib = ensure_jars(jar_cache or home)
     config = write_config(home, port)
     ensure_formatted(home, java, lib, config)
     bootstrap = f"127.0.0.1:{port}"
-    argv = [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{home / 'kafka' / 'log4j.properties'}",
-            "-cp", f"{lib}/*", "kafka.Kafka", str(config)]
-    return ServiceSpec(name="kafka", argv=argv, ready=lambda: broker_ready(bootstrap),
-                       ready_timeout=90, ports=(port, port + 1), stop_timeout=30)
+    argv = [
+        java,
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{home / 'kafka' / 'log4j.properties'}",
+        "-cp",
+        f"{lib}/*",
+        "kafka.Kafka",
+        str(config),
+    ]
+    return ServiceSpec(
+        name="kafka",
+        argv=argv,
+        ready=lambda: broker_ready(bootstrap),
+        ready_timeout=90,
+        ports=(port, port + 1),
+        stop_timeout=30,
+    )
 
 
 def broker_ready(bootstrap: str) -> bool:
@@ -176,9 +216,14 @@ def ensure_topics(bootstrap: str) -> list[str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
-        NewTopic(name, num_partitions=count, replication_factor=1,
-                 config={"max.message.bytes": str(topics.MAX_MESSAGE_BYTES + 65536)})
-        for name, count in topics.PARTITIONS.items() if name not in existing
+        NewTopic(
+            name,
+            num_partitions=count,
+            replication_factor=1,
+            config={"max.message.bytes": str(topics.MAX_MESSAGE_BYTES + 65536)},
+        )
+        for name, count in topics.PARTITIONS.items()
+        if name not in existing
     ]
     if not wanted:
         return []

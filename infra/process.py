@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,15 +55,22 @@ def spawn(spec: ServiceSpec, stdout: int | None = subprocess.PIPE) -> subprocess
     """Start the service in its own session so that stopping it takes its children too."""
     env = {**os.environ, **spec.env}
     return subprocess.Popen(  # noqa: S603 - argv is built by us, never by a user
-        spec.argv, env=env, cwd=spec.cwd, user=spec.user, start_new_session=True,
-        stdout=stdout, stderr=subprocess.STDOUT if stdout is not None else None,
+        spec.argv,
+        env=env,
+        cwd=spec.cwd,
+        user=spec.user,
+        start_new_session=True,
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
     )
 
 
-def wait_ready(spec: ServiceSpec, proc: subprocess.Popen[bytes]) -> None:
+def wait_ready(spec: ServiceSpec, proc: subprocess.Popen[bytes], cancel: threading.Event | None = None) -> None:
     """Poll the readiness probe until it answers or the process dies or time runs out."""
     deadline = time.monotonic() + spec.ready_timeout
     while time.monotonic() < deadline:
+        if cancel is not None and cancel.is_set():
+            raise InfraError(f"interrupted while waiting for {spec.name}")
         if proc.poll() is not None:
             raise InfraError(f"{spec.name} exited with code {proc.returncode} before it was ready")
         try:
@@ -73,7 +82,9 @@ def wait_ready(spec: ServiceSpec, proc: subprocess.Popen[bytes]) -> None:
     raise InfraError(f"{spec.name} was not ready after {spec.ready_timeout:.0f} s")
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+def stop(
+    proc: subprocess.Popen[bytes], timeout: float = 15.0, sig: int = signal.SIGTERM
+) -> int | None:
     """Signal the process group, then SIGKILL what is left after the timeout."""
     if proc.poll() is not None:
         _kill_group(proc.pid, signal.SIGKILL)
@@ -87,7 +98,5 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0, sig: int = signal
 
 
 def _kill_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

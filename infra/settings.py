@@ -17,7 +17,9 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    nnt_kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port of the broker")
+    nnt_kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="host:port of the broker"
+    )
     database_url: str | None = Field(default=None, description="unset: embedded PostgreSQL")
     nnt_home: Path = Field(default=Path("~/.local/share/nntracker"))
     nnt_runtime: str = Field(default="process", description="process | docker")

@@ -12,12 +12,20 @@ import psycopg
 log = logging.getLogger(__name__)
 
 SQL = Path(__file__).parent / "sql" / "timeseries.sql"
-PARTITIONED = ("nnt_epoch_metric", "nnt_batch_metric", "nnt_tensor", "nnt_status_event", "nnt_resource")
+PARTITIONED = (
+    "nnt_epoch_metric",
+    "nnt_batch_metric",
+    "nnt_tensor",
+    "nnt_status_event",
+    "nnt_resource",
+)
 
 
 def has_timescale(conn: psycopg.Connection) -> bool:
     """True when the timescaledb extension is installed or can be."""
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
     return row is not None
 
 
@@ -27,7 +35,11 @@ def apply(database_url: str, months_ahead: int = 3) -> str:
         timescale = has_timescale(conn)
         if timescale:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        conn.execute(SQL.read_text().replace("{partition_clause}", "" if timescale else "PARTITION BY RANGE (at)"))
+        conn.execute(
+            SQL.read_text().replace(
+                "{partition_clause}", "" if timescale else "PARTITION BY RANGE (at)"
+            )
+        )
         for table in PARTITIONED:
             if timescale:
                 _hypertable(conn, table)
@@ -37,10 +49,16 @@ def apply(database_url: str, months_ahead: int = 3) -> str:
 
 
 def _hypertable(conn: psycopg.Connection, table: str) -> None:
-    conn.execute(f"SELECT create_hypertable('{table}', 'at', if_not_exists => TRUE, migrate_data => TRUE)")
+    conn.execute(
+        f"SELECT create_hypertable('{table}', 'at', if_not_exists => TRUE, migrate_data => TRUE)"
+    )
     segment = "simulation_id"
-    conn.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')")
-    conn.execute(f"SELECT add_compression_policy('{table}', INTERVAL '7 days', if_not_exists => TRUE)")
+    conn.execute(
+        f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')"
+    )
+    conn.execute(
+        f"SELECT add_compression_policy('{table}', INTERVAL '7 days', if_not_exists => TRUE)"
+    )
 
 
 def _partitions(conn: psycopg.Connection, table: str, months_ahead: int) -> None:

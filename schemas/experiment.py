@@ -74,7 +74,9 @@ class CollectSpec(_Strict):
     gradients: bool = True
     activations: bool = True
     layers: list[str] | None = Field(default=None, description="Layer names; null means all")
-    full_tensor_period: int = Field(default=1, ge=1, description="Send full tensors every N-th logged epoch")
+    full_tensor_period: int = Field(
+        default=1, ge=1, description="Send full tensors every N-th logged epoch"
+    )
     dtype: Literal["float32", "float16"] = "float32"
     probe_size: int = Field(default=64, ge=1, le=4096)
 
@@ -99,7 +101,10 @@ class ExperimentConfig(_Strict):
     )
     learning_rates: list[float] = Field(default_factory=lambda: [0.001], min_length=1)
     k_fold_validation: int = Field(
-        default=1, ge=1, le=100, validation_alias=AliasChoices("k_fold_validation", "k-fold_validation")
+        default=1,
+        ge=1,
+        le=100,
+        validation_alias=AliasChoices("k_fold_validation", "k-fold_validation"),
     )
     k_fold_tag: str | None = Field(
         default=None, validation_alias=AliasChoices("k_fold_tag", "k-fold_tag"), max_length=64
@@ -179,7 +184,8 @@ def expand(experiment_id: uuid.UUID, config: ExperimentConfig) -> list[Simulatio
     """Optimizers x losses x learning rates, times K folds, named in the seed's style."""
     plans: list[SimulationPlan] = []
     grid = itertools.product(
-        enumerate(config.optimizers, 1), enumerate(config.loss_functions, 1),
+        enumerate(config.optimizers, 1),
+        enumerate(config.loss_functions, 1),
         enumerate(config.learning_rates, 1),
     )
     folds = config.k_fold_validation
@@ -187,18 +193,30 @@ def expand(experiment_id: uuid.UUID, config: ExperimentConfig) -> list[Simulatio
         for fold in range(1, folds + 1) if folds > 1 else [None]:
             index = len(plans)
             name = f"{config.name} (O{oi}) (L{li}) (LR{ri})" + (f" (F{fold})" if fold else "")
-            plans.append(SimulationPlan(
-                simulation_id=simulation_id(experiment_id, index), index=index, name=name,
-                optimizer=opt, loss=loss, learning_rate=rate, fold=fold, folds=folds,
-                tags=config.all_tags(),
-            ))
+            plans.append(
+                SimulationPlan(
+                    simulation_id=simulation_id(experiment_id, index),
+                    index=index,
+                    name=name,
+                    optimizer=opt,
+                    loss=loss,
+                    learning_rate=rate,
+                    fold=fold,
+                    folds=folds,
+                    tags=config.all_tags(),
+                )
+            )
     return plans
 
 
 def grid_size(config: ExperimentConfig) -> int:
     """How many simulations a configuration creates."""
-    return (len(config.optimizers) * len(config.loss_functions) * len(config.learning_rates)
-            * config.k_fold_validation)
+    return (
+        len(config.optimizers)
+        * len(config.loss_functions)
+        * len(config.learning_rates)
+        * config.k_fold_validation
+    )
 
 
 def error_fields(exc: Exception) -> dict[str, str]:

@@ -11,8 +11,16 @@ from pydantic import Field
 from schemas.common import Epoch, Event, utcnow
 
 Status = Literal[
-    "queued", "starting", "running", "paused", "stopped", "finished", "failed", "deleted",
-    "accepted", "rejected",
+    "queued",
+    "starting",
+    "running",
+    "paused",
+    "stopped",
+    "finished",
+    "failed",
+    "deleted",
+    "accepted",
+    "rejected",
 ]
 TERMINAL: frozenset[str] = frozenset({"stopped", "finished", "failed", "deleted"})
 ACTIVE: frozenset[str] = frozenset({"queued", "starting", "running", "paused"})

@@ -90,7 +90,9 @@ def encode_array(array: np.ndarray, dtype: DType = "float32", level: int = 3) ->
     return zstandard.ZstdCompressor(level=level).compress(raw)
 
 
-def decode_array(data: bytes, dtype: str, shape: list[int], compression: str = "zstd") -> np.ndarray:
+def decode_array(
+    data: bytes, dtype: str, shape: list[int], compression: str = "zstd"
+) -> np.ndarray:
     """Inverse of encode_array, given the joined chunks of one tensor."""
     raw = zstandard.ZstdDecompressor().decompress(data) if compression == "zstd" else data
     count = int(np.prod(shape)) if shape else 1

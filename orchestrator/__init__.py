@@ -1,0 +1,1 @@
+"""Orchestrator: consumes `nnt.commands`, expands experiments, runs trainers, reports on `nnt.status`."""

@@ -1,0 +1,56 @@
+"""Session fixtures: the real Kafka broker and PostgreSQL, started by the product's own code.
+
+There is no skip path: a service that cannot start fails the session, under CI and locally.
+Set NNT_TEST_KAFKA / NNT_TEST_DATABASE_URL to reuse services that are already running.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import services
+
+
+@pytest.fixture(scope="session")
+def services_home() -> Iterator[Path]:
+    """A temporary NNT_HOME for the whole session's services and files."""
+    with tempfile.TemporaryDirectory(prefix="nnt-test-") as tmp:
+        path = Path(tmp)
+        path.chmod(0o755)  # the embedded PostgreSQL runs as another user
+        yield path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services_home: Path) -> Iterator[str]:
+    """bootstrap.servers of a real broker with the product's topics."""
+    if os.environ.get("NNT_TEST_KAFKA"):
+        yield os.environ["NNT_TEST_KAFKA"]
+        return
+    bootstrap, running = services.start_kafka(services_home)
+    yield bootstrap
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(services_home: Path) -> Iterator[str]:
+    """URL of a real PostgreSQL database with the time-series schema applied."""
+    if os.environ.get("NNT_TEST_DATABASE_URL"):
+        yield os.environ["NNT_TEST_DATABASE_URL"]
+        return
+    url, running = services.start_postgres(services_home)
+    yield url
+    running.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: unit, integration or e2e."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for kind in ("unit", "integration", "e2e"):
+            if kind in parts:
+                item.add_marker(getattr(pytest.mark, kind))

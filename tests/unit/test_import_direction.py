@@ -1,0 +1,46 @@
+"""The import direction of ../shared/DESIGN.md, checked on the source of every package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = {"schemas", "trainer", "orchestrator", "stream_processors", "web", "infra"}
+FORBIDDEN = {
+    "schemas": OURS - {"schemas"},
+    "trainer": {"django", "faust", "web", "stream_processors", "orchestrator", "infra", "channels", "ninja"},
+    "orchestrator": {"web", "django", "faust"},
+    "stream_processors": {"web", "django"},
+    "infra": {"web"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Top-level module names a file imports."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_it_keeps_the_import_direction(package: str) -> None:
+    offenders = {}
+    for path in (ROOT / package).rglob("*.py"):
+        bad = imported_roots(path) & FORBIDDEN[package]
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}
+
+
+def test_it_finds_a_violation_when_there_is_one(tmp_path: Path) -> None:
+    sample = tmp_path / "bad.py"
+    sample.write_text("import django\nfrom web.simulations import models\n")
+    assert imported_roots(sample) >= {"django", "web"}
