@@ -1,0 +1,86 @@
+"""Status projection: keep the web's nnt_simulation rows current from nnt.status events.
+
+Out-of-order safe: a row changes only when the event is at least as recent as `status_at`.
+A `deleted` event never re-creates a row the web has already removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from schemas.status import TERMINAL, StatusEvent
+
+log = logging.getLogger(__name__)
+
+COMMAND_ANSWERS = frozenset({"accepted", "rejected"})
+
+_SET = """
+    status = %(status)s::text,
+    epoch = CASE WHEN %(epoch)s::int > 0 THEN %(epoch)s::int ELSE s.epoch END,
+    total_epochs = CASE WHEN %(total_epochs)s::int > 0 THEN %(total_epochs)s::int ELSE s.total_epochs END,
+    message = %(message)s::text,
+    error = CASE WHEN %(status)s::text = 'failed' THEN %(message)s::text ELSE s.error END,
+    tags = COALESCE(%(tags)s::varchar(64)[], s.tags),
+    status_at = %(at)s::timestamptz,
+    updated_at = now(),
+    started_at = COALESCE(s.started_at, %(started_at)s::timestamptz),
+    finished_at = CASE WHEN %(terminal)s::boolean THEN COALESCE(%(finished_at)s::timestamptz, s.finished_at)
+                       ELSE NULL END
+"""
+
+# Every parameter is cast where used: a reused placeholder must have one type.
+UPSERT = f"""
+INSERT INTO nnt_simulation AS s (
+    id, experiment_id, owner_id, owner_name, name, status, epoch, total_epochs, message, error,
+    config, tags, status_at, started_at, finished_at)
+VALUES (
+    %(id)s::uuid, (SELECT e.id FROM nnt_experiment e WHERE e.id = %(experiment_id)s::uuid),
+    (SELECT u.id FROM auth_user u WHERE u.username = %(owner)s::text), %(owner)s::text,
+    COALESCE(%(name)s::text, %(default_name)s::text), %(status)s::text, %(epoch)s::int, %(total_epochs)s::int, %(message)s::text,
+    CASE WHEN %(status)s::text = 'failed' THEN %(message)s::text ELSE '' END,
+    COALESCE(%(config)s::jsonb, '{{}}'::jsonb), COALESCE(%(tags)s::varchar(64)[], '{{}}'), %(at)s::timestamptz,
+    %(started_at)s::timestamptz, %(finished_at)s::timestamptz)
+ON CONFLICT (id) DO UPDATE SET {_SET}
+WHERE s.status_at <= %(at)s::timestamptz
+RETURNING s.owner_name
+"""
+
+UPDATE = f"UPDATE nnt_simulation AS s SET {_SET} WHERE s.id = %(id)s::uuid AND s.status_at <= %(at)s::timestamptz RETURNING s.owner_name"
+
+
+def params(event: StatusEvent) -> dict[str, Any]:
+    """Query parameters of one lifecycle event."""
+    sid = event.simulation_id
+    terminal = event.status in TERMINAL
+    return {
+        "id": sid, "experiment_id": event.experiment_id, "owner": event.owner or "",
+        "name": event.name, "default_name": f"simulation {str(sid)[:8]}",
+        "status": event.status, "epoch": event.epoch, "total_epochs": event.total_epochs,
+        "message": event.message, "tags": [t[:64] for t in event.tags] if event.tags is not None else None,
+        "config": Jsonb(event.config) if event.config is not None else None, "at": event.at,
+        "started_at": event.at if event.status == "running" else None,
+        "finished_at": event.at if terminal else None, "terminal": terminal,
+    }
+
+
+def is_lifecycle(event: StatusEvent) -> bool:
+    """Whether the event moves a simulation (command answers only go to history)."""
+    return event.simulation_id is not None and event.status not in COMMAND_ANSWERS
+
+
+async def project(conn: psycopg.AsyncConnection[tuple], event: StatusEvent) -> str | None:
+    """Apply one lifecycle event; return the simulation's owner name when the row changed."""
+    sql = UPDATE if event.status == "deleted" else UPSERT
+    try:
+        async with conn.transaction():  # a savepoint: a failed projection keeps the history
+            cur = await conn.execute(sql, params(event))
+            row = await cur.fetchone()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        log.warning("simulation %s: status projection skipped, web tables missing (%s)",
+                    event.simulation_id, str(exc).strip())
+        return None
+    return row[0] if row else None

@@ -1,0 +1,98 @@
+"""Pure row building: decoded events to the rows of the time-series tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from schemas.epochs import EpochEvent
+from schemas.resources import ResourceSample
+from schemas.status import StatusEvent
+from schemas.tensors import TensorHeader
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A target table: its columns and their PostgreSQL types (for binary COPY)."""
+
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+
+
+EPOCH_METRIC = Table(
+    "nnt_epoch_metric",
+    ("simulation_id", "epoch", "metric", "value", "at"),
+    ("uuid", "int4", "text", "float8", "timestamptz"),
+)
+BATCH_METRIC = Table(
+    "nnt_batch_metric",
+    ("simulation_id", "epoch", "step", "metric", "value", "at"),
+    ("uuid", "int4", "int4", "text", "float8", "timestamptz"),
+)
+TENSOR = Table(
+    "nnt_tensor",
+    ("simulation_id", "layer_index", "layer_name", "kind", "variable", "epoch", "chunk",
+     "chunks", "dtype", "shape", "compression", "data", "stats", "at"),
+    ("uuid", "int4", "text", "text", "text", "int4", "int4", "int4", "text", "int4[]", "text",
+     "bytea", "jsonb", "timestamptz"),
+)
+STATUS_EVENT = Table(
+    "nnt_status_event",
+    ("simulation_id", "at", "status", "epoch", "message", "command_id"),
+    ("uuid", "timestamptz", "text", "int4", "text", "uuid"),
+)
+RESOURCE = Table(
+    "nnt_resource",
+    ("simulation_id", "at", "cpu_percent", "memory_bytes", "memory_limit_bytes", "gpu_percent",
+     "gpu_memory_bytes"),
+    ("uuid", "timestamptz", "float8", "int8", "int8", "float8", "int8"),
+)
+
+
+def epoch_rows(events: Iterable[EpochEvent]) -> list[Row]:
+    """One nnt_epoch_metric row per metric point of each epoch."""
+    return [
+        (e.simulation_id, e.epoch, metric, value, e.at)
+        for e in events
+        for metric, value in e.points().items()
+    ]
+
+
+def batch_rows(events: Iterable[EpochEvent]) -> list[Row]:
+    """One nnt_batch_metric row per metric of each batch-level point (kept raw)."""
+    return [
+        (e.simulation_id, e.epoch, point.step, metric, value, e.at)
+        for e in events
+        for point in e.batches
+        for metric, value in point.metrics.items()
+    ]
+
+
+def tensor_row(header: TensorHeader, payload: bytes) -> Row:
+    """One nnt_tensor row per chunk; statistics (with histogram) travel on chunk 0."""
+    stats = header.stats.model_dump(exclude_none=True) if header.stats is not None else None
+    return (
+        header.simulation_id, header.layer_index, header.layer_name, header.kind, header.variable,
+        header.epoch, header.chunk, header.chunks, header.dtype, header.shape, header.compression,
+        payload if header.chunks > 0 else None, Jsonb(stats) if stats is not None else None,
+        header.at,
+    )
+
+
+def status_row(event: StatusEvent) -> Row:
+    """One nnt_status_event history row (the event must name its simulation)."""
+    return (event.simulation_id, event.at, event.status, event.epoch, event.message, event.command_id)
+
+
+def resource_row(sample: ResourceSample) -> Row:
+    """One nnt_resource row."""
+    return (
+        sample.simulation_id, sample.at, sample.cpu_percent, sample.memory_bytes,
+        sample.memory_limit_bytes, sample.gpu_percent, sample.gpu_memory_bytes,
+    )

@@ -1,0 +1,57 @@
+"""Environment configuration of the stream processors, read once at start (fails fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_processors.errors import ConfigError
+
+
+class StreamSettings(BaseSettings):
+    """Every setting of the worker, typed and documented where it is declared."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    nnt_kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port of the broker")
+    database_url: str = Field(description="PostgreSQL URL of the time-series tables (required)")
+    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"), description="Faust data under $NNT_HOME/faust")
+    nnt_stream_batch_size: int = Field(default=500, ge=1, le=100_000, description="events per DB write")
+    nnt_stream_batch_within: float = Field(default=0.5, gt=0, le=60, description="seconds a partial batch waits")
+    nnt_live_rate: float = Field(default=10.0, gt=0, le=1000, description="max nnt.live messages/s per simulation")
+    nnt_db_retry_max_s: float = Field(default=30.0, gt=0, description="longest back-off between DB retries")
+
+    @field_validator("nnt_home")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("nnt_kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9092")
+        return value
+
+    @property
+    def datadir(self) -> Path:
+        """Faust's data directory."""
+        return self.nnt_home / "faust"
+
+    @property
+    def live_interval(self) -> float:
+        """Seconds between two nnt.live messages of one simulation."""
+        return 1.0 / self.nnt_live_rate
+
+
+def load() -> StreamSettings:
+    """Read the environment; raise ConfigError naming the bad variable."""
+    try:
+        return StreamSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
+        raise ConfigError(f"{name}: {err['msg']}") from exc

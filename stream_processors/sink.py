@@ -1,0 +1,135 @@
+"""The one database sink: a single async psycopg connection, COPY into staging, then upsert.
+
+Every batch is COPYed (binary) into a session-local TEMP staging table and moved with
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a replayed event adds nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import psycopg
+
+from stream_processors.errors import StreamError
+from stream_processors.rows import Row, Table
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Work = Callable[["psycopg.AsyncConnection[tuple]"], Awaitable[T]]
+
+
+def one_line(exc: BaseException) -> str:
+    """psycopg's multi-line messages as one log line."""
+    return " ".join(str(exc).split())
+
+
+class SinkError(StreamError):
+    """The database refused a batch for its content (not for being unreachable)."""
+
+
+class Sink:
+    """Serialises every write of the worker through one connection, one transaction each."""
+
+    def __init__(self, url: str, retry_max_s: float = 30.0) -> None:
+        self._url = url
+        self._retry_max_s = retry_max_s
+        self._conn: psycopg.AsyncConnection[tuple] | None = None
+        self._staged: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect now (at start), so a missing database shows in the log before any event."""
+        async with self._lock:
+            await self.connect()
+
+    async def connect(self) -> psycopg.AsyncConnection[tuple]:
+        """The open connection, (re)connecting with exponential back-off until it works."""
+        delay = 0.5
+        while self._conn is None or self._conn.closed:
+            try:
+                self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                self._staged.clear()
+                log.info("database connected")
+            except psycopg.OperationalError as exc:
+                log.warning("database unreachable (%s); retrying in %.1fs", one_line(exc), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+        return self._conn
+
+    async def run(self, work: Work[T]) -> T:
+        """Run `work` in one committed transaction; a stop request waits for it to finish.
+
+        Faust stops agents by cancelling them. The write runs in its own task, shielded, so
+        SIGTERM lets the batch in hand commit before the worker acks it and exits; if the
+        database is down at that moment the worker waits (a second signal or SIGKILL ends
+        it, leaving the batch unacked and thus redelivered).
+        """
+        task = asyncio.ensure_future(self._run(work))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            log.info("stopping: finishing the batch in hand first")
+            await task
+            raise
+
+    async def _run(self, work: Work[T]) -> T:
+        """Run `work` in one transaction; retry while the database is unreachable.
+
+        It returns only once the transaction committed, so the caller's events (acked by
+        Faust after the caller returns) are never acked for rows that were not written.
+        Content errors raise SinkError at once: retrying them would stall the partition.
+        """
+        delay = 0.5
+        async with self._lock:
+            while True:
+                conn = await self.connect()
+                try:
+                    async with conn.transaction():
+                        return await work(conn)
+                except psycopg.OperationalError as exc:
+                    log.warning("database write failed (%s); retrying in %.1fs", one_line(exc), delay)
+                    await self._drop()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry_max_s)
+                except psycopg.Error as exc:
+                    self._staged.clear()  # a rolled-back transaction took its CREATE TEMP with it
+                    raise SinkError(f"{type(exc).__name__}: {one_line(exc)}") from exc
+
+    async def close(self) -> None:
+        """Close the connection (idle: waits for the write in hand)."""
+        async with self._lock:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            await self._conn.close()
+        self._conn = None
+
+    async def copy(self, conn: psycopg.AsyncConnection[tuple], table: Table, rows: Sequence[Row]) -> int:
+        """COPY rows into the table's staging twin and insert the new ones; returns rows added."""
+        if not rows:
+            return 0
+        stage = await self._stage(conn, table)
+        cols = ", ".join(table.columns)
+        async with conn.cursor() as cur:
+            async with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types(list(table.types))
+                for row in rows:
+                    await cp.write_row(row)
+            await cur.execute(
+                f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
+            )
+            return max(cur.rowcount, 0)
+
+    async def _stage(self, conn: psycopg.AsyncConnection[tuple], table: Table) -> str:
+        stage = f"_stage_{table.name}"
+        if stage not in self._staged:
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                f"SELECT {', '.join(table.columns)} FROM {table.name} WITH NO DATA"
+            )
+            self._staged.add(stage)
+        return stage

@@ -1,0 +1,51 @@
+"""Per-simulation coalescing of live points: at most one nnt.live message per interval."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from schemas.epochs import EpochEvent
+from schemas.live import LivePoint
+
+
+def live_point(event: EpochEvent) -> LivePoint:
+    """What a chart draws of one logged epoch."""
+    return LivePoint(epoch=event.epoch, values=event.points(), at=event.at)
+
+
+class LiveThrottle:
+    """Collects new points per simulation and releases them no more often than `interval`."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._pending: dict[uuid.UUID, dict[int, LivePoint]] = {}
+        self._last: dict[uuid.UUID, float] = {}
+
+    def add(self, simulation_id: uuid.UUID, points: Iterable[LivePoint]) -> None:
+        """Queue points; a later point of the same epoch replaces the earlier one."""
+        pending = self._pending.setdefault(simulation_id, {})
+        for point in points:
+            pending[point.epoch] = point
+
+    def due(self, now: float) -> list[tuple[uuid.UUID, list[LivePoint]]]:
+        """Pop the simulations whose interval has passed, with their points in epoch order."""
+        ready = [sid for sid in self._pending if now - self._last.get(sid, float("-inf")) >= self.interval - 1e-6]
+        out = []
+        for sid in ready:
+            points = self._pending.pop(sid)
+            self._last[sid] = now
+            out.append((sid, [points[e] for e in sorted(points)]))
+        self._forget(now)
+        return out
+
+    def pending(self) -> int:
+        """How many simulations have points waiting."""
+        return len(self._pending)
+
+    def _forget(self, now: float) -> None:
+        """Drop send times too old to matter, so memory follows active simulations only."""
+        stale = [sid for sid, t in self._last.items() if now - t > 10 * self.interval + 60
+                 and sid not in self._pending]
+        for sid in stale:
+            del self._last[sid]

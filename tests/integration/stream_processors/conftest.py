@@ -1,0 +1,37 @@
+"""A running stream-processor worker for the integration tests of this folder."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from workers import WEB_TABLES, Worker  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def web_tables(pg_url: str) -> str:
+    """pg_url with the web tables the status projection writes (minimal DDL if not migrated)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(WEB_TABLES.read_text())
+    return pg_url
+
+
+@pytest.fixture(scope="module")
+def worker(kafka_bootstrap: str, web_tables: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """`python -m stream_processors` running against the session's Kafka and PostgreSQL."""
+    running = Worker(kafka_bootstrap, web_tables, tmp_path_factory.mktemp("stream-worker"))
+    running.wait_ready()
+    yield running
+    running.stop()
+
+
+def rows(pg_url: str, sql: str, *params: object) -> list[tuple]:
+    """Run one query and return its rows."""
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(sql, params).fetchall()

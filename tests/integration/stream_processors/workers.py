@@ -1,0 +1,95 @@
+"""Start `python -m stream_processors` as a real subprocess and poll for its results."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import confluent_kafka
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[3]
+WEB_TABLES = Path(__file__).with_name("web_tables.sql")
+
+
+class Worker:
+    """One worker process with its log file."""
+
+    def __init__(self, bootstrap: str, pg_url: str, home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / "worker.log"
+        env = {**os.environ, "NNT_KAFKA_BOOTSTRAP": bootstrap, "DATABASE_URL": pg_url,
+               "NNT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "stream_processors"], cwd=ROOT,
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        """The worker's log so far."""
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until Faust reports ready (partitions assigned)."""
+        until(lambda: "Worker ready" in self.text() or None, timeout, self)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signal the worker and wait for it to exit; returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def until(probe: Callable[[], T | None], timeout: float, worker: Worker | None = None) -> T:
+    """Poll `probe` until it returns a truthy value; fail with the worker's log otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker is not None and worker.proc.poll() is not None:
+            raise AssertionError(f"worker exited {worker.proc.returncode}:\n{worker.text()[-4000:]}")
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = worker.text()[-4000:] if worker else ""
+    raise AssertionError(f"condition not met within {timeout}s\n{tail}")
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> None:
+    """Produce (key, value) messages and wait for the broker to have them all."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for key, value in messages:
+        producer.produce(topic, key=key.encode(), value=value)
+    assert producer.flush(30) == 0
+
+
+class Reader:
+    """Reads a topic from the beginning with its own consumer group."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        self.consumer = confluent_kafka.Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        })
+        self.consumer.subscribe([topic])
+        self.seen: list[tuple[bytes | None, bytes]] = []
+
+    def poll(self, key: str) -> list[bytes]:
+        """Read what is available; return every value so far whose key is `key`."""
+        while (msg := self.consumer.poll(0.5)) is not None:
+            if msg.error() is None:
+                self.seen.append((msg.key(), msg.value()))
+        return [v for k, v in self.seen if k == key.encode()]
+
+    def close(self) -> None:
+        """Leave the group."""
+        self.consumer.close()

@@ -1,0 +1,1 @@
+"""NN Tracker web: Django project (accounts, simulations, live charts, REST API)."""

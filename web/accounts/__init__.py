@@ -1,0 +1,1 @@
+"""User accounts: login, logout, registration and API tokens."""

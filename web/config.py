@@ -1,0 +1,99 @@
+"""Environment configuration of the web process, read once and validated (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE = "secret_key"
+
+
+class ConfigError(ValueError):
+    """A bad environment variable; the message names it and the fix."""
+
+
+class WebSettings(BaseSettings):
+    """Every setting of the web process, each one an environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(description="PostgreSQL URI, e.g. postgresql://user:pw@host:5432/db")
+    nnt_kafka_bootstrap: str = Field(default="127.0.0.1:9092", min_length=1)
+    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"))
+    nnt_web_port: int = Field(default=8000, ge=1, le=65535)
+    nnt_debug: bool = False
+    nnt_secret_key: str | None = None
+    nnt_allowed_hosts: str = "localhost,127.0.0.1"
+    nnt_kafka_timeout_s: float = Field(default=5.0, gt=0, description="Producer flush timeout")
+    nnt_live_bridge: bool = Field(default=True, description="Consume nnt.live in this process")
+
+    @field_validator("nnt_home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_uri(cls, value: str) -> str:
+        parse_database_url(value)
+        return value
+
+    def allowed_hosts(self) -> list[str]:
+        """ALLOWED_HOSTS from the comma-separated variable."""
+        return [h.strip() for h in self.nnt_allowed_hosts.split(",") if h.strip()]
+
+
+def load() -> WebSettings:
+    """Read the environment; raise ConfigError naming the first bad variable."""
+    try:
+        return WebSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
+        if err.get("type") == "missing":
+            raise ConfigError(f"{name} is required (e.g. postgresql://user:pw@host:5432/nntracker)") from None
+        raise ConfigError(f"{name}: {err.get('msg')}") from None
+
+
+def parse_database_url(url: str) -> dict[str, Any]:
+    """Django DATABASES entry of a postgres URI (host may also come from ?host=/socket/dir)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"must be a postgresql:// URI, got scheme {parts.scheme or 'none'!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ValueError("must name a database, e.g. postgresql://host/nntracker")
+    host = query.pop("host", None) or parts.hostname or ""
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": host,
+        "PORT": str(parts.port or ""),
+        "OPTIONS": query,
+        "CONN_MAX_AGE": 0,
+    }
+
+
+def secret_key(config: WebSettings) -> str:
+    """NNT_SECRET_KEY, or one generated once and kept in $NNT_HOME/secret_key (mode 600)."""
+    if config.nnt_secret_key:
+        return config.nnt_secret_key
+    path = config.nnt_home / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

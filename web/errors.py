@@ -1,0 +1,76 @@
+"""Exceptions of the web package and their HTTP answers, mapped in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # keep this module importable without Django settings (unit tests)
+    from django.http import HttpRequest, HttpResponse
+    from ninja import NinjaAPI
+
+
+class WebError(Exception):
+    """Base of every web error; `status` is the HTTP status it answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+    def body(self) -> dict[str, Any]:
+        """JSON body of the answer."""
+        out: dict[str, Any] = {"detail": self.message}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+class Invalid(WebError):
+    """Input that fails validation; `errors` maps field paths to messages."""
+
+    status = 422
+
+
+class Unauthorized(WebError):
+    """Missing or wrong credentials."""
+
+    status = 401
+
+
+class NotFound(WebError):
+    """No such object, or not one the caller may see."""
+
+    status = 404
+
+
+class KafkaUnavailable(WebError):
+    """Kafka did not acknowledge a command in time."""
+
+    status = 503
+
+
+def request_errors(errors: list[dict[str, Any]]) -> dict[str, str]:
+    """Ninja's request validation errors as {"field": "message"} (the `body`/`form` prefix dropped)."""
+    out: dict[str, str] = {}
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        path = ".".join(loc[1:] if len(loc) > 1 else loc) or "__all__"
+        out[path] = err.get("msg", "invalid")
+    return out
+
+
+def install(api: NinjaAPI) -> None:
+    """Register the handlers of every WebError, and of request validation, on the API."""
+    from ninja.errors import ValidationError
+
+    def handle(request: HttpRequest, exc: WebError) -> HttpResponse:
+        return api.create_response(request, exc.body(), status=exc.status)
+
+    def handle_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        body = {"detail": "invalid request", "errors": request_errors(exc.errors)}
+        return api.create_response(request, body, status=422)
+
+    api.add_exception_handler(WebError, handle)
+    api.add_exception_handler(ValidationError, handle_request)

@@ -1,0 +1,1 @@
+"""Live charts: the `nnt.live` → Channels bridge and the browser WebSocket consumer."""

@@ -1,0 +1,59 @@
+"""Pure routing of `nnt.live` updates to Channels groups and browser payloads."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Any
+
+from schemas.live import LiveUpdate
+
+# Channels group names: ASCII letters, digits, hyphens, underscores, periods; under 100 chars.
+_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+EVENT_TYPE = "live.message"
+
+
+def _safe(prefix: str, value: str) -> str:
+    if _SAFE.match(value):
+        return f"{prefix}-{value}"
+    return f"{prefix}-h{hashlib.sha1(value.encode()).hexdigest()}"
+
+
+def simulation_group(simulation_id: uuid.UUID | str) -> str:
+    """Group of one simulation's browsers."""
+    return f"sim-{simulation_id}"
+
+
+def user_group(username: str) -> str:
+    """Group of one user's browsers (status of all their runs)."""
+    return _safe("user", username)
+
+
+def tag_group(tag: str) -> str:
+    """Group of the browsers watching one tag."""
+    return _safe("tag", tag)
+
+
+def payload(update: LiveUpdate) -> dict[str, Any]:
+    """What the browser receives: compact JSON, `kind` first."""
+    sim = str(update.simulation_id) if update.simulation_id else None
+    if update.kind == "epochs":
+        points = [p.model_dump(mode="json", exclude_none=True) for p in update.points]
+        return {"kind": "epochs", "simulation_id": sim, "points": points}
+    if update.kind == "status":
+        return {"kind": "status", "simulation_id": sim, "status": update.status or {}}
+    return {"kind": "tag", "tag": update.tag, "aggregates": update.aggregates}
+
+
+def routes(update: LiveUpdate) -> list[tuple[str, dict[str, Any]]]:
+    """(group, channel-layer event) pairs for one update."""
+    event = {"type": EVENT_TYPE, "payload": payload(update)}
+    groups: list[str] = []
+    if update.kind in ("epochs", "status") and update.simulation_id:
+        groups.append(simulation_group(update.simulation_id))
+    if update.kind == "status" and update.owner:
+        groups.append(user_group(update.owner))
+    if update.kind == "tag" and update.tag:
+        groups.append(tag_group(update.tag))
+    return [(g, event) for g in groups]

@@ -1,0 +1,11 @@
+"""WebSocket URLs."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from web.live.consumers import SimulationConsumer
+
+websocket_urlpatterns = [
+    path("ws/simulations/<uuid:simulation_id>/", SimulationConsumer.as_asgi()),
+]

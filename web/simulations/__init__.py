@@ -1,0 +1,1 @@
+"""Experiments and simulations: models, REST API, pages and lifecycle commands."""
