@@ -7,6 +7,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
+export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: up test unit integration e2e lint schemas bench clean
 

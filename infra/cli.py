@@ -106,7 +106,9 @@ def demo_submit(settings: StackSettings, env: dict[str, str] | None = None) -> s
     else:
         first = items[0]["id"]
     url = f"{client.base}/simulations/{first}/"
-    return (f"\033[1mdemo ready:\033[0m open {url}  (login: {DEMO_USER} / {DEMO_PASSWORD})")
+    from infra.stack import paint
+
+    return f"{paint('demo ready:', 1)} open {url}  (login: {DEMO_USER} / {DEMO_PASSWORD})"
 
 
 def cmd_demo(args: argparse.Namespace, settings: StackSettings) -> int:

@@ -27,11 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 COLOURS = {"kafka": 33, "postgres": 34, "stream": 35, "orchestrator": 36, "web": 32, "stack": 1}
 
 
+def paint(text: str, code: int) -> str:
+    """ANSI colour on a terminal, plain text in a pipe or a log file."""
+    return f"\033[{code}m{text}\033[0m" if sys.stdout.isatty() else text
+
+
 def say(name: str, line: str) -> None:
     """Print one log line with a coloured, aligned prefix."""
-    colour = COLOURS.get(name, 37)
-    prefix = f"\033[{colour}m{name:<12}|\033[0m" if sys.stdout.isatty() else f"{name:<12}|"
-    print(f"{prefix} {line}", flush=True)
+    print(f"{paint(f'{name:<12}|', COLOURS.get(name, 37))} {line}", flush=True)
 
 
 @dataclass
@@ -146,14 +149,14 @@ class Stack:
                 if self.stopping.is_set():
                     return 130
                 self._start_one(build())
-            say("stack", f"\033[1mNN Tracker is up: http://127.0.0.1:{self.settings.nnt_web_port}/\033[0m"
+            say("stack", paint(f"NN Tracker is up: http://127.0.0.1:{self.settings.nnt_web_port}/", 1) +
                          "  (Ctrl-C stops everything)")
             if on_ready:
                 threading.Thread(target=on_ready, daemon=True).start()
             self._supervise()
             return 0
         except InfraError as exc:
-            say("stack", f"\033[31merror:\033[0m {exc}")
+            say("stack", f"{paint('error:', 31)} {exc}")
             return 1
         finally:
             self.down()
@@ -196,7 +199,7 @@ class Stack:
                 child.backoff = 1.0
             return
         child.restarts += 1
-        say("stack", f"\033[31m{child.spec.name} exited with code {code}\033[0m; "
+        say("stack", f"{paint(f'{child.spec.name} exited with code {code}', 31)}; "
                      f"restart #{child.restarts} in {child.backoff:.0f} s")
         child.proc = None
         child.next_start = now + child.backoff

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from workers import WEB_TABLES, Worker  # noqa: E402
+from tests.streamworker import WEB_TABLES, Worker
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import rows
-from workers import Reader, Worker, produce, until
 
 from schemas import topics
 from schemas.codecs import dumps
@@ -18,6 +17,7 @@ from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader, TensorStats, pack
+from tests.streamworker import Reader, Worker, produce, until
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 from conftest import rows
-from workers import Worker, produce, until
 
 from schemas import topics
 from schemas.codecs import dumps
 from schemas.epochs import EpochEvent
+from tests.streamworker import Worker, produce, until
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 import confluent_kafka
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 WEB_TABLES = Path(__file__).with_name("web_tables.sql")
 
 

@@ -1,0 +1,89 @@
+"""Run `nntracker up --demo` as a user would, in its own NNT_HOME and ports."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from tests.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_LINE = re.compile(r"demo ready: open (\S+)\s+\(login: (\S+) / (\S+)\)")
+
+
+@dataclass
+class UpProcess:
+    """The foreground `nntracker up` and what it printed."""
+
+    proc: subprocess.Popen[str]
+    home: Path
+    ports: dict[str, int]
+    lines: list[str] = field(default_factory=list)
+    inbox: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Block until a printed line matches; fail with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.inbox.get(timeout=1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            match = pattern.search(line)
+            if match:
+                return match
+        tail = "\n".join(self.lines[-60:])
+        raise AssertionError(f"`nntracker up` never printed {pattern.pattern!r}; last lines:\n{tail}")
+
+    def interrupt(self, timeout: float = 90) -> int:
+        """Ctrl-C, as a user would; returns the exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def leftovers(self) -> list[str]:
+        """Processes still running that belong to this stack (by NNT_HOME or port)."""
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+            try:
+                cmd = " ".join(proc.info["cmdline"] or [])
+                env = proc.info.get("environ") or {}
+            except (psutil.Error, TypeError):
+                continue
+            if proc.pid == os.getpid():
+                continue
+            if str(self.home) in cmd or env.get("NNT_HOME") == str(self.home):
+                found.append(f"{proc.pid} {cmd[:120]}")
+        return found
+
+
+def start_up(home: Path) -> UpProcess:
+    """Start the stack on free ports with the demo; output is collected line by line."""
+    kafka_port, web_port, pg_port = free_port(pair=True), free_port(), free_port()
+    env = {**os.environ, "NNT_HOME": str(home), "NNT_WEB_PORT": str(web_port),
+           "NNT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}", "NNT_PG_PORT": str(pg_port),
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "infra", "up", "--demo"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    up = UpProcess(proc, home, {"kafka": kafka_port, "web": web_port, "pg": pg_port})
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            up.lines.append(line.rstrip())
+            up.inbox.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return up

@@ -1,0 +1,183 @@
+"""TrackerCallback with an in-memory publisher: what reaches the topics, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_data, tiny_model
+
+from schemas import topics
+from schemas.epochs import EpochEvent
+from schemas.experiment import CollectSpec
+from schemas.status import StatusEvent
+from trainer.callback import TrackerCallback
+from trainer.publisher import MemoryPublisher
+from trainer.reporting import join_tensors, tensor_headers
+
+pytestmark = pytest.mark.unit
+
+
+def fit(epochs: int = 3, period: int = 1, **kwargs):
+    """Train the tiny model with a tracker; return (model, publisher, tracker)."""
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub, epoch_period=period, probe=(x, y), **kwargs)
+    model.fit(
+        x, y, epochs=epochs, batch_size=16, validation_split=0.25, verbose=0, callbacks=[tracker]
+    )
+    return model, pub, tracker
+
+
+def epochs_of(pub: MemoryPublisher) -> list[EpochEvent]:
+    return [EpochEvent.model_validate_json(v) for v in pub.on(topics.EPOCHS)]
+
+
+def test_it_sends_weights_and_biases_of_every_layer_bit_for_bit() -> None:
+    model, pub, _ = fit(epochs=2)
+    tensors = join_tensors(pub.on(topics.TENSORS))
+    sent = {(k[1], k[2]) for k in tensors if k[0] == 2 and k[2] in ("kernel", "bias")}
+    assert sent == {(1, "kernel"), (1, "bias"), (2, "kernel"), (2, "bias")}
+    for (epoch, index, kind, variable), array in tensors.items():
+        if epoch == 2 and kind in ("kernel", "bias"):
+            layer = model.layers[index]
+            expected = dict(zip([w.path for w in layer.weights], layer.get_weights(), strict=True))
+            assert array.dtype == np.float32
+            assert array.tobytes() == expected[variable].tobytes()
+
+
+def test_it_names_each_tensor_after_its_real_layer() -> None:
+    model, pub, _ = fit(epochs=1)
+    for header in tensor_headers(pub.on(topics.TENSORS)):
+        assert header.layer_name == model.layers[header.layer_index].name
+    names = {h.layer_name for h in tensor_headers(pub.on(topics.TENSORS)) if h.kind == "kernel"}
+    assert names == {"hidden", "logits"}
+
+
+def test_it_logs_every_epoch_period_and_the_last_epoch() -> None:
+    _, pub, _ = fit(epochs=5, period=2)
+    assert [e.epoch for e in epochs_of(pub)] == [2, 4, 5]
+    statuses = [StatusEvent.model_validate_json(v) for v in pub.on(topics.STATUS)]
+    assert [(s.status, s.epoch) for s in statuses] == [
+        ("running", 0),
+        ("running", 2),
+        ("running", 4),
+        ("running", 5),
+        ("finished", 5),
+    ]
+
+
+def test_it_reports_keras_logs_learning_rate_and_timings() -> None:
+    _, pub, _ = fit(epochs=1, batch_size=16)
+    event = epochs_of(pub)[0]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(event.metrics)
+    assert event.learning_rate == pytest.approx(0.01)
+    assert event.epoch_time_s > 0 and event.samples_per_s > 0
+    assert event.total_epochs == 1
+
+
+def test_it_generates_its_own_id_and_announces_the_run() -> None:
+    _, pub, tracker = fit(epochs=1, simulation_name="my run", owner="ana", tags=["sdk"])
+    first = StatusEvent.model_validate_json(pub.on(topics.STATUS)[0])
+    assert isinstance(tracker.simulation_id, uuid.UUID)
+    assert (first.simulation_id, first.name, first.owner, first.tags, first.total_epochs) == (
+        tracker.simulation_id,
+        "my run",
+        "ana",
+        ["sdk"],
+        1,
+    )
+    assert {key for _, key, _ in pub.messages} == {str(tracker.simulation_id).encode()}
+
+
+def test_it_sends_statistics_only_between_full_tensor_periods() -> None:
+    _, pub, _ = fit(epochs=3, collect=CollectSpec(full_tensor_period=2, activations=False))
+    full = {(h.epoch, h.chunks > 0) for h in tensor_headers(pub.on(topics.TENSORS))}
+    assert full == {(1, False), (2, True), (3, True)}  # the last epoch is always full
+
+
+def test_it_encodes_float16_when_configured() -> None:
+    model, pub, _ = fit(epochs=1, collect=CollectSpec(dtype="float16"))
+    tensors = join_tensors(pub.on(topics.TENSORS))
+    kernel = tensors[(1, 1, "kernel", model.layers[1].weights[0].path)]
+    assert kernel.dtype == np.float16
+    np.testing.assert_allclose(kernel, model.layers[1].get_weights()[0], rtol=1e-3, atol=1e-3)
+
+
+def test_it_collects_only_the_named_layers_and_kinds() -> None:
+    collect = CollectSpec(layers=["logits"], biases=False, gradients=False, activations=False)
+    _, pub, _ = fit(epochs=1, collect=collect)
+    kinds = {(h.layer_name, h.kind) for h in tensor_headers(pub.on(topics.TENSORS))}
+    assert kinds == {("logits", "kernel")}
+
+
+def test_it_gradient_statistics_equal_a_gradient_tape_computation() -> None:
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub, probe=(x, y), collect=CollectSpec(probe_size=32))
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[tracker])
+    loss = model.loss
+    with tf.GradientTape() as tape:
+        value = loss(y[:32], model(x[:32], training=False))
+    grads = tape.gradient(value, model.trainable_variables)
+    heads = {h.variable: h for h in tensor_headers(pub.on(topics.TENSORS)) if h.kind == "gradient"}
+    sent = join_tensors(pub.on(topics.TENSORS))
+    for variable, grad in zip(model.trainable_variables, grads, strict=True):
+        expected = np.asarray(grad)
+        stats = heads[variable.path].stats
+        assert stats.norm == pytest.approx(float(np.linalg.norm(expected)), rel=1e-5)
+        assert stats.mean == pytest.approx(float(expected.mean()), rel=1e-5, abs=1e-9)
+        assert stats.max == pytest.approx(float(expected.max()), rel=1e-6)
+        assert sum(stats.hist_counts) == expected.size
+        index = heads[variable.path].layer_index
+        np.testing.assert_allclose(sent[(1, index, "gradient", variable.path)], expected, rtol=1e-6)
+
+
+def test_it_gives_the_cosine_with_the_previous_gradient() -> None:
+    _, pub, _ = fit(epochs=2)
+    grads = [h for h in tensor_headers(pub.on(topics.TENSORS)) if h.kind == "gradient"]
+    assert all(h.stats.cosine_prev is None for h in grads if h.epoch == 1)
+    assert all(-1 <= h.stats.cosine_prev <= 1 for h in grads if h.epoch == 2)
+
+
+def test_it_reports_activation_statistics_of_every_layer() -> None:
+    model, pub, _ = fit(epochs=1)
+    acts = [h for h in tensor_headers(pub.on(topics.TENSORS)) if h.kind == "activation"]
+    assert [h.layer_name for h in acts] == [layer.name for layer in model.layers]
+    assert all(h.chunks == 0 and h.stats.hist_counts for h in acts)
+
+
+def test_it_skips_an_interrupted_epoch() -> None:
+    class StopMidEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if batch == 1 and self.model.history.epoch == [0]:
+                self.model.stop_training = True
+
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub, probe=(x, y))
+    model.fit(x, y, epochs=4, batch_size=16, verbose=0, callbacks=[tracker, StopMidEpoch()])
+    assert [e.epoch for e in epochs_of(pub)] == [1]
+    assert tracker.completed == 1
+
+
+def test_it_serialises_events_as_plain_json() -> None:
+    _, pub, _ = fit(epochs=1)
+    for value in pub.on(topics.EPOCHS) + pub.on(topics.STATUS):
+        assert isinstance(json.loads(value), dict)
+
+
+def test_it_is_exported_for_users_scripts_with_kafka_by_default() -> None:
+    from trainer.publisher import KafkaPublisher
+    from trainer.sdk import CollectSpec as SdkCollect
+    from trainer.sdk import TrackerCallback as SdkTracker
+
+    tracker = SdkTracker(
+        bootstrap="127.0.0.1:1",
+        simulation_name="my run",
+        tags=["a"],
+        collect=SdkCollect(gradients=False),
+    )
+    assert isinstance(tracker.publisher, KafkaPublisher)
+    assert isinstance(tracker.simulation_id, uuid.UUID) and tracker.tags == ["a"]

@@ -1,0 +1,206 @@
+"""Model JSON: Keras 3 and tf.keras 2.x both load; anything beyond built-in Keras is refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import keras
+import pytest
+
+from trainer.demo import demo_model
+from trainer.errors import ModelError
+from trainer.model import load_model
+
+pytestmark = pytest.mark.unit
+
+
+def dense(name: str, units: int, activation: str) -> dict[str, Any]:
+    return {
+        "class_name": "Dense",
+        "config": {
+            "name": name,
+            "trainable": True,
+            "dtype": "float32",
+            "units": units,
+            "activation": activation,
+            "use_bias": True,
+            "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}},
+            "kernel_regularizer": None,
+            "bias_regularizer": None,
+            "activity_regularizer": None,
+            "kernel_constraint": None,
+            "bias_constraint": None,
+        },
+    }
+
+
+# Appendix D of the seed report, as tf.keras 2.4 wrote it.
+APPENDIX_D = {
+    "class_name": "Sequential",
+    "config": {
+        "name": "sequential_2",
+        "layers": [
+            {
+                "class_name": "InputLayer",
+                "config": {
+                    "batch_input_shape": [None, 28, 28],
+                    "dtype": "float32",
+                    "sparse": False,
+                    "ragged": False,
+                    "name": "flatten_2_input",
+                },
+            },
+            {
+                "class_name": "Flatten",
+                "config": {
+                    "name": "flatten_2",
+                    "trainable": True,
+                    "batch_input_shape": [None, 28, 28],
+                    "dtype": "float32",
+                    "data_format": "channels_last",
+                },
+            },
+            dense("dense_4", 128, "relu"),
+            dense("dense_5", 10, "linear"),
+        ],
+    },
+    "keras_version": "2.4.0",
+    "backend": "tensorflow",
+}
+
+LEGACY_FUNCTIONAL = {
+    "class_name": "Functional",
+    "config": {
+        "name": "model",
+        "layers": [
+            {
+                "class_name": "InputLayer",
+                "name": "input_1",
+                "inbound_nodes": [],
+                "config": {
+                    "batch_input_shape": [None, 28, 28],
+                    "dtype": "float32",
+                    "sparse": False,
+                    "ragged": False,
+                    "name": "input_1",
+                },
+            },
+            {
+                "class_name": "Flatten",
+                "name": "flatten_2",
+                "inbound_nodes": [[["input_1", 0, 0, {}]]],
+                "config": {
+                    "name": "flatten_2",
+                    "trainable": True,
+                    "dtype": "float32",
+                    "data_format": "channels_last",
+                },
+            },
+            {
+                **dense("dense_4", 128, "relu"),
+                "name": "dense_4",
+                "inbound_nodes": [[["flatten_2", 0, 0, {}]]],
+            },
+            {
+                **dense("dense_5", 10, "linear"),
+                "name": "dense_5",
+                "inbound_nodes": [[["dense_4", 0, 0, {}]]],
+            },
+        ],
+        "input_layers": [["input_1", 0, 0]],
+        "output_layers": [["dense_5", 0, 0]],
+    },
+    "keras_version": "2.8.0",
+    "backend": "tensorflow",
+}
+
+
+def keras3_equivalent() -> dict[str, Any]:
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Flatten(name="flatten_2"),
+            keras.layers.Dense(128, activation="relu", name="dense_4"),
+            keras.layers.Dense(10, name="dense_5"),
+        ]
+    )
+    return json.loads(model.to_json())
+
+
+def summary(model: keras.Model) -> list[tuple[str, int]]:
+    return [(layer.name, layer.count_params()) for layer in model.layers]
+
+
+def test_it_loads_tf_keras_2_json_like_keras_3_json() -> None:
+    legacy, modern = load_model(APPENDIX_D, 10**7), load_model(keras3_equivalent(), 10**7)
+    assert (
+        summary(legacy)
+        == summary(modern)
+        == [("flatten_2", 0), ("dense_4", 100480), ("dense_5", 1290)]
+    )
+    assert legacy.input_shape == modern.input_shape == (None, 28, 28)
+
+
+def test_it_loads_a_legacy_sequential_whose_input_is_on_the_first_layer() -> None:
+    config = copy.deepcopy(APPENDIX_D)
+    del config["config"]["layers"][0]
+    assert summary(load_model(config, 10**7)) == summary(load_model(APPENDIX_D, 10**7))
+
+
+def test_it_loads_a_legacy_functional_model() -> None:
+    model = load_model(LEGACY_FUNCTIONAL, 10**7)
+    assert [n for n, _ in summary(model)] == ["input_1", "flatten_2", "dense_4", "dense_5"]
+    assert model.count_params() == 101770
+
+
+def test_it_loads_the_demo_model() -> None:
+    assert load_model(demo_model(), 10**7).count_params() == 8 * 8 * 128 + 128 + 1290
+
+
+def test_it_refuses_lambda_layers() -> None:
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda t: t * 2)])
+    with pytest.raises(ModelError, match="'Lambda' is not an allowed"):
+        load_model(json.loads(model.to_json()), 10**7)
+
+
+def test_it_refuses_modules_outside_keras() -> None:
+    config = keras3_equivalent()
+    config["config"]["layers"][1]["module"] = "os"
+    with pytest.raises(ModelError, match="module 'os' is not Keras"):
+        load_model(config, 10**7)
+
+
+def test_it_refuses_registered_custom_objects() -> None:
+    config = keras3_equivalent()
+    config["config"]["layers"][2]["registered_name"] = "evil>Dense"
+    with pytest.raises(ModelError, match="custom object 'evil>Dense'"):
+        load_model(config, 10**7)
+
+
+def test_it_refuses_strings_that_are_urls_or_paths() -> None:
+    config = copy.deepcopy(APPENDIX_D)
+    config["config"]["layers"][2]["config"]["name"] = "https://example.com/x.h5"
+    with pytest.raises(ModelError, match=r"layers\[2\]\.config\.name: strings that are paths"):
+        load_model(config, 10**7)
+
+
+def test_it_refuses_unknown_activations() -> None:
+    config = copy.deepcopy(APPENDIX_D)
+    config["config"]["layers"][2]["config"]["activation"] = "os.system"
+    with pytest.raises(ModelError, match="unknown activation 'os.system'"):
+        load_model(config, 10**7)
+
+
+def test_it_refuses_models_over_the_parameter_cap() -> None:
+    with pytest.raises(ModelError, match="101770 parameters exceed the limit of 1000"):
+        load_model(APPENDIX_D, 1000)
+
+
+def test_it_refuses_huge_sizes_before_building() -> None:
+    config = copy.deepcopy(APPENDIX_D)
+    config["config"]["layers"][2]["config"]["units"] = 10**12
+    with pytest.raises(ModelError, match="units: 1000000000000 is too large"):
+        load_model(config, 10**7)

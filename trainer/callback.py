@@ -1,0 +1,271 @@
+"""`TrackerCallback`: a Keras callback that publishes a run's internals every logged epoch."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import keras
+import numpy as np
+
+from schemas import topics
+from schemas.epochs import EpochEvent
+from schemas.experiment import CollectSpec
+from schemas.status import Status, StatusEvent
+from schemas.tensors import Kind, TensorHeader, TensorStats
+from trainer import probes, stats
+from trainer.publisher import KafkaPublisher, Publisher, key_of, send_event
+from trainer.reporting import tensor_messages
+
+log = logging.getLogger(__name__)
+
+
+def kind_of(path: str) -> Kind:
+    """Tensor kind of a variable path: kernel, bias, or weight for everything else."""
+    leaf = path.rsplit("/", 1)[-1]
+    if leaf.endswith("kernel"):
+        return "kernel"
+    return "bias" if leaf == "bias" else "weight"
+
+
+def current_learning_rate(model: keras.Model) -> float | None:
+    """The optimizer's learning rate now (a schedule evaluated at the current step)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    try:
+        value = np.float32(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return float(str(value))  # the shortest text of the float32 rate: 0.001, not 0.0010000000475
+
+
+class TrackerCallback(keras.callbacks.Callback):
+    """Publishes metrics, learning rate, weights, biases, gradients and activations to Kafka.
+
+    Every `epoch_period` epochs and at the last epoch. Usable in any Keras script: with no
+    `simulation_id` it makes its own, and it announces the run so it appears in the UI.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str = "127.0.0.1:9092",
+        simulation_name: str = "keras run",
+        *,
+        simulation_id: uuid.UUID | str | None = None,
+        owner: str = "",
+        tags: list[str] | None = None,
+        epoch_period: int = 1,
+        collect: CollectSpec | None = None,
+        publisher: Publisher | None = None,
+        probe: tuple[np.ndarray, np.ndarray] | None = None,
+        total_epochs: int | None = None,
+        train_samples: int | None = None,
+        batch_size: int | None = None,
+        experiment_id: uuid.UUID | None = None,
+        config: dict[str, Any] | None = None,
+        announce: bool = True,
+    ) -> None:
+        super().__init__()
+        if epoch_period < 1:
+            raise ValueError("epoch_period must be >= 1")
+        self.simulation_id = uuid.UUID(str(simulation_id)) if simulation_id else uuid.uuid4()
+        self.simulation_name, self.owner, self.tags = simulation_name, owner, list(tags or [])
+        self.epoch_period = epoch_period
+        self.collect = collect or CollectSpec()
+        self.publisher: Publisher = publisher or KafkaPublisher(bootstrap)
+        self.probe = _cut_probe(probe, self.collect.probe_size)
+        self.total_epochs = total_epochs or 0
+        self.train_samples, self.batch_size = train_samples, batch_size
+        self.experiment_id, self.config, self.announce = experiment_id, config, announce
+        self.completed = 0  # last epoch that ran to its end
+        self.logged = 0  # last epoch published
+        self._t0 = 0.0
+        self._batches = 0
+        self._last: tuple[dict[str, Any], float, int] = ({}, 0.0, 0)
+        self._prev_grads: dict[str, np.ndarray] = {}
+        self._activations: probes.ActivationProbe | None = None
+        self._probe_broken = False
+
+    # Keras hooks -----------------------------------------------------------------------
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Learn the epoch count and announce the run."""
+        self.total_epochs = self.total_epochs or int(self.params.get("epochs") or 0)
+        if self.announce:
+            self.status("running", self.completed)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Start the epoch's clock."""
+        self._t0 = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Count batches, to tell a complete epoch from an interrupted one."""
+        self._batches += 1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Publish the epoch when it is a logged one; skip an interrupted epoch."""
+        elapsed = time.perf_counter() - self._t0
+        steps = self.params.get("steps")
+        if steps and self._batches < steps:
+            log.info(
+                "simulation %s: epoch %d interrupted after %d of %d batches",
+                self.simulation_id,
+                epoch + 1,
+                self._batches,
+                steps,
+            )
+            return
+        self.completed = epoch + 1
+        self._last = (dict(logs or {}), elapsed, self._batches)
+        if self.completed % self.epoch_period == 0 or self.completed >= self.total_epochs:
+            self.report(self.completed, *self._last)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Publish the last completed epoch if it was not logged; flush."""
+        if self.completed > self.logged:
+            self.report(self.completed, *self._last)
+        if self.announce:
+            self.status("finished", self.completed)
+        self.publisher.flush()
+
+    # Publishing ------------------------------------------------------------------------
+
+    def status(self, status: Status, epoch: int, message: str = "") -> None:
+        """Publish one status event describing this run."""
+        event = StatusEvent(
+            simulation_id=self.simulation_id,
+            status=status,
+            epoch=epoch,
+            total_epochs=self.total_epochs,
+            message=message,
+            experiment_id=self.experiment_id,
+            name=self.simulation_name,
+            owner=self.owner,
+            tags=self.tags,
+            config=self.config,
+            source="trainer",
+        )
+        send_event(self.publisher, topics.STATUS, self.simulation_id, event)
+
+    def report(self, epoch: int, logs: dict[str, Any], elapsed: float, batches: int) -> None:
+        """Publish the epoch's metrics, a progress status and the network's tensors."""
+        event = EpochEvent(
+            simulation_id=self.simulation_id,
+            epoch=epoch,
+            total_epochs=self.total_epochs,
+            metrics=_scalars(logs),
+            learning_rate=current_learning_rate(self.model),
+            epoch_time_s=elapsed,
+            samples_per_s=self._throughput(elapsed, batches),
+        )
+        send_event(self.publisher, topics.EPOCHS, self.simulation_id, event)
+        self.status("running", epoch)
+        log.info(
+            "simulation %s: epoch %d/%d %s",
+            self.simulation_id,
+            epoch,
+            self.total_epochs,
+            " ".join(f"{k}={v:.4g}" for k, v in event.points().items()),
+        )
+        self.publish_tensors(epoch)
+        self.logged = epoch
+
+    def _throughput(self, elapsed: float, batches: int) -> float | None:
+        if elapsed <= 0:
+            return None
+        if self.train_samples:
+            return self.train_samples / elapsed
+        return batches * self.batch_size / elapsed if self.batch_size else None
+
+    def full_tensors(self, epoch: int) -> bool:
+        """Whether this logged epoch carries whole tensors, not only their statistics."""
+        if epoch >= self.total_epochs:
+            return True
+        return (epoch // self.epoch_period) % self.collect.full_tensor_period == 0
+
+    def publish_tensors(self, epoch: int) -> None:
+        """Weights and biases, then gradients and activations on the probe batch."""
+        full = self.full_tensors(epoch)
+        for var in probes.owners(self.model, trainable_only=False):
+            kind = kind_of(var.path)
+            wanted = self.collect.biases if kind == "bias" else self.collect.weights
+            if wanted and self._wanted(var.layer_name):
+                array = keras.ops.convert_to_numpy(var.value)
+                self._send(epoch, var, kind, array, stats.tensor_stats(array), full)
+        if self.probe is not None and not self._probe_broken:
+            try:
+                self._publish_probe(epoch, full)
+            except Exception:  # a probe must never end a training run
+                log.exception(
+                    "simulation %s: probe failed; gradients and activations disabled",
+                    self.simulation_id,
+                )
+                self._probe_broken = True
+
+    def _publish_probe(self, epoch: int, full: bool) -> None:
+        x, y = self.probe  # type: ignore[misc]
+        if self.collect.gradients:
+            for var, grad in probes.probe_gradients(self.model, x, y):
+                if self._wanted(var.layer_name):
+                    st = stats.tensor_stats(grad, self._prev_grads.get(var.path))
+                    st.flags += stats.gradient_flags(st)
+                    self._prev_grads[var.path] = grad
+                    self._send(epoch, var, "gradient", grad, st, full)
+        if self.collect.activations:
+            self._activations = self._activations or probes.ActivationProbe(self.model)
+            for index, name, act in self._activations(x):
+                if self._wanted(name):
+                    st = stats.tensor_stats(act)
+                    st.flags += stats.activation_flags(act)
+                    var = probes.Variable(index, name, f"{name}/output", None)
+                    self._send(epoch, var, "activation", None, st, False)
+
+    def _wanted(self, layer_name: str) -> bool:
+        return self.collect.layers is None or layer_name in self.collect.layers
+
+    def _send(
+        self,
+        epoch: int,
+        var: probes.Variable,
+        kind: Kind,
+        array: np.ndarray | None,
+        st: TensorStats,
+        full: bool,
+    ) -> None:
+        header = TensorHeader(
+            simulation_id=self.simulation_id,
+            epoch=epoch,
+            layer_index=var.layer_index,
+            layer_name=var.layer_name,
+            kind=kind,
+            variable=var.path,
+            dtype=self.collect.dtype,
+            shape=list(np.shape(array)) if array is not None else [],
+            stats=st,
+        )
+        key = key_of(self.simulation_id)
+        for message in tensor_messages(header, array if full else None):
+            self.publisher.send(topics.TENSORS, key, message)
+
+
+def _scalars(logs: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name, value in logs.items():
+        try:
+            out[name] = float(np.asarray(value))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _cut_probe(
+    probe: tuple[np.ndarray, np.ndarray] | None, size: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    if probe is None:
+        return None
+    x, y = probe
+    return np.asarray(x)[:size], np.asarray(y)[:size]

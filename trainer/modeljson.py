@@ -1,0 +1,239 @@
+"""Model JSON checks before any deserialisation, and tf.keras 2.x legacy conversion."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from trainer.errors import ModelError
+
+# Layers that run arbitrary code, load files or wrap foreign frameworks.
+DENIED_LAYERS = frozenset(
+    {
+        "Lambda",
+        "Layer",
+        "TFSMLayer",
+        "TorchModuleWrapper",
+        "JaxLayer",
+        "FlaxLayer",
+        "Pipeline",
+        "Wrapper",
+        "TextVectorization",
+        "StringLookup",
+        "IntegerLookup",
+        "Hashing",
+        "HashedCrossing",
+    }
+)
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+POLICY_CLASSES = frozenset({"DTypePolicy", "FloatDTypePolicy", "Policy"})
+MAX_INT = 10**8  # no sane layer size or shape is larger; stops allocation bombs early
+MAX_DEPTH = 64
+NESTED_MODULES = {
+    "_initializer": "keras.initializers",
+    "_regularizer": "keras.regularizers",
+    "_constraint": "keras.constraints",
+}
+LAYER_KEYS = frozenset({"layer", "cell", "forward_layer", "backward_layer", "cells", "layers"})
+
+
+@cache
+def allowed_classes() -> frozenset[str]:
+    """Built-in Keras layers, initializers, regularizers and constraints, minus the denied."""
+    import keras
+
+    names: set[str] = set()
+    for module, base in (
+        (keras.layers, keras.layers.Layer),
+        (keras.initializers, keras.initializers.Initializer),
+        (keras.regularizers, keras.regularizers.Regularizer),
+        (keras.constraints, keras.constraints.Constraint),
+    ):
+        names.update(
+            n
+            for n in dir(module)
+            if isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)
+        )
+    return frozenset(names - DENIED_LAYERS) | MODEL_CLASSES | POLICY_CLASSES
+
+
+@cache
+def allowed_activations() -> frozenset[str]:
+    """Names of Keras's built-in activation functions."""
+    import keras
+
+    skip = {"get", "serialize", "deserialize"}
+    return frozenset(
+        n
+        for n in dir(keras.activations)
+        if not n.startswith("_") and n not in skip and callable(getattr(keras.activations, n))
+    )
+
+
+def check_model_json(config: Any) -> None:
+    """Refuse anything that is not plain built-in Keras, naming where it is in the JSON."""
+    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
+        raise ModelError(
+            "model: the top level must be a Keras Sequential or functional model "
+            "(class_name 'Sequential' or 'Functional'); export it with model.to_json()"
+        )
+    _check(config, "model", 0)
+
+
+def _check(value: Any, where: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ModelError(f"{where}: model JSON nested too deeply")
+    if isinstance(value, dict):
+        if "class_name" in value:
+            _check_object(value, where)
+        for key, item in value.items():
+            if key in ("activation", "recurrent_activation") and isinstance(item, str):
+                _check_activation(item, f"{where}.{key}")
+            elif (
+                isinstance(item, int)
+                and not isinstance(item, bool)
+                and abs(item) > MAX_INT
+                and key != "seed"
+            ):
+                raise ModelError(f"{where}.{key}: {item} is too large (limit {MAX_INT})")
+            _check(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, str) and _looks_like_path(value):
+        raise ModelError(
+            f"{where}: strings that are paths or URLs are not allowed ({value[:60]!r})"
+        )
+
+
+def _check_object(obj: dict[str, Any], where: str) -> None:
+    name = obj.get("class_name")
+    module = obj.get("module")
+    if name == "__keras_tensor__":
+        return
+    if name in ("__lambda__", "function"):
+        if name == "function" and isinstance(obj.get("config"), str):
+            _check_activation(obj["config"], where)
+            return
+        raise ModelError(
+            f"{where}: Python code in a model (Lambda) is not allowed; "
+            "use built-in Keras layers only"
+        )
+    if module is not None and not (module == "keras" or str(module).startswith("keras.")):
+        raise ModelError(
+            f"{where}: module {module!r} is not Keras; only built-in Keras objects are allowed"
+        )
+    registered = obj.get("registered_name")
+    if registered not in (None, name, "Functional"):
+        raise ModelError(f"{where}: registered custom object {registered!r} is not allowed")
+    if name not in allowed_classes():
+        raise ModelError(
+            f"{where}: {name!r} is not an allowed built-in Keras layer, "
+            "initializer, regularizer or constraint"
+        )
+
+
+def _check_activation(name: str, where: str) -> None:
+    if name not in allowed_activations():
+        raise ModelError(
+            f"{where}: unknown activation {name!r}; use a Keras built-in such as "
+            "'relu', 'softmax' or 'linear'"
+        )
+
+
+def _looks_like_path(text: str) -> bool:
+    return "://" in text or text.startswith(("/", "~", "\\")) or "../" in text or "..\\" in text
+
+
+def is_legacy(config: dict[str, Any]) -> bool:
+    """tf.keras 2.x JSON: no `module` keys, or a keras_version below 3."""
+    version = str(config.get("keras_version", ""))
+    return "module" not in config or version.startswith(("1.", "2."))
+
+
+def convert_legacy(config: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite tf.keras 2.x JSON into the Keras 3 form that deserialisation accepts."""
+    out = copy.deepcopy(config)
+    for key in ("keras_version", "backend"):
+        out.pop(key, None)
+    name = out.get("class_name")
+    out["module"] = "keras"
+    out["class_name"] = "Functional" if name in ("Model", "Functional") else name
+    if out["class_name"] == "Functional":
+        out["module"], out["registered_name"] = "keras.src.models.functional", "Functional"
+    inner = out.get("config", {})
+    layers = [_convert_layer(layer) for layer in inner.get("layers", [])]
+    if name == "Sequential":
+        layers = _sequential_input(config.get("config", {}).get("layers", []), layers)
+    inner["layers"] = layers
+    return out
+
+
+def _sequential_input(
+    original: list[dict[str, Any]], layers: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A legacy Sequential may declare its input on the first layer: make it an InputLayer."""
+    if not layers or layers[0]["class_name"] == "InputLayer":
+        return layers
+    first = original[0].get("config", {})
+    shape = first.get("batch_input_shape")
+    if shape is None:
+        return layers
+    head = {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "registered_name": None,
+        "config": {
+            "batch_shape": shape,
+            "dtype": _dtype(first.get("dtype")) or "float32",
+            "name": f"{first.get('name', 'input')}_input",
+        },
+    }
+    return [head, *layers]
+
+
+def _convert_layer(layer: dict[str, Any]) -> dict[str, Any]:
+    layer = _convert_object(layer, "keras.layers")
+    conf = layer.get("config", {})
+    shape = conf.pop("batch_input_shape", None)
+    if layer["class_name"] == "InputLayer":
+        conf.setdefault("batch_shape", shape)
+        conf.pop("input_shape", None)
+    return layer
+
+
+def _convert_object(obj: dict[str, Any], module: str) -> dict[str, Any]:
+    obj.setdefault("module", module)
+    obj.setdefault("registered_name", None)
+    conf = obj.get("config")
+    if not isinstance(conf, dict):
+        return obj
+    for key, value in list(conf.items()):
+        if key == "dtype":
+            conf[key] = _dtype(value)
+        elif isinstance(value, dict) and "class_name" in value:
+            conf[key] = _convert_nested(key, value)
+        elif key in LAYER_KEYS and isinstance(value, list):
+            conf[key] = [_convert_layer(v) if isinstance(v, dict) else v for v in value]
+    return obj
+
+
+def _convert_nested(key: str, value: dict[str, Any]) -> dict[str, Any]:
+    if key in LAYER_KEYS:
+        return _convert_layer(value)
+    for suffix, module in NESTED_MODULES.items():
+        if key.endswith(suffix):
+            return _convert_object(value, module)
+    return _convert_object(value, "keras.layers")
+
+
+def _dtype(value: Any) -> Any:
+    """Legacy mixed-precision policies are objects; Keras 3 accepts their name."""
+    if (
+        isinstance(value, dict)
+        and value.get("class_name") in POLICY_CLASSES
+        and "module" not in value
+    ):
+        return value.get("config", {}).get("name", "float32")
+    return value

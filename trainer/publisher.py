@@ -1,0 +1,95 @@
+"""Where the trainer's events go: Kafka in production, memory in tests."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from schemas import codecs, topics
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """Anything that can send keyed bytes to a topic and flush them."""
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Queue one message."""
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Deliver queued messages; return how many are still undelivered."""
+
+
+def key_of(simulation_id: uuid.UUID) -> bytes:
+    """Message key of a simulation: its id as text, so any client (kcat) can read it."""
+    return str(simulation_id).encode()
+
+
+def send_event(
+    publisher: Publisher, topic: str, simulation_id: uuid.UUID, event: BaseModel
+) -> None:
+    """Serialise one JSON event and send it keyed by its simulation."""
+    publisher.send(topic, key_of(simulation_id), codecs.dumps(event))
+
+
+class MemoryPublisher:
+    """Keeps every message in a list; for tests and dry runs."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes, bytes]] = []
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Record one message."""
+        self.messages.append((topic, key, value))
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Nothing to deliver."""
+        return 0
+
+    def on(self, topic: str) -> list[bytes]:
+        """Values sent to one topic, in order."""
+        return [value for t, _, value in self.messages if t == topic]
+
+
+class KafkaPublisher:
+    """confluent-kafka producer with the broker's message cap and idempotent delivery."""
+
+    def __init__(self, bootstrap: str, client_id: str = "nnt-trainer") -> None:
+        from confluent_kafka import Producer
+
+        self.failed = 0
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": client_id,
+                "message.max.bytes": topics.MAX_MESSAGE_BYTES,
+                "enable.idempotence": True,  # retries never reorder or duplicate a run's events
+                "linger.ms": 20,
+                "queue.buffering.max.kbytes": 512 * 1024,
+            }
+        )
+
+    def _delivered(self, err: object, msg: object) -> None:
+        if err is not None:
+            self.failed += 1
+            log.error("kafka delivery failed: %s", err)
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Queue one message, waiting for room when the local queue is full."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                break
+            except BufferError:
+                self._producer.poll(0.5)
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Deliver everything queued; log what could not be delivered in time."""
+        left = self._producer.flush(timeout)
+        if left:
+            log.error("%d kafka messages not delivered within %.0f s", left, timeout)
+        return int(left)

@@ -1,0 +1,227 @@
+"""Run one training described by RUN_DIR/run.json, from start or checkpoint to a final status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import keras
+from pydantic import ValidationError
+
+from schemas import topics
+from schemas.run import RUN_SPEC_FILE, RunSpec
+from schemas.status import Status, StatusEvent
+from trainer import checkpoints
+from trainer.callback import TrackerCallback
+from trainer.errors import SpecError, TrainerError
+from trainer.preparation import Prepared, prepare, probe_batch
+from trainer.publisher import KafkaPublisher, Publisher, send_event
+from trainer.settings import TrainerSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class Stopper(keras.callbacks.Callback):
+    """Turns SIGTERM into a stop after the current batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+
+    def install(self) -> Any:
+        """Catch SIGTERM from now on; returns the handler it replaced."""
+        return signal.signal(signal.SIGTERM, self.request)
+
+    def request(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        """Ask training to stop at the next batch boundary."""
+        log.info("stop requested (signal %s); finishing the current batch", signum)
+        self.requested = True
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Stop here if asked to."""
+        if self.requested:
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """A request that came between epochs stops before the next one starts any batch."""
+        self.on_train_batch_end(0)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves a checkpoint after every epoch the tracker published."""
+
+    def __init__(self, run_dir: Path, tracker: TrackerCallback) -> None:
+        super().__init__()
+        self.run_dir, self.tracker = run_dir, tracker
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Checkpoint a complete, logged epoch."""
+        if self.tracker.logged == epoch + 1:
+            checkpoints.save(self.run_dir, self.model, epoch + 1)
+
+
+def read_spec(run_dir: Path) -> RunSpec:
+    """The run specification, or a SpecError naming what is wrong."""
+    path = run_dir / RUN_SPEC_FILE
+    try:
+        return RunSpec.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise SpecError(
+            f"{path}: not found; the orchestrator writes it before starting a run"
+        ) from exc
+    except ValidationError as exc:
+        raise SpecError(f"{path}: invalid run specification: {exc}") from exc
+
+
+def describe(exc: BaseException) -> str:
+    """User-facing text of an error: our messages as they are, others with their type."""
+    text = str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}"
+    return text[:4000]
+
+
+class Run:
+    """One training run: publishes running, epochs and tensors, then a terminal status."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        run_dir: Path,
+        publisher: Publisher,
+        settings: TrainerSettings | None = None,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> None:
+        self.spec, self.run_dir, self.publisher = spec, run_dir, publisher
+        self.settings = settings or load_settings()
+        self.callbacks = list(callbacks or [])
+        self.stopper = Stopper()
+        self.tracker: TrackerCallback | None = None
+
+    def status(self, status: Status, epoch: int, message: str = "") -> None:
+        """Publish one status event of this run."""
+        spec = self.spec
+        event = StatusEvent(
+            simulation_id=spec.simulation_id,
+            status=status,
+            epoch=epoch,
+            total_epochs=spec.config.total_epochs,
+            message=message,
+            experiment_id=spec.experiment_id,
+            name=spec.name,
+            owner=spec.owner,
+            tags=spec.plan.tags,
+            source="trainer",
+        )
+        send_event(self.publisher, topics.STATUS, spec.simulation_id, event)
+
+    def execute(self) -> int:
+        """Train to the end; 0 when finished or stopped on request, 1 on failure."""
+        previous = self.stopper.install()
+        self.status("running", checkpoints.latest_epoch(self.run_dir))
+        try:
+            return self._train()
+        except Exception as exc:
+            last = self.tracker.completed if self.tracker else 0
+            log.exception("simulation %s failed after epoch %d", self.spec.simulation_id, last)
+            self.status("failed", last, describe(exc))
+            return 1
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.publisher.flush()
+
+    def _train(self) -> int:
+        spec, config = self.spec, self.spec.config
+        if spec.plan.simulation_id != spec.simulation_id:
+            # The seed credited every K-fold run to the last fold's id; never mix ids.
+            raise SpecError(
+                f"plan.simulation_id {spec.plan.simulation_id} differs from "
+                f"simulation_id {spec.simulation_id}; regenerate run.json"
+            )
+        keras.utils.set_random_seed(spec.seed)
+        prepared = prepare(spec, self.settings)
+        self._write_mappings(prepared)
+        done = checkpoints.restore(self.run_dir, prepared.model)
+        self.tracker = self._tracker(prepared, done)
+        if done < config.total_epochs and not self.stopper.requested:
+            self._fit(prepared, done)
+        if self.stopper.requested and self.tracker.completed < config.total_epochs:
+            checkpoints.save(self.run_dir, prepared.model, self.tracker.completed)
+            self.status(
+                "stopped",
+                self.tracker.completed,
+                f"stopped on request; resumes at epoch {self.tracker.completed + 1}",
+            )
+            return 0
+        self.status("finished", config.total_epochs, self._evaluate(prepared))
+        return 0
+
+    def _tracker(self, prepared: Prepared, done: int) -> TrackerCallback:
+        spec, config = self.spec, self.spec.config
+        tracker = TrackerCallback(
+            simulation_id=spec.simulation_id,
+            simulation_name=spec.name,
+            owner=spec.owner,
+            tags=spec.plan.tags,
+            epoch_period=config.epoch_period,
+            collect=config.collect,
+            publisher=self.publisher,
+            total_epochs=config.total_epochs,
+            probe=probe_batch(prepared.train, config.collect.probe_size, spec.seed),
+            train_samples=len(prepared.train.x),
+            batch_size=config.batch_size,
+            experiment_id=spec.experiment_id,
+            announce=False,
+        )
+        tracker.completed = tracker.logged = done
+        return tracker
+
+    def _fit(self, prepared: Prepared, done: int) -> None:
+        assert self.tracker is not None
+        val = prepared.val
+        prepared.model.fit(
+            prepared.train.x,
+            prepared.train.y,
+            batch_size=self.spec.config.batch_size,
+            epochs=self.spec.config.total_epochs,
+            initial_epoch=done,
+            verbose=0,
+            validation_data=(val.x, val.y) if val is not None else None,
+            callbacks=[
+                self.stopper,
+                self.tracker,
+                Checkpointer(self.run_dir, self.tracker),
+                *self.callbacks,
+            ],
+        )
+
+    def _evaluate(self, prepared: Prepared) -> str:
+        if prepared.test is None:
+            return "finished; no test set"
+        result = prepared.model.evaluate(
+            prepared.test.x,
+            prepared.test.y,
+            verbose=0,
+            batch_size=self.spec.config.batch_size,
+            return_dict=True,
+        )
+        return "test: " + ", ".join(f"{k}={float(v):.4f}" for k, v in result.items())
+
+    def _write_mappings(self, prepared: Prepared) -> None:
+        mappings = prepared.train.mappings
+        if mappings:
+            (self.run_dir / "label_mappings.json").write_text(json.dumps(mappings, indent=2))
+            log.info("simulation %s: nominal codes %s", self.spec.simulation_id, mappings)
+
+
+def run(run_dir: Path, publisher: Publisher | None = None) -> int:
+    """Entry of `python -m trainer RUN_DIR`; the process exit code."""
+    try:
+        spec = read_spec(run_dir)
+    except SpecError as exc:
+        log.error("%s", exc)
+        return 1
+    publisher = publisher or KafkaPublisher(spec.kafka_bootstrap)
+    return Run(spec, run_dir, publisher).execute()

@@ -1,0 +1,23 @@
+"""Trainer limits read once from the environment (NNT_TRAINER_*), with local defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainerSettings(BaseSettings):
+    """Operator limits that protect the machine from oversized models and datasets."""
+
+    model_config = SettingsConfigDict(env_prefix="NNT_TRAINER_")
+
+    max_params: int = Field(default=50_000_000, ge=1, description="Largest model, in parameters")
+    max_dataset_bytes: int = Field(
+        default=4 * 1024**3, ge=1, description="Largest decoded dataset file, in bytes"
+    )
+    log_level: str = Field(default="INFO", description="Logging level of the trainer process")
+
+
+def load_settings() -> TrainerSettings:
+    """Settings from the environment; a bad value raises naming the variable."""
+    return TrainerSettings()
