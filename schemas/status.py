@@ -46,4 +46,7 @@ class StatusEvent(Event):
     owner: str | None = None
     tags: list[str] | None = None
     config: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = Field(
+        default=None, description="Final test-set metrics, on the `finished` event"
+    )
     source: str = ""

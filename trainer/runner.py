@@ -100,7 +100,9 @@ class Run:
         self.stopper = Stopper()
         self.tracker: TrackerCallback | None = None
 
-    def status(self, status: Status, epoch: int, message: str = "") -> None:
+    def status(
+        self, status: Status, epoch: int, message: str = "", metrics: dict[str, float] | None = None
+    ) -> None:
         """Publish one status event of this run."""
         spec = self.spec
         event = StatusEvent(
@@ -113,6 +115,7 @@ class Run:
             name=spec.name,
             owner=spec.owner,
             tags=spec.plan.tags,
+            metrics=metrics,
             source="trainer",
         )
         send_event(self.publisher, topics.STATUS, spec.simulation_id, event)
@@ -155,7 +158,13 @@ class Run:
                 f"stopped on request; resumes at epoch {self.tracker.completed + 1}",
             )
             return 0
-        self.status("finished", config.total_epochs, self._evaluate(prepared))
+        metrics = self._evaluate(prepared)
+        message = (
+            "test: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            if metrics
+            else "finished; no test set"
+        )
+        self.status("finished", config.total_epochs, message, metrics or None)
         return 0
 
     def _tracker(self, prepared: Prepared, done: int) -> TrackerCallback:
@@ -197,9 +206,10 @@ class Run:
             ],
         )
 
-    def _evaluate(self, prepared: Prepared) -> str:
+    def _evaluate(self, prepared: Prepared) -> dict[str, float]:
+        """Final test metrics, or {} without a test set."""
         if prepared.test is None:
-            return "finished; no test set"
+            return {}
         result = prepared.model.evaluate(
             prepared.test.x,
             prepared.test.y,
@@ -207,7 +217,7 @@ class Run:
             batch_size=self.spec.config.batch_size,
             return_dict=True,
         )
-        return "test: " + ", ".join(f"{k}={float(v):.4f}" for k, v in result.items())
+        return {k: float(v) for k, v in result.items()}
 
     def _write_mappings(self, prepared: Prepared) -> None:
         mappings = prepared.train.mappings
