@@ -18,6 +18,7 @@ import psutil
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+UP_LINE = re.compile(r"NN Tracker is up: (\S+)")
 DEMO_LINE = re.compile(r"demo ready: open (\S+)\s+\(login: (\S+) / (\S+)\)")
 
 
@@ -68,14 +69,14 @@ class UpProcess:
         return found
 
 
-def start_up(home: Path) -> UpProcess:
-    """Start the stack on free ports with the demo; output is collected line by line."""
+def start_up(home: Path, demo: bool = True) -> UpProcess:
+    """Start the stack on free ports (with the demo); output is collected line by line."""
     kafka_port, web_port, pg_port = free_port(pair=True), free_port(), free_port()
     env = {**os.environ, "NNT_HOME": str(home), "NNT_WEB_PORT": str(web_port),
            "NNT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}", "NNT_PG_PORT": str(pg_port),
            "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "infra", "up", "--demo"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "infra", "up", *(["--demo"] if demo else [])], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     up = UpProcess(proc, home, {"kafka": kafka_port, "web": web_port, "pg": pg_port})
 
