@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator import fetch
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas.commands import CreateCommand
 from schemas.experiment import ExperimentConfig, SimulationPlan, error_fields, expand
@@ -48,7 +48,7 @@ def parse_experiment(command: CreateCommand) -> tuple[ExperimentConfig, dict[str
 
 
 def resolve_dataset(ref: str | None, settings: OrchestratorSettings) -> str | None:
-    """Map a stored-file reference to its local path; other schemes are refused for now."""
+    """Map a stored-file reference to its path; fetch an http(s) URL into the store."""
     if ref is None:
         return None
     match = STORED.match(ref)
@@ -58,22 +58,50 @@ def resolve_dataset(ref: str | None, settings: OrchestratorSettings) -> str | No
             raise OrchestratorError(f"dataset {ref} is not in the store; upload it again")
         return str(path)
     if ref.startswith(("http://", "https://")):
-        raise OrchestratorError(
-            f"dataset URL {ref!r}: URL datasets are not supported yet; upload the file"
+        stored = fetch.fetch(
+            ref,
+            settings.datasets_dir,
+            settings.nnt_max_dataset_bytes,
+            settings.nnt_fetch_timeout,
+            settings.nnt_url_allow_loopback,
         )
+        return str(stored)
     raise OrchestratorError(
         f"dataset {ref!r}: use an upload (stored:<sha256>.<ext>) or an http(s) URL"
     )
 
 
-def prepare(command: CreateCommand, settings: OrchestratorSettings) -> list[PreparedRun]:
-    """Validate, expand the grid and write each simulation's run.json."""
-    config, model = parse_experiment(command)
-    datasets = DatasetPaths(
-        train=resolve_dataset(config.dataset_train, settings) or "",
-        test=resolve_dataset(config.dataset_test, settings),
-        val=resolve_dataset(config.dataset_val, settings),
+def datasets_of(config: ExperimentConfig, settings: OrchestratorSettings) -> DatasetPaths:
+    """Local paths of the experiment's datasets (a URL used twice is fetched once)."""
+    cache: dict[str, str | None] = {}
+
+    def one(ref: str | None) -> str | None:
+        key = ref or ""
+        if key not in cache:
+            cache[key] = resolve_dataset(ref, settings)
+        return cache[key]
+
+    return DatasetPaths(
+        train=one(config.dataset_train) or "",
+        test=one(config.dataset_test),
+        val=one(config.dataset_val),
     )
+
+
+def plans(command: CreateCommand) -> tuple[ExperimentConfig, dict[str, Any], list[SimulationPlan]]:
+    """Validate the command and expand its grid (no file is touched)."""
+    config, model = parse_experiment(command)
+    return config, model, expand(command.experiment_id, config)
+
+
+def write_runs(
+    command: CreateCommand,
+    config: ExperimentConfig,
+    model: dict[str, Any],
+    datasets: DatasetPaths,
+    settings: OrchestratorSettings,
+) -> list[PreparedRun]:
+    """Write each simulation's run.json (deterministic ids: a redelivery rewrites the same)."""
     runs = []
     for plan in expand(command.experiment_id, config):
         run_dir = settings.runs_dir / str(plan.simulation_id)
@@ -90,17 +118,8 @@ def prepare(command: CreateCommand, settings: OrchestratorSettings) -> list[Prep
             kafka_bootstrap=settings.nnt_kafka_bootstrap,
             allow_pickle=settings.nnt_allow_pickle,
         )
-        (run_dir / RUN_SPEC_FILE).write_text(spec.model_dump_json(indent=1))
+        tmp = run_dir / f".{RUN_SPEC_FILE}.tmp"
+        tmp.write_text(spec.model_dump_json(indent=1))
+        tmp.replace(run_dir / RUN_SPEC_FILE)
         runs.append(PreparedRun(plan, run_dir, spec))
     return runs
-
-
-def load_spec(run_dir: Path) -> RunSpec:
-    """Read a run directory's spec back."""
-    return RunSpec.model_validate_json((run_dir / RUN_SPEC_FILE).read_text())
-
-
-def known_run(settings: OrchestratorSettings, simulation_id: uuid.UUID) -> Path | None:
-    """The run directory of a simulation this host prepared, if any."""
-    path = settings.runs_dir / str(simulation_id)
-    return path if (path / RUN_SPEC_FILE).exists() else None

@@ -1,4 +1,4 @@
-"""Status and resource events out of the orchestrator (one confluent-kafka producer)."""
+"""Events out of the orchestrator: status, resources and its own `start` commands (one producer)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from typing import Any
 from confluent_kafka import Producer
 
 from schemas import codecs, topics
-from schemas.status import StatusEvent
+from schemas.commands import LifecycleCommand, command_key
+from schemas.resources import ResourceSample
+from schemas.status import Status, StatusEvent
 
 log = logging.getLogger(__name__)
 
 
 class StatusPublisher:
-    """Publishes StatusEvents keyed by simulation id."""
+    """Publishes StatusEvents, ResourceSamples and commands, each keyed by simulation id."""
 
     def __init__(self, bootstrap: str) -> None:
         self.producer = Producer(
@@ -27,7 +29,7 @@ class StatusPublisher:
             }
         )
 
-    def status(self, simulation_id: uuid.UUID | None, status: str, **fields: Any) -> None:
+    def status(self, simulation_id: uuid.UUID | None, status: Status, **fields: Any) -> None:
         """Send one status event; the key keeps one simulation's events in order."""
         event = StatusEvent(
             simulation_id=simulation_id, status=status, source="orchestrator", **fields
@@ -36,6 +38,19 @@ class StatusPublisher:
         self.producer.produce(topics.STATUS, key=key, value=codecs.dumps(event))
         self.producer.poll(0)
         log.info("simulation %s: %s %s", simulation_id, status, fields.get("message", ""))
+
+    def resources(self, sample: ResourceSample) -> None:
+        """Send one resource sample."""
+        key = str(sample.simulation_id).encode()
+        self.producer.produce(topics.RESOURCES, key=key, value=codecs.dumps(sample))
+        self.producer.poll(0)
+
+    def command(self, command: LifecycleCommand) -> None:
+        """Put a command on `nnt.commands` (the shared group hands `start` to one member)."""
+        self.producer.produce(
+            topics.COMMANDS, key=command_key(command), value=codecs.dumps(command)
+        )
+        self.producer.poll(0)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every event is acknowledged by the broker."""

@@ -1,11 +1,11 @@
-"""Runtimes behind one interface: `process` (a subprocess per simulation) for now."""
+"""Runtimes behind one interface; `process` runs each trainer as a limited subprocess."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import shutil
+import resource
 import signal
 import subprocess
 import uuid
@@ -13,53 +13,90 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import psutil
+
+from orchestrator import gpus
+from orchestrator.launch import EXIT_FILE
+from orchestrator.rundirs import RunState
+from orchestrator.settings import OrchestratorError, OrchestratorSettings
+from schemas.resources import ResourceSample
+from schemas.run import RunSpec
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Handle:
-    """A started simulation: its id and the OS process (or container) behind it."""
+    """A started simulation: its id and the process or container behind it."""
 
     simulation_id: uuid.UUID
     run_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     pid: int | None = None
+    container: str | None = None
+    gpu: bool = False
 
 
 class Runtime(Protocol):
     """What the orchestrator needs of a runtime."""
 
-    def start(self, simulation_id: uuid.UUID, run_dir: Path) -> Handle: ...
+    name: str
+
+    def start(self, spec: RunSpec, run_dir: Path) -> Handle: ...
     def pause(self, handle: Handle) -> None: ...
     def unpause(self, handle: Handle) -> None: ...
     def stop(self, handle: Handle) -> None: ...
-    def remove(self, handle: Handle) -> None: ...
+    def kill(self, handle: Handle) -> None: ...
     def exit_code(self, handle: Handle) -> int | None: ...
+    def sample(self, handle: Handle) -> ResourceSample | None: ...
+    def adopt(self, simulation_id: uuid.UUID, run_dir: Path, state: RunState) -> Handle | None: ...
+    def orphans(self, known: set[uuid.UUID]) -> list[str]: ...
+
+
+def no_gpu_message(detail: str) -> str:
+    """The status message of a run that asks for a GPU this host lacks."""
+    return f"no GPU on this host: {detail}; run it without `gpu` or on a GPU host"
 
 
 class ProcessRuntime:
-    """One `python -m trainer RUN_DIR` subprocess per simulation, in its own session."""
+    """One trainer subprocess per simulation in its own session, with memory and CPU limits."""
 
-    def __init__(self, python: str, env: dict[str, str] | None = None) -> None:
-        self.python = python
+    name = "process"
+
+    def __init__(self, settings: OrchestratorSettings, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
         self.env = env or {}
+        self.memory = settings.nnt_run_memory_bytes
 
-    def start(self, simulation_id: uuid.UUID, run_dir: Path) -> Handle:
-        """Spawn the trainer; its output goes to RUN_DIR/trainer.log."""
-        log_file = (run_dir / "trainer.log").open("ab")
+    def start(self, spec: RunSpec, run_dir: Path) -> Handle:
+        """Spawn `python -m orchestrator.launch RUN_DIR`; output goes to RUN_DIR/trainer.log."""
+        if spec.config.gpu and not gpus.host_gpus():
+            raise OrchestratorError(no_gpu_message("nvidia-smi finds no NVIDIA GPU"))
+        (run_dir / EXIT_FILE).unlink(missing_ok=True)
         env = {**os.environ, **self.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [self.python, "-m", "trainer", str(run_dir)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            cwd=_project_root(),
-        )
-        log_file.close()
-        (run_dir / "pid").write_text(str(proc.pid))
-        log.info("simulation %s: trainer pid %d", simulation_id, proc.pid)
-        return Handle(simulation_id, run_dir, proc, proc.pid)
+        if not spec.config.gpu:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        with (run_dir / "trainer.log").open("ab") as log_file:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv
+                [self.settings.nnt_trainer_python, "-m", "orchestrator.launch", str(run_dir)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                cwd=_project_root(),
+                preexec_fn=self._limits,  # noqa: PLW1509 - only setrlimit/nice, no locks
+            )
+        log.info("simulation %s: trainer pid %d", spec.simulation_id, proc.pid)
+        return Handle(spec.simulation_id, run_dir, proc, proc.pid, gpu=spec.config.gpu)
+
+    def _limits(self) -> None:
+        # RLIMIT_AS would break TensorFlow, which reserves far more address space than it
+        # uses; RLIMIT_DATA bounds heap and private mappings. The RSS watchdog does the rest.
+        data = self.memory * 2
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+        with contextlib.suppress(OSError):
+            os.nice(5)
 
     def pause(self, handle: Handle) -> None:
         """Freeze every process of the run."""
@@ -71,24 +108,60 @@ class ProcessRuntime:
 
     def stop(self, handle: Handle) -> None:
         """Ask the trainer to checkpoint and exit (it finishes the batch in hand)."""
-        self._signal(handle, signal.SIGCONT)
         self._signal(handle, signal.SIGTERM)
+        self._signal(handle, signal.SIGCONT)
 
-    def remove(self, handle: Handle) -> None:
-        """Kill whatever is left and delete the run directory."""
+    def kill(self, handle: Handle) -> None:
+        """Kill the run's whole process group and reap it."""
+        self._signal(handle, signal.SIGCONT)
         self._signal(handle, signal.SIGKILL)
         if handle.proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 handle.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                log.warning("simulation %s: process did not die", handle.simulation_id)
-        shutil.rmtree(handle.run_dir, ignore_errors=True)
+        elif handle.pid is not None:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(handle.pid).wait(10)
 
     def exit_code(self, handle: Handle) -> int | None:
-        """None while running; the exit code once it has ended."""
+        """None while running; the exit code once it has ended (-1 when unknown)."""
         if handle.proc is not None:
             return handle.proc.poll()
-        return None if handle.pid and _alive(handle.pid) else -1
+        if handle.pid is not None and _is_trainer(handle.pid, handle.run_dir):
+            return None
+        try:
+            return int((handle.run_dir / EXIT_FILE).read_text())
+        except (OSError, ValueError):
+            return -1
+
+    def sample(self, handle: Handle) -> ResourceSample | None:
+        """CPU and memory of the trainer and its children, GPU where present."""
+        if handle.pid is None:
+            return None
+        try:
+            procs = _tree(handle.pid)
+            cpu = sum(p.cpu_percent(None) for p in procs)
+            rss = sum(p.memory_info().rss for p in procs)
+        except psutil.Error:
+            return None
+        percent, gpu_memory = gpus.usage({p.pid for p in procs}) if handle.gpu else (None, None)
+        return ResourceSample(
+            simulation_id=handle.simulation_id,
+            cpu_percent=cpu,
+            memory_bytes=rss,
+            memory_limit_bytes=self.memory,
+            gpu_percent=percent,
+            gpu_memory_bytes=gpu_memory,
+        )
+
+    def adopt(self, simulation_id: uuid.UUID, run_dir: Path, state: RunState) -> Handle | None:
+        """The trainer a previous orchestrator started, if its pid is still that trainer."""
+        if state.pid is None or not _is_trainer(state.pid, run_dir):
+            return None
+        return Handle(simulation_id, run_dir, None, state.pid)
+
+    def orphans(self, known: set[uuid.UUID]) -> list[str]:
+        """Processes leave no orphans: each lives in its run directory's session."""
+        return []
 
     def _signal(self, handle: Handle, sig: int) -> None:
         if handle.pid is None:
@@ -97,14 +170,27 @@ class ProcessRuntime:
             os.killpg(handle.pid, sig)
 
 
-def _alive(pid: int) -> bool:
+_TREES: dict[int, dict[int, psutil.Process]] = {}
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process and its children, reusing Process objects so cpu_percent has a baseline."""
+    known = _TREES.setdefault(pid, {})
+    root = known.get(pid) or psutil.Process(pid)
+    current = [root, *root.children(recursive=True)]
+    _TREES[pid] = {p.pid: known.get(p.pid, p) for p in current}
+    return list(_TREES[pid].values())
+
+
+def _is_trainer(pid: int, run_dir: Path) -> bool:
+    """True when `pid` is alive and is the launcher of this run dir (guards pid reuse)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        cmdline = proc.cmdline()
+        zombie = proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    except PermissionError:
-        return True
-    return True
+    return not zombie and "orchestrator.launch" in cmdline and str(run_dir) in cmdline
 
 
 def _project_root() -> str:

@@ -1,25 +1,43 @@
-"""The command loop: validate, de-duplicate, act, answer on `nnt.status`."""
+"""The orchestrator's decisions: commands in, runs started and watched, every transition out.
+
+Two streams of commands reach it (see `consumer.py`): `create` and `start` through the shared
+consumer group (each handled by one member), and the lifecycle commands through a per-host
+group (every member sees them; the owner of the run acts, or, for a run no host is running,
+the first member to claim the command).
+"""
 
 from __future__ import annotations
 
 import collections
 import logging
-import signal
-import threading
+import shutil
+import time
 import uuid
 from pathlib import Path
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError
 from pydantic import ValidationError
 
-from orchestrator import experiments
-from orchestrator.publisher import StatusPublisher
+from orchestrator import experiments, rules, store
+from orchestrator.rundirs import ACTIVE, RunDir, RunState, all_runs, claim, prune_claims
 from orchestrator.runtime import Handle, Runtime
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
-from schemas import codecs, topics
+from schemas import codecs
 from schemas.commands import CreateCommand, LifecycleCommand
+from schemas.epochs import EpochEvent
+from schemas.resources import ResourceSample
+from schemas.status import Status
 
 log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """Where the orchestrator's events go."""
+
+    def status(self, simulation_id: uuid.UUID | None, status: Status, **fields: Any) -> None: ...
+    def resources(self, sample: ResourceSample) -> None: ...
+    def command(self, command: LifecycleCommand) -> None: ...
+    def flush(self, timeout: float = 10.0) -> None: ...
 
 
 class CommandLog:
@@ -27,7 +45,6 @@ class CommandLog:
 
     def __init__(self, path: Path, keep: int = 100_000) -> None:
         self.path = path
-        self.keep = keep
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = path.read_text().split() if path.exists() else []
         self.seen: collections.OrderedDict[str, None] = collections.OrderedDict.fromkeys(
@@ -46,176 +63,370 @@ class CommandLog:
 
 
 class Orchestrator:
-    """Owns the runs of this host: a queue, the live handles and their states."""
+    """Runs of this host: live handles, the rules that watch them, and the shared run dirs."""
 
     def __init__(
-        self, settings: OrchestratorSettings, runtime: Runtime, publisher: StatusPublisher
+        self, settings: OrchestratorSettings, runtime: Runtime, publisher: Publisher
     ) -> None:
         self.settings = settings
+        self.host = settings.nnt_hostname
         self.runtime = runtime
         self.publisher = publisher
-        self.commands = CommandLog(settings.nnt_home / "orchestrator" / "commands.log")
-        self.queue: collections.deque[uuid.UUID] = collections.deque()
+        self.commands = CommandLog(settings.state_dir / "commands.log")
         self.handles: dict[uuid.UUID, Handle] = {}
-        self.state: dict[uuid.UUID, str] = {}
-        self.expected_exit: set[uuid.UUID] = set()
+        self.watch = rules.Watch(settings)
+        self.told_waiting: set[uuid.UUID] = set()
+        self.last_sample = 0.0
 
-    def handle_message(self, value: bytes | None) -> None:
-        """Handle one raw command; nothing a client sends can raise out of here."""
+    # ---- the shared group: create and start -------------------------------------------------
+
+    def on_work(self, value: bytes | None) -> bool:
+        """Handle a command of the shared group; False when a `start` must wait for a slot."""
         try:
             command = codecs.load_command(value or b"")
         except ValidationError as exc:
             log.warning("rejected undecodable command: %s", exc.errors()[:3])
             self.publisher.status(None, "rejected", message=f"invalid command: {_first_error(exc)}")
-            return
-        if not self.commands.add(command.command_id):
-            log.info("command %s already handled; ignored", command.command_id)
-            return
-        target = (
-            command.experiment_id if isinstance(command, CreateCommand) else command.simulation_id
-        )
+            return True
         try:
             if isinstance(command, CreateCommand):
-                self.create(command)
-            else:
-                self.lifecycle(command)
-        except OrchestratorError as exc:
-            self.publisher.status(
-                None if isinstance(command, CreateCommand) else target,
-                "rejected",
-                command_id=command.command_id,
-                message=str(exc),
-            )
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the loop
+                if self.commands.add(command.command_id):
+                    self.create(command)
+                return True
+            if command.type == "start":
+                return self.start(command)
+        except Exception as exc:  # noqa: BLE001 - nothing a client sends may kill the loop
             log.exception("command %s failed", command.command_id)
-            self.publisher.status(
-                None, "rejected", command_id=command.command_id, message=f"internal error: {exc}"
-            )
+            self._reject(command, f"internal error: {exc}")
+        return True
 
     def create(self, command: CreateCommand) -> None:
-        """Expand the experiment; queue every simulation."""
-        runs = experiments.prepare(command, self.settings)
+        """Validate, fetch datasets, write run dirs; queue one `start` per simulation."""
+        try:
+            config, model, plans = experiments.plans(command)
+        except OrchestratorError as exc:
+            self._reject(command, str(exc))
+            return
+        described = {
+            "experiment_id": command.experiment_id,
+            "owner": command.issued_by,
+            "total_epochs": config.total_epochs,
+            "config": config.model_dump(mode="json"),
+        }
+        try:
+            datasets = experiments.datasets_of(config, self.settings)
+        except OrchestratorError as exc:
+            for plan in plans:
+                self.publisher.status(
+                    plan.simulation_id, "failed", name=plan.name, tags=plan.tags,
+                    message=str(exc), **described,
+                )  # fmt: skip
+            self._reject(command, str(exc))
+            return
+        runs = experiments.write_runs(command, config, model, datasets, self.settings)
         for run in runs:
-            plan = run.plan
-            self.state[plan.simulation_id] = "queued"
-            self.queue.append(plan.simulation_id)
+            sid = run.plan.simulation_id
+            rd = RunDir(self.settings.runs_dir, sid)
+            with rd.locked():
+                if (rd.path / "state.json").exists() and rd.read().state != "queued":
+                    continue  # a redelivered create: this one already moved on
+                rd.write(RunState("queued"))
             self.publisher.status(
-                plan.simulation_id,
-                "queued",
-                command_id=command.command_id,
-                experiment_id=command.experiment_id,
-                name=plan.name,
-                owner=command.issued_by,
-                tags=plan.tags,
-                total_epochs=run.spec.config.total_epochs,
-                config=run.spec.config.model_dump(mode="json"),
-                message="waiting for a free slot",
+                sid, "queued", command_id=command.command_id, name=run.plan.name,
+                tags=run.plan.tags, message="waiting for a free slot", **described,
+            )  # fmt: skip
+            self._queue_start(sid, command.issued_by, uuid.uuid5(command.command_id, str(sid)))
+        self.publisher.status(
+            None, "accepted", command_id=command.command_id, experiment_id=command.experiment_id,
+            message=f"{len(runs)} simulation(s) queued",
+        )  # fmt: skip
+        self.publisher.flush()  # the starts are in Kafka before the create's offset is committed
+
+    def _queue_start(self, sid: uuid.UUID, issued_by: str, command_id: uuid.UUID) -> None:
+        self.publisher.command(
+            LifecycleCommand(
+                type="start", simulation_id=sid, issued_by=issued_by, command_id=command_id
             )
-        self.tick()
+        )
+
+    def start(self, command: LifecycleCommand) -> bool:
+        """Start a queued simulation here when a slot and the owner's quota allow."""
+        sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
+        if not rd.exists():
+            if claim(self.settings.claims_dir, command.command_id):
+                self._reject(command, f"simulation {sid} is not known (deleted?)")
+            return True
+        with rd.locked():
+            state = rd.read()
+            if state.state != "queued":
+                self._reject(command, f"cannot start a {state.state} simulation; resume it")
+                return True
+            if len(self.handles) >= self.settings.nnt_max_runs:
+                return False
+            spec = rd.spec()
+            verdict = rules.quota(self.settings, spec.owner, self._active_of(spec.owner))
+            if verdict is not None:
+                impossible, reason = verdict
+                if impossible:
+                    self._fail(rd, state, reason)
+                    return True
+                if sid not in self.told_waiting:
+                    self.told_waiting.add(sid)
+                    self.publisher.status(sid, "queued", message=reason)
+                return False
+            self.told_waiting.discard(sid)
+            self._launch(rd, state, spec, command.command_id)
+        return True
+
+    def _launch(self, rd: RunDir, state: RunState, spec: Any, cid: uuid.UUID) -> None:
+        sid = rd.simulation_id
+        state.state, state.host, state.runtime, state.reason = (
+            "starting",
+            self.host,
+            self.runtime.name,
+            "",
+        )
+        rd.write(state)
+        self.publisher.status(
+            sid, "starting", command_id=cid, total_epochs=spec.config.total_epochs,
+            message=f"starting on {self.host} ({self.runtime.name} runtime)",
+        )  # fmt: skip
+        try:
+            handle = self.runtime.start(spec, rd.path)
+        except OrchestratorError as exc:
+            self._fail(rd, state, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a runtime failure fails the run, not us
+            log.exception("simulation %s: start failed", sid)
+            self._fail(rd, state, f"could not start: {exc}")
+            return
+        state.state, state.pid, state.container = "running", handle.pid, handle.container
+        rd.write(state)
+        self.handles[sid] = handle
+        self.watch.started(sid)
+
+    def _fail(self, rd: RunDir, state: RunState, message: str) -> None:
+        state.state, state.message = "failed", message
+        rd.write(state)
+        self.publisher.status(rd.simulation_id, "failed", message=message)
+
+    def _active_of(self, owner: str) -> list[RunState]:
+        active = []
+        for rd in all_runs(self.settings.runs_dir):
+            state = rd.read()
+            if state.state in ACTIVE and rd.spec().owner == owner:
+                active.append(state)
+        return active
+
+    # ---- the per-host group: pause, resume, stop, delete --------------------------------------
+
+    def on_broadcast(self, value: bytes | None) -> None:
+        """Handle a lifecycle command if this host owns the run (or claims an unowned one)."""
+        try:
+            command = codecs.load_command(value or b"")
+        except ValidationError:
+            return  # the shared group answers garbage once
+        if isinstance(command, CreateCommand) or command.type == "start":
+            return
+        if not self.commands.add(command.command_id):
+            return
+        try:
+            self.lifecycle(command)
+        except OrchestratorError as exc:
+            self._reject(command, str(exc))
+        except Exception as exc:  # noqa: BLE001
+            log.exception("command %s failed", command.command_id)
+            self._reject(command, f"internal error: {exc}")
 
     def lifecycle(self, command: LifecycleCommand) -> None:
-        """pause, resume, stop, delete or start one simulation."""
-        sid = command.simulation_id
-        state = self.state.get(sid)
-        run_dir = experiments.known_run(self.settings, sid)
-        if run_dir is None and command.type != "delete":
-            raise OrchestratorError(f"simulation {sid} is not known to this orchestrator")
-        action = getattr(self, f"_{command.type}")
-        action(sid, state, command.command_id)
+        """Act on pause/resume/stop/delete: as the owner, or as the claimer of an idle run."""
+        sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
+        if not rd.exists():
+            if claim(self.settings.claims_dir, command.command_id):
+                if command.type == "delete":
+                    self.publisher.status(sid, "deleted", command_id=command.command_id,
+                                          message="nothing was left to delete")  # fmt: skip
+                else:
+                    raise OrchestratorError(f"simulation {sid} is not known to the orchestrators")
+            return
+        with rd.locked():
+            state = rd.read()
+            mine = state.owned_by(self.host) and sid in self.handles
+            if not mine and state.state in ACTIVE and state.state != "queued":
+                return  # another host runs it and answers
+            if not mine and not claim(self.settings.claims_dir, command.command_id):
+                return
+            action = getattr(self, f"_{command.type}")
+            action(rd, state, command, mine)
 
-    def _pause(self, sid: uuid.UUID, state: str | None, cid: uuid.UUID) -> None:
-        if state != "running":
-            raise OrchestratorError(
-                f"cannot pause a {state or 'unknown'} simulation; only running ones"
-            )
-        self.runtime.pause(self.handles[sid])
-        self._set(sid, "paused", cid)
+    def _pause(self, rd: RunDir, state: RunState, cmd: LifecycleCommand, mine: bool) -> None:
+        if not mine or state.state != "running":
+            raise OrchestratorError(f"cannot pause a {state.state} simulation; only running ones")
+        self.runtime.pause(self.handles[rd.simulation_id])
+        self.watch.paused(rd.simulation_id)
+        self._set(rd, state, "paused", cmd, f"paused by {cmd.issued_by or 'a client'}")
 
-    def _resume(self, sid: uuid.UUID, state: str | None, cid: uuid.UUID) -> None:
-        if state == "paused":
+    def _resume(self, rd: RunDir, state: RunState, cmd: LifecycleCommand, mine: bool) -> None:
+        sid = rd.simulation_id
+        if mine and state.state == "paused":
             self.runtime.unpause(self.handles[sid])
-            self._set(sid, "running", cid)
-        elif state in ("stopped", "failed", None):
-            self._set(sid, "queued", cid, message="resuming from the last checkpoint")
-            self.queue.append(sid)
-            self.tick()
+            self.watch.resumed(sid)
+            self._set(rd, state, "running", cmd, f"resumed by {cmd.issued_by or 'a client'}")
+        elif not mine and state.state in ("stopped", "failed"):
+            done = rules.checkpoint_epoch(rd.path)
+            self._set(rd, state, "queued", cmd, f"resuming from the last checkpoint (epoch {done})")
+            self._queue_start(sid, cmd.issued_by, uuid.uuid5(cmd.command_id, "start"))
+            self.publisher.flush()
         else:
-            raise OrchestratorError(f"cannot resume a {state} simulation")
+            raise OrchestratorError(f"cannot resume a {state.state} simulation")
 
-    _start = _resume
-
-    def _stop(self, sid: uuid.UUID, state: str | None, cid: uuid.UUID) -> None:
-        if state == "queued":
-            self.queue.remove(sid)
-            self._set(sid, "stopped", cid, message="stopped before it started")
-        elif state in ("running", "paused", "starting"):
-            self.expected_exit.add(sid)
-            self.runtime.stop(self.handles[sid])
-            self.publisher.status(
-                sid, "accepted", command_id=cid, message="stopping at the end of the batch"
-            )
+    def _stop(self, rd: RunDir, state: RunState, cmd: LifecycleCommand, mine: bool) -> None:
+        if mine:
+            self.request_stop(rd.simulation_id, f"stopped by {cmd.issued_by or 'a client'}")
+            self.publisher.status(rd.simulation_id, "accepted", command_id=cmd.command_id,
+                                  message="stopping after the current batch; a checkpoint is kept")  # fmt: skip
+        elif state.state == "queued":
+            self._set(rd, state, "stopped", cmd, "stopped before it started")
         else:
-            raise OrchestratorError(f"cannot stop a {state or 'unknown'} simulation")
+            raise OrchestratorError(f"cannot stop a {state.state} simulation")
 
-    def _delete(self, sid: uuid.UUID, state: str | None, cid: uuid.UUID) -> None:
-        if sid in self.queue:
-            self.queue.remove(sid)
-        self.expected_exit.add(sid)
+    def _delete(self, rd: RunDir, state: RunState, cmd: LifecycleCommand, mine: bool) -> None:
+        sid = rd.simulation_id
         handle = self.handles.pop(sid, None)
-        run_dir = experiments.known_run(self.settings, sid)
-        if handle is None and run_dir is not None:
-            handle = Handle(sid, run_dir)
         if handle is not None:
-            self.runtime.remove(handle)
-        self._set(sid, "deleted", cid)
-        self.state.pop(sid, None)
+            self.runtime.kill(handle)
+        self.watch.forget(sid)
+        datasets = [p for p in rd.spec().datasets.model_dump().values() if p]
+        state.state = "deleted"
+        rd.write(state)
+        shutil.rmtree(rd.path, ignore_errors=True)
+        removed = store.release(self.settings.datasets_dir, self.settings.runs_dir, datasets)
+        note = f"; {len(removed)} dataset file(s) no longer needed were removed" if removed else ""
+        self.publisher.status(sid, "deleted", command_id=cmd.command_id,
+                              message=f"deleted by {cmd.issued_by or 'a client'}{note}")  # fmt: skip
 
     def _set(
-        self, sid: uuid.UUID, status: str, cid: uuid.UUID | None = None, message: str = ""
+        self, rd: RunDir, state: RunState, status: Status, cmd: LifecycleCommand, message: str
     ) -> None:
-        self.state[sid] = status
-        self.publisher.status(sid, status, command_id=cid, message=message)
+        state.state, state.message = status, message
+        rd.write(state)
+        self.publisher.status(rd.simulation_id, status, command_id=cmd.command_id, message=message)
+
+    def _reject(self, command: CreateCommand | LifecycleCommand, message: str) -> None:
+        sid = getattr(command, "simulation_id", None)
+        self.publisher.status(
+            sid, "rejected", command_id=command.command_id,
+            experiment_id=getattr(command, "experiment_id", None), message=message,
+        )  # fmt: skip
+
+    def request_stop(self, sid: uuid.UUID, reason: str) -> None:
+        """SIGTERM a run of this host; `reason` becomes its `stopped` message."""
+        self.watch.stopping(sid, reason)
+        self.runtime.stop(self.handles[sid])
+
+    # ---- watching ------------------------------------------------------------------------------
+
+    def on_epoch(self, value: bytes | None) -> None:
+        """An epoch event: progress for the stall rule; a NaN/inf loss stops the run."""
+        try:
+            event = codecs.loads(EpochEvent, value or b"")
+        except ValidationError:
+            return
+        if event.simulation_id not in self.handles:
+            return
+        reason = self.watch.epoch(event)
+        if reason:
+            self.request_stop(event.simulation_id, reason)
 
     def tick(self) -> None:
-        """Notice ended runs and start queued ones while slots are free."""
+        """Notice ended runs; every few seconds sample resources and apply the stop rules."""
         for sid, handle in list(self.handles.items()):
             code = self.runtime.exit_code(handle)
-            if code is None:
-                continue
-            del self.handles[sid]
-            self._ended(sid, code)
-        while self.queue and len(self.handles) < self.settings.nnt_max_runs:
-            sid = self.queue.popleft()
-            run_dir = self.settings.runs_dir / str(sid)
-            self._set(sid, "starting")
-            self.handles[sid] = self.runtime.start(sid, run_dir)
-            self.state[sid] = "running"
+            if code is not None:
+                del self.handles[sid]
+                self._ended(sid, code)
+        now = time.monotonic()
+        if now - self.last_sample < self.settings.nnt_resource_period:
+            return
+        self.last_sample = now
+        for sid, handle in list(self.handles.items()):
+            sample = self.runtime.sample(handle)
+            if sample is not None:
+                self.publisher.resources(sample)
+            action = self.watch.check(sid, sample)
+            if action == "kill":
+                self.runtime.kill(handle)
+            elif action:
+                self.request_stop(sid, action)
 
     def _ended(self, sid: uuid.UUID, code: int) -> None:
-        expected = sid in self.expected_exit
-        self.expected_exit.discard(sid)
-        if code == 0:
-            self.state[sid] = "stopped" if expected else "finished"
-        elif code == 1:
-            self.state[sid] = "failed"  # the trainer reported its own error
-        else:
-            self.state[sid] = "failed"
-            log_path = self.settings.runs_dir / str(sid) / "trainer.log"
-            self.publisher.status(
-                sid, "failed", message=f"trainer exited with code {code}; log: {log_path}"
-            )
+        rd = RunDir(self.settings.runs_dir, sid)
+        reason = self.watch.forget(sid)
+        if not rd.exists():
+            return
+        with rd.locked():
+            state = rd.read()
+            done, total = rules.checkpoint_epoch(rd.path), rd.spec().config.total_epochs
+            if reason and code in (-15, 143):
+                code = 0  # SIGTERM before the trainer's handler was set: stopped, nothing lost
+            if code == 0 and done < total:
+                state.state, state.reason = "stopped", reason or "stopped"
+                self.publisher.status(sid, "stopped", epoch=done, total_epochs=total,
+                                      message=f"{state.reason}; resumes at epoch {done + 1}")  # fmt: skip
+            elif code == 0:
+                state.state = "finished"  # the trainer published its own `finished`
+            elif code == 1:
+                state.state = "failed"  # the trainer published its own error
+            else:
+                state.state = "failed"
+                state.message = rules.exit_message(code, reason, self.settings, rd.path)
+                self.publisher.status(sid, "failed", epoch=done, message=state.message)
+            rd.write(state)
 
-    def shutdown(self, timeout: float = 20.0) -> None:
-        """Stop every run (each checkpoints) so nothing outlives the orchestrator."""
-        for sid, handle in list(self.handles.items()):
-            self.expected_exit.add(sid)
-            self.runtime.stop(handle)
-        for handle in list(self.handles.values()):
-            if handle.proc is not None:
-                try:
-                    handle.proc.wait(timeout)
-                except Exception:  # noqa: BLE001
-                    self.runtime.remove(handle)
+    # ---- restart and shutdown ------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Re-adopt this host's runs that are still alive; fail the vanished; drop orphans."""
+        prune_claims(self.settings.claims_dir)
+        for rd in all_runs(self.settings.runs_dir):
+            state = rd.read()
+            if not state.owned_by(self.host):
+                continue
+            handle = (
+                self.runtime.adopt(rd.simulation_id, rd.path, state)
+                if state.runtime == self.runtime.name
+                else None
+            )
+            if handle is None:
+                self._ended(rd.simulation_id, self._exit_file_code(rd.path))
+                continue
+            self.handles[rd.simulation_id] = handle
+            self.watch.started(rd.simulation_id, paused=state.state == "paused")
+            current: Status = "paused" if state.state == "paused" else "running"
+            self.publisher.status(rd.simulation_id, current,
+                                  message=f"re-adopted by {self.host} after an orchestrator restart")  # fmt: skip
+        self.runtime.orphans(set(self.handles))
+        self.publisher.flush()
+
+    def _exit_file_code(self, run_dir: Path) -> int:
+        try:
+            return int((run_dir / "exit").read_text())
+        except (OSError, ValueError):
+            return -1
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Processes are checkpointed and stopped; containers keep running (re-adopted later)."""
+        if self.runtime.name == "process":
+            for sid in list(self.handles):
+                self.request_stop(sid, "orchestrator shut down; resume to continue")
+            deadline = time.monotonic() + timeout
+            while self.handles and time.monotonic() < deadline:
+                self.tick()
+                time.sleep(0.2)
+            for sid, handle in list(self.handles.items()):
+                self.runtime.kill(handle)
+                del self.handles[sid]
+                self._ended(sid, 0)
         self.publisher.flush()
 
 
@@ -223,40 +434,3 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ())) or "message"
     return f"{loc}: {err.get('msg')}"
-
-
-def run(settings: OrchestratorSettings, runtime: Runtime) -> None:
-    """Consume commands until SIGTERM/SIGINT; commit each offset after it is handled."""
-    publisher = StatusPublisher(settings.nnt_kafka_bootstrap)
-    orch = Orchestrator(settings, runtime, publisher)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.nnt_kafka_bootstrap,
-            "group.id": settings.nnt_orchestrator_group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topics.COMMANDS])
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
-    log.info(
-        "orchestrator ready (group %s, runtime %s)",
-        settings.nnt_orchestrator_group,
-        settings.nnt_runtime,
-    )
-    try:
-        while not stopping.is_set():
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", msg.error())
-            elif msg is not None:
-                orch.handle_message(msg.value())
-                consumer.commit(message=msg, asynchronous=False)
-            orch.tick()
-    finally:
-        log.info("orchestrator stopping: checkpointing %d run(s)", len(orch.handles))
-        orch.shutdown()
-        consumer.close()

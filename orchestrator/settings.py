@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GIB = 1024**3
 
 
 class OrchestratorError(RuntimeError):
@@ -14,7 +18,7 @@ class OrchestratorError(RuntimeError):
 
 
 class OrchestratorSettings(BaseSettings):
-    """Every setting of one orchestrator process."""
+    """Every setting of one orchestrator process (environment variables of the same name)."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -22,11 +26,47 @@ class OrchestratorSettings(BaseSettings):
     nnt_home: Path = Path("~/.local/share/nntracker")
     nnt_runtime: str = Field(default="process", description="process | docker")
     nnt_orchestrator_group: str = Field(
-        default="nntracker-orchestrator", description="consumer group"
+        default="nntracker-orchestrator",
+        description="shared consumer group: `create` and `start` commands are split among members",
+    )
+    nnt_hostname: str = Field(
+        default_factory=socket.gethostname,
+        description="this orchestrator's name; owns the runs it starts (recorded in run dirs)",
     )
     nnt_max_runs: int = Field(default=2, ge=1, description="concurrent runs on this host")
     nnt_trainer_python: str = Field(default=sys.executable, description="Python that runs trainers")
     nnt_allow_pickle: bool = Field(default=False, description="let trainers load pandas pickles")
+    # Limits of one run (both runtimes).
+    nnt_run_memory_bytes: int = Field(default=2 * GIB, ge=64 * 1024**2, description="per run")
+    nnt_run_cpus: float = Field(default=1.0, gt=0, description="CPUs per run (docker: nano_cpus)")
+    nnt_run_pids: int = Field(default=512, ge=16, description="processes/threads per container")
+    # Docker runtime.
+    nnt_trainer_image: str = Field(default="nntracker-trainer:local", description="trainer image")
+    nnt_container_python: str = Field(
+        default="python", description="Python inside the image (the local image: the host venv's)"
+    )
+    nnt_docker_host_mounts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated host paths bind-mounted read-only at the same place "
+        "(the local podman image needs /usr,/lib,/lib64,/etc, Python, venv, project)",
+    )
+    # Quotas and auto-stop rules.
+    nnt_quota_max_runs: int = Field(default=0, ge=0, description="active runs per owner; 0: none")
+    nnt_quota_max_memory: int = Field(
+        default=0, ge=0, description="sum of active runs' memory limits per owner, bytes; 0: none"
+    )
+    nnt_stall_seconds: float = Field(
+        default=1800, gt=0, description="stop a running run with no epoch for this long"
+    )
+    nnt_resource_period: float = Field(default=5.0, gt=0, description="seconds between samples")
+    # Dataset URLs.
+    nnt_max_dataset_bytes: int = Field(default=2 * GIB, ge=1, description="largest download")
+    nnt_fetch_timeout: float = Field(default=30.0, gt=0, description="connect/read timeout, s")
+    nnt_url_allow_loopback: bool = Field(
+        default=False,
+        description="TEST ONLY: let dataset URLs reach exactly 127.0.0.1 (the tests' local server). "
+        "Never set it in production: it opens the orchestrator to SSRF on this host.",
+    )
 
     @field_validator("nnt_home")
     @classmethod
@@ -40,15 +80,39 @@ class OrchestratorSettings(BaseSettings):
             raise ValueError("must be 'process' or 'docker'")
         return value
 
+    @field_validator("nnt_docker_host_mounts", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("nnt_hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not value or "/" in value or len(value) > 200:
+            raise ValueError("must be a non-empty name without '/'")
+        return value
+
     @property
     def runs_dir(self) -> Path:
-        """Run directories, one per simulation."""
+        """Run directories, one per simulation (shared by every orchestrator of NNT_HOME)."""
         return self.nnt_home / "runs"
 
     @property
     def datasets_dir(self) -> Path:
         """Content-addressed dataset store shared with the web."""
         return self.nnt_home / "datasets"
+
+    @property
+    def state_dir(self) -> Path:
+        """This host's private state (handled command ids)."""
+        return self.nnt_home / "orchestrator" / self.nnt_hostname
+
+    @property
+    def claims_dir(self) -> Path:
+        """Command claims shared by all orchestrators: one answer per command."""
+        return self.nnt_home / "orchestrator" / "claims"
 
 
 def load() -> OrchestratorSettings:

@@ -122,6 +122,9 @@ class ExperimentConfig(_Strict):
     label_column: str | None = None
     validation_split: float | None = Field(default=None, gt=0, lt=1)
     collect: CollectSpec = Field(default_factory=CollectSpec)
+    gpu: bool = Field(
+        default=False, description="Run on a GPU; a host without one refuses with a clear message"
+    )
 
     @field_validator("learning_rates", mode="before")
     @classmethod

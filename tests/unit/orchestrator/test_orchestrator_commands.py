@@ -1,29 +1,38 @@
-"""The command loop: garbage is rejected with a reason, duplicates act once, the grid expands."""
+"""The command logic: garbage rejected with a reason, duplicates act once, the grid expands
+into queued runs and `start` commands, slots and quotas make a start wait."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.rundirs import RunDir, RunState
 from orchestrator.runtime import Handle
 from orchestrator.service import CommandLog, Orchestrator
 from orchestrator.settings import OrchestratorSettings
 from schemas import codecs
 from schemas.commands import CreateCommand, LifecycleCommand
+from schemas.run import RunSpec
 
 
 class RecordingPublisher:
-    """Collects status events instead of sending them (pure-logic unit test)."""
+    """Collects what the orchestrator sends instead of sending it (pure-logic unit test)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[Any, str, dict[str, Any]]] = []
+        self.commands: list[LifecycleCommand] = []
 
     def status(self, simulation_id: Any, status: str, **fields: Any) -> None:
         self.events.append((simulation_id, status, fields))
+
+    def resources(self, sample: Any) -> None:
+        pass
+
+    def command(self, command: LifecycleCommand) -> None:
+        self.commands.append(command)
 
     def flush(self, timeout: float = 10.0) -> None:
         pass
@@ -32,14 +41,19 @@ class RecordingPublisher:
 class IdleRuntime:
     """Starts nothing; remembers what it was asked."""
 
+    name = "process"
+
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def start(self, simulation_id: uuid.UUID, run_dir: Path) -> Handle:
-        self.calls.append(f"start {simulation_id}")
-        return Handle(simulation_id, run_dir)
+    def start(self, spec: RunSpec, run_dir: Path) -> Handle:
+        self.calls.append(f"start {spec.simulation_id}")
+        return Handle(spec.simulation_id, run_dir, pid=1)
 
     def exit_code(self, handle: Handle) -> int | None:
+        return None
+
+    def sample(self, handle: Handle) -> None:
         return None
 
     def pause(self, handle: Handle) -> None:
@@ -51,66 +65,134 @@ class IdleRuntime:
     def stop(self, handle: Handle) -> None:
         self.calls.append("stop")
 
-    def remove(self, handle: Handle) -> None:
-        self.calls.append("remove")
+    def kill(self, handle: Handle) -> None:
+        self.calls.append("kill")
+
+    def adopt(self, *args: Any) -> None:
+        return None
+
+    def orphans(self, known: set[uuid.UUID]) -> list[str]:
+        return []
+
+
+def make(tmp_path: Path, **settings: Any) -> Orchestrator:
+    config = OrchestratorSettings(
+        nnt_home=tmp_path, **{"nnt_max_runs": 1, "nnt_hostname": "h1", **settings}
+    )
+    (tmp_path / "datasets").mkdir(exist_ok=True)
+    (tmp_path / "datasets" / ("a" * 64 + ".npz")).write_bytes(b"x")
+    return Orchestrator(config, IdleRuntime(), RecordingPublisher())  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def orch(tmp_path: Path) -> Orchestrator:
-    settings = OrchestratorSettings(nnt_home=tmp_path, nnt_max_runs=1)
-    (tmp_path / "datasets").mkdir()
-    (tmp_path / "datasets" / ("a" * 64 + ".npz")).write_bytes(b"x")
-    return Orchestrator(settings, IdleRuntime(), RecordingPublisher())  # type: ignore[arg-type]
+    return make(tmp_path)
 
 
-def create_command() -> CreateCommand:
-    return CreateCommand(experiment_id=uuid.uuid4(), issued_by="ana", experiment={
+def create_command(owner: str = "ana") -> CreateCommand:
+    return CreateCommand(experiment_id=uuid.uuid4(), issued_by=owner, experiment={
         "name": "exp", "dataset_train": "stored:" + "a" * 64 + ".npz", "learning_rates": [0.1, 0.01],
         "model": {"class_name": "Sequential", "config": {"layers": []}},
-    })
+    })  # fmt: skip
+
+
+def events(orch: Orchestrator) -> list[tuple[Any, str, dict[str, Any]]]:
+    return orch.publisher.events  # type: ignore[attr-defined, no-any-return]
+
+
+def starts(orch: Orchestrator) -> list[LifecycleCommand]:
+    return orch.publisher.commands  # type: ignore[attr-defined, no-any-return]
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b'{"type": "pause"}', b'{"type": "boom"}'])
 def test_it_rejects_garbage_with_a_reason(orch: Orchestrator, raw: bytes) -> None:
-    orch.handle_message(raw)
-    (_, status, fields), = orch.publisher.events  # type: ignore[attr-defined]
+    assert orch.on_work(raw)
+    ((_, status, fields),) = events(orch)
     assert status == "rejected" and fields["message"]
+    orch.on_broadcast(raw)  # the per-host stream stays silent: one answer per command
+    assert len(events(orch)) == 1
 
 
-def test_it_expands_the_grid_and_queues_beyond_its_slots(orch: Orchestrator) -> None:
-    cmd = create_command()
-    orch.handle_message(codecs.dumps(cmd))
-    statuses = [s for _, s, _ in orch.publisher.events]  # type: ignore[attr-defined]
-    assert statuses.count("queued") == 2 and statuses.count("starting") == 1
-    assert len(orch.queue) == 1
+def test_it_queues_each_simulation_and_publishes_its_start(orch: Orchestrator) -> None:
+    orch.on_work(codecs.dumps(create_command()))
+    queued = [e for e in events(orch) if e[1] == "queued"]
+    assert len(queued) == 2 and all(e[2]["name"].startswith("exp (O1)") for e in queued)
+    assert [c.simulation_id for c in starts(orch)] == [e[0] for e in queued]
+    assert all(c.type == "start" for c in starts(orch))
+
+
+def test_it_starts_within_its_slots_and_makes_the_rest_wait(orch: Orchestrator) -> None:
+    orch.on_work(codecs.dumps(create_command()))
+    first, second = starts(orch)
+    assert orch.on_work(codecs.dumps(first)) is True
+    assert orch.on_work(codecs.dumps(second)) is False, "no free slot: the offset must wait"
+    assert RunDir(orch.settings.runs_dir, first.simulation_id).read().owned_by("h1")
+    assert RunDir(orch.settings.runs_dir, second.simulation_id).read().state == "queued"
 
 
 def test_it_acts_once_on_a_command_delivered_twice(orch: Orchestrator) -> None:
     raw = codecs.dumps(create_command())
-    orch.handle_message(raw)
-    count = len(orch.publisher.events)  # type: ignore[attr-defined]
-    orch.handle_message(raw)
-    assert len(orch.publisher.events) == count  # type: ignore[attr-defined]
+    orch.on_work(raw)
+    count = len(events(orch))
+    orch.on_work(raw)
+    assert len(events(orch)) == count
 
 
 def test_it_refuses_to_pause_a_queued_run_and_says_why(orch: Orchestrator) -> None:
-    orch.handle_message(codecs.dumps(create_command()))
-    queued = orch.queue[0]
-    orch.handle_message(codecs.dumps(LifecycleCommand(type="pause", simulation_id=queued)))
-    _, status, fields = orch.publisher.events[-1]  # type: ignore[attr-defined]
+    orch.on_work(codecs.dumps(create_command()))
+    queued = starts(orch)[0].simulation_id
+    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="pause", simulation_id=queued)))
+    _, status, fields = events(orch)[-1]
     assert status == "rejected" and "only running" in fields["message"]
+
+
+def test_it_leaves_a_run_another_host_owns_alone(orch: Orchestrator) -> None:
+    orch.on_work(codecs.dumps(create_command()))
+    sid = starts(orch)[0].simulation_id
+    RunDir(orch.settings.runs_dir, sid).write(RunState("running", host="h2"))
+    count = len(events(orch))
+    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="stop", simulation_id=sid)))
+    assert len(events(orch)) == count, "the owner answers, not us"
 
 
 def test_it_rejects_a_config_error_naming_the_field(orch: Orchestrator) -> None:
     cmd = create_command()
     cmd.experiment["batch_size"] = 0
-    orch.handle_message(codecs.dumps(cmd))
-    _, status, fields = orch.publisher.events[-1]  # type: ignore[attr-defined]
+    orch.on_work(codecs.dumps(cmd))
+    _, status, fields = events(orch)[-1]
     assert status == "rejected" and "experiment.batch_size" in fields["message"]
+
+
+def test_it_holds_a_start_beyond_the_owner_quota_with_a_reason(tmp_path: Path) -> None:
+    orch = make(tmp_path, nnt_max_runs=5, nnt_quota_max_runs=1)
+    orch.on_work(codecs.dumps(create_command()))
+    first, second = starts(orch)
+    assert orch.on_work(codecs.dumps(first))
+    assert not orch.on_work(codecs.dumps(second))
+    _, status, fields = events(orch)[-1]
+    assert status == "queued" and "NNT_QUOTA_MAX_RUNS=1" in fields["message"]
+
+
+def test_it_fails_a_run_that_can_never_fit_the_memory_quota(tmp_path: Path) -> None:
+    orch = make(tmp_path, nnt_quota_max_memory=1024**3, nnt_run_memory_bytes=2 * 1024**3)
+    orch.on_work(codecs.dumps(create_command()))
+    assert orch.on_work(codecs.dumps(starts(orch)[0]))
+    _, status, fields = events(orch)[-1]
+    assert status == "failed" and "NNT_QUOTA_MAX_MEMORY" in fields["message"]
+
+
+def test_it_deletes_and_releases_datasets_no_run_needs(orch: Orchestrator) -> None:
+    orch.on_work(codecs.dumps(create_command()))
+    one, two = (c.simulation_id for c in starts(orch))
+    dataset = orch.settings.datasets_dir / ("a" * 64 + ".npz")
+    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="delete", simulation_id=one)))
+    assert dataset.exists(), "the other simulation still needs it"
+    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="delete", simulation_id=two)))
+    assert not dataset.exists() and not (orch.settings.runs_dir / str(two)).exists()
+    assert [e[1] for e in events(orch)][-2:] == ["deleted", "deleted"]
 
 
 def test_it_remembers_commands_across_restarts(tmp_path: Path) -> None:
     cid = uuid.uuid4()
     assert CommandLog(tmp_path / "c.log").add(cid)
     assert not CommandLog(tmp_path / "c.log").add(cid)
-    assert json.loads(json.dumps(str(cid)))

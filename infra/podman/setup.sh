@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Local container engine for the docker runtime and its tests: podman serving the Docker API.
+#
+# Idempotent; every step is skipped when already done. Needs root (apt-get, /etc, /run).
+#   1. apt-get install podman runc busybox-static (only what is missing)
+#   2. /etc/containers/containers.conf: runtime runc (crun fails on hybrid cgroups here) and
+#      default ulimits at or below this host's hard limits (raising them is forbidden here)
+#   3. `podman system service` on $NNT_PODMAN_SOCKET unless it already answers
+#   4. image $NNT_TRAINER_IMAGE (default nntracker-trainer:local): a busybox-only rootfs;
+#      the runtime bind-mounts the host's /usr, /lib, /lib64, /etc, Python and venv read-only
+#      (NNT_DOCKER_HOST_MOUNTS), so no registry is needed.
+# Prints `DOCKER_HOST=unix://...` as its last line.
+set -euo pipefail
+
+SOCKET="${NNT_PODMAN_SOCKET:-/run/podman/podman.sock}"
+IMAGE="${NNT_TRAINER_IMAGE:-nntracker-trainer:local}"
+CONF=/etc/containers/containers.conf
+MARK="# written by nntracker infra/podman/setup.sh"
+
+need=()
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "podman setup: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+[ "$nofile" = unlimited ] && nofile=65536
+[ "$nproc" = unlimited ] && nproc=65536
+[ "$nofile" -gt 20000 ] && nofile=20000
+[ "$nproc" -gt 4096 ] && nproc=4096
+want="$MARK
+[containers]
+default_ulimits = [\"nofile=${nofile}:${nofile}\", \"nproc=${nproc}:${nproc}\"]
+[engine]
+runtime = \"runc\""
+if [ ! -f "$CONF" ] || { head -1 "$CONF" | grep -qF "$MARK" && [ "$(cat "$CONF")" != "$want" ]; }; then
+  mkdir -p "$(dirname "$CONF")"
+  printf '%s\n' "$want" > "$CONF"
+  echo "podman setup: wrote $CONF" >&2
+fi
+
+answering() { podman --remote --url "unix://$SOCKET" version >/dev/null 2>&1; }
+if ! answering; then
+  mkdir -p "$(dirname "$SOCKET")"
+  rm -f "$SOCKET"
+  echo "podman setup: starting the API service on $SOCKET" >&2
+  setsid nohup podman system service --time=0 "unix://$SOCKET" \
+    >"$(dirname "$SOCKET")/service.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do answering && break; sleep 0.2; done
+  answering || { echo "podman setup: the API service did not answer; see $(dirname "$SOCKET")/service.log" >&2; exit 1; }
+fi
+
+if ! podman image exists "$IMAGE"; then
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  mkdir -p "$root"/{bin,usr,lib,lib64,etc,tmp,home,run,root,proc,sys,dev,work}
+  cp /bin/busybox "$root/bin/busybox"
+  for tool in sh ls cat env sleep id ps; do ln -s busybox "$root/bin/$tool"; done
+  chmod 1777 "$root/tmp"
+  tar -C "$root" -c . | podman import --quiet - "$IMAGE" >/dev/null
+  echo "podman setup: imported $IMAGE" >&2
+fi
+echo "DOCKER_HOST=unix://$SOCKET"

@@ -1,0 +1,32 @@
+"""`python -m orchestrator.launch RUN_DIR`: the trainer, plus its exit code in RUN_DIR/exit.
+
+The process runtime starts trainers through this so that an orchestrator that restarted
+(and is no longer the trainer's parent) still learns how an adopted run ended.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+EXIT_FILE = "exit"
+
+
+def main(argv: list[str]) -> int:
+    """Run the trainer on RUN_DIR and record its exit code atomically."""
+    from trainer.__main__ import main as trainer_main
+
+    run_dir = Path(argv[0])
+    code = 1
+    try:
+        code = trainer_main([str(run_dir)])
+    finally:
+        tmp = run_dir / f".{EXIT_FILE}.tmp"
+        tmp.write_text(str(code))
+        os.replace(tmp, run_dir / EXIT_FILE)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

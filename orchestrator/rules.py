@@ -1,0 +1,124 @@
+"""Quotas at start and the auto-stop rules: memory over its limit, NaN/inf loss, no progress."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from orchestrator.rundirs import RunState
+from orchestrator.settings import OrchestratorSettings
+from schemas.epochs import EpochEvent
+from schemas.resources import ResourceSample
+
+KILL = "kill"
+
+
+def quota(
+    settings: OrchestratorSettings, owner: str, active: list[RunState]
+) -> tuple[bool, str] | None:
+    """None when `owner` may start one more run; else (impossible, reason)."""
+    runs, memory = settings.nnt_quota_max_runs, settings.nnt_quota_max_memory
+    limit = settings.nnt_run_memory_bytes
+    if memory and limit > memory:
+        return True, (
+            f"quota: one run needs {limit} bytes of memory, more than "
+            f"NNT_QUOTA_MAX_MEMORY={memory} allows {owner or 'this owner'}"
+        )
+    if runs and len(active) >= runs:
+        return False, (
+            f"waiting for quota: {owner or 'this owner'} already has {len(active)} active "
+            f"run(s), NNT_QUOTA_MAX_RUNS={runs}"
+        )
+    if memory and (len(active) + 1) * limit > memory:
+        return False, (
+            f"waiting for quota: {owner or 'this owner'} would use {(len(active) + 1) * limit} "
+            f"bytes of memory, NNT_QUOTA_MAX_MEMORY={memory}"
+        )
+    return None
+
+
+def checkpoint_epoch(run_dir: Path) -> int:
+    """Epochs held by the run's latest checkpoint (0 when none)."""
+    try:
+        return int(json.loads((run_dir / "checkpoints" / "latest.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def exit_message(
+    code: int, reason: str | None, settings: OrchestratorSettings, run_dir: Path
+) -> str:
+    """The `failed` message of a trainer that did not end by itself."""
+    if reason:
+        return f"{reason} (trainer exit code {code})"
+    if code == 137:
+        return (
+            f"killed: memory over its limit of {settings.nnt_run_memory_bytes} bytes "
+            "(NNT_RUN_MEMORY_BYTES)"
+        )
+    if code == -1:
+        return "the trainer vanished (host restart or killed outside the orchestrator)"
+    return f"trainer exited with code {code}; log: {run_dir / 'trainer.log'}"
+
+
+class Watch:
+    """Per-run progress clocks and stop reasons of this host's runs."""
+
+    def __init__(self, settings: OrchestratorSettings) -> None:
+        self.settings = settings
+        self.progress: dict[uuid.UUID, float] = {}
+        self.frozen: set[uuid.UUID] = set()
+        self.reasons: dict[uuid.UUID, str] = {}
+
+    def started(self, sid: uuid.UUID, paused: bool = False) -> None:
+        """A run began (or was re-adopted): its stall clock starts now."""
+        self.progress[sid] = time.monotonic()
+        if paused:
+            self.frozen.add(sid)
+
+    def paused(self, sid: uuid.UUID) -> None:
+        """A frozen run makes no progress on purpose."""
+        self.frozen.add(sid)
+
+    def resumed(self, sid: uuid.UUID) -> None:
+        """Thawed: the stall clock restarts."""
+        self.frozen.discard(sid)
+        self.progress[sid] = time.monotonic()
+
+    def stopping(self, sid: uuid.UUID, reason: str) -> None:
+        """Remember why the run is asked to stop (the first reason wins)."""
+        self.reasons.setdefault(sid, reason)
+        self.frozen.discard(sid)
+
+    def forget(self, sid: uuid.UUID) -> str | None:
+        """The run ended; returns why it was stopped, if it was."""
+        self.progress.pop(sid, None)
+        self.frozen.discard(sid)
+        return self.reasons.pop(sid, None)
+
+    def epoch(self, event: EpochEvent) -> str | None:
+        """Progress; a stop reason when the loss is not finite (the schema carries it as null)."""
+        self.progress[event.simulation_id] = time.monotonic()
+        if "loss" in event.metrics and event.metrics["loss"] is None:
+            if event.simulation_id in self.reasons:
+                return None
+            return f"auto-stop: loss is NaN or inf at epoch {event.epoch}"
+        return None
+
+    def check(self, sid: uuid.UUID, sample: ResourceSample | None) -> str | None:
+        """A stop reason (or KILL) from the latest sample and the stall clock, else None."""
+        limit = self.settings.nnt_run_memory_bytes
+        if sample is not None and sample.memory_bytes > limit:
+            if sid in self.reasons:
+                return KILL if sample.memory_bytes > 1.5 * limit else None
+            return f"auto-stop: memory {sample.memory_bytes} bytes over its limit of {limit}"
+        stalled = time.monotonic() - self.progress.get(sid, time.monotonic())
+        if (
+            sid not in self.frozen
+            and sid not in self.reasons
+            and stalled > self.settings.nnt_stall_seconds
+        ):
+            return f"auto-stop: no progress for {int(stalled)} s (NNT_STALL_SECONDS={self.settings.nnt_stall_seconds:g})"
+        return None

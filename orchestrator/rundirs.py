@@ -1,0 +1,110 @@
+"""Run directories as the shared record of each simulation: spec, state, owner host, claims.
+
+`$NNT_HOME/runs/<simulation id>/` holds `run.json` (the spec), `state.json` (lifecycle state,
+the host that owns it while active, its pid or container) and the trainer's checkpoints. All
+orchestrators of one NNT_HOME read the same directories; a lock file serialises transitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from schemas.run import RUN_SPEC_FILE, RunSpec
+
+STATE_FILE = "state.json"
+ACTIVE = frozenset({"starting", "running", "paused"})
+
+
+@dataclass
+class RunState:
+    """What `state.json` records."""
+
+    state: str = "queued"
+    host: str | None = None
+    runtime: str | None = None
+    pid: int | None = None
+    container: str | None = None
+    message: str = ""
+    reason: str = ""
+    at: float = field(default_factory=time.time)
+
+    def owned_by(self, host: str) -> bool:
+        """True while `host` runs (or freezes) this simulation."""
+        return self.state in ACTIVE and self.host == host
+
+
+class RunDir:
+    """One simulation's directory."""
+
+    def __init__(self, runs_dir: Path, simulation_id: uuid.UUID) -> None:
+        self.simulation_id = simulation_id
+        self.path = runs_dir / str(simulation_id)
+
+    def exists(self) -> bool:
+        """True when the spec has been written."""
+        return (self.path / RUN_SPEC_FILE).is_file()
+
+    def spec(self) -> RunSpec:
+        """The run specification."""
+        return RunSpec.model_validate_json((self.path / RUN_SPEC_FILE).read_text())
+
+    def read(self) -> RunState:
+        """The recorded state (queued when none was written yet)."""
+        try:
+            data = json.loads((self.path / STATE_FILE).read_text())
+            return RunState(**{k: v for k, v in data.items() if k in RunState.__dataclass_fields__})
+        except (OSError, ValueError, TypeError):
+            return RunState()
+
+    def write(self, state: RunState) -> None:
+        """Replace `state.json` atomically."""
+        state.at = time.time()
+        tmp = self.path / f".{STATE_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(asdict(state)))
+        os.replace(tmp, self.path / STATE_FILE)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock (every orchestrator of this NNT_HOME honours it)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def claim(claims_dir: Path, command_id: uuid.UUID) -> bool:
+    """True for exactly one orchestrator per command id (an O_EXCL file)."""
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(claims_dir / str(command_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def prune_claims(claims_dir: Path, older_than_s: float = 7 * 86400) -> None:
+    """Forget claims of commands older than a week."""
+    cutoff = time.time() - older_than_s
+    for path in claims_dir.glob("*") if claims_dir.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
+def all_runs(runs_dir: Path) -> Iterator[RunDir]:
+    """Every run directory with a spec."""
+    for path in sorted(runs_dir.glob(f"*/{RUN_SPEC_FILE}")) if runs_dir.is_dir() else []:
+        with contextlib.suppress(ValueError):
+            yield RunDir(runs_dir, uuid.UUID(path.parent.name))

@@ -1,0 +1,199 @@
+"""Real orchestrators (`python -m orchestrator` subprocesses), real Kafka, real podman."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from infra import podman
+from schemas import codecs, topics
+from schemas.commands import CreateCommand, LifecycleCommand, command_key
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def until(check: Callable[[], T | None], timeout: float, what: str, orch: Orch | None = None) -> T:
+    """Poll `check` until it returns a truthy value; fail naming `what` (and the log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    tail = orch.log_tail() if orch else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+class Tap:
+    """Reads a topic from its beginning; keeps every decoded JSON value with its key."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": f"tap-{uuid.uuid4()}",
+             "enable.auto.commit": False}
+        )  # fmt: skip
+        parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        self.events: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Everything read so far (reads what arrived since the last call)."""
+        for msg in self.consumer.consume(500, 0.2):
+            if msg.error() is None:
+                with contextlib.suppress(ValueError):
+                    self.events.append(json.loads(msg.value()))
+        return self.events
+
+    def of(self, sid: uuid.UUID | str) -> list[dict[str, Any]]:
+        """The events of one simulation."""
+        return [e for e in self.poll() if e.get("simulation_id") == str(sid)]
+
+    def status(
+        self, sid: uuid.UUID | str, status: str, source: str | None = None, **match: Any
+    ) -> dict[str, Any] | None:
+        """The latest event of `sid` with this status (and source / fields), if any."""
+        found = [
+            e for e in self.of(sid)
+            if e["status"] == status and (source is None or e.get("source") == source)
+            and all(str(e.get(k, "")).find(str(v)) >= 0 for k, v in match.items())
+        ]  # fmt: skip
+        return found[-1] if found else None
+
+    def answer(self, command_id: uuid.UUID | str) -> dict[str, Any] | None:
+        """The accepted/rejected answer naming a command id."""
+        for e in self.poll():
+            if e.get("command_id") == str(command_id) and e["status"] in ("accepted", "rejected"):
+                return e
+        return None
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class Orch:
+    """One `python -m orchestrator` process with its own host name."""
+
+    def __init__(self, home: Path, bootstrap: str, host: str, group: str, **env: str) -> None:
+        self.home, self.host = home, host
+        self.log = home / f"orchestrator-{host}.log"
+        self.env = {
+            **os.environ, "NNT_HOME": str(home), "NNT_KAFKA_BOOTSTRAP": bootstrap,
+            "NNT_HOSTNAME": host, "NNT_ORCHESTRATOR_GROUP": group, "NNT_RESOURCE_PERIOD": "1",
+            "NNT_RUN_CPUS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **env,
+        }  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Orch:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "orchestrator"], env=self.env, cwd=ROOT, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        out.close()
+        until(lambda: "ready" in self.log.read_text(), 60, f"orchestrator {self.host} ready", self)
+        return self
+
+    def kill(self, sig: int = signal.SIGTERM, timeout: float = 90) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+class Client:
+    """Sends commands the way the web does (confluent-kafka, key = id)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap})
+
+    def send(self, command: CreateCommand | LifecycleCommand) -> uuid.UUID:
+        self.producer.produce(
+            topics.COMMANDS, key=command_key(command), value=codecs.dumps(command)
+        )
+        self.producer.flush(10)
+        return command.command_id
+
+    def lifecycle(self, kind: str, sid: uuid.UUID) -> uuid.UUID:
+        return self.send(LifecycleCommand(type=kind, simulation_id=sid, issued_by="ana"))  # type: ignore[arg-type]
+
+
+def kcat(bootstrap: str, key: str, value: str) -> None:
+    """Produce one message with kcat, a Kafka client that is not ours."""
+    subprocess.run(  # noqa: S603
+        ["kcat", "-b", bootstrap, "-t", topics.COMMANDS, "-P", "-K", "\t"],
+        input=f"{key}\t{value}\n".encode(), check=True, timeout=30,
+    )  # fmt: skip
+
+
+def demo_experiment(home: Path, epochs: int, batch_size: int = 32, **extra: Any) -> dict[str, Any]:
+    """The digits demo with its files in the content-addressed store of `home`."""
+    from trainer.demo import write_demo
+
+    config, model, paths = write_demo(home / "demo-src", epochs)
+    store = home / "datasets"
+    store.mkdir(parents=True, exist_ok=True)
+    for role, path in paths.items():
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        shutil.copyfile(path, store / f"{digest}.npz")
+        (store / f"{digest}.npz").chmod(0o644)
+        config[f"dataset_{role}"] = f"stored:{digest}.npz"
+    collect = {"gradients": False, "activations": False}
+    return {**config, "batch_size": batch_size, "collect": collect, **extra, "model": model}
+
+
+def epochs_of(tap: Tap, sid: uuid.UUID) -> list[int]:
+    """Epoch numbers published on nnt.epochs for one simulation, in arrival order."""
+    return [int(e["epoch"]) for e in tap.of(sid)]
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """podman's Docker API, set up by infra/podman/setup.sh: no skip path, CI or not."""
+    return podman.ensure()
+
+
+@pytest.fixture
+def client(kafka_bootstrap: str) -> Client:
+    return Client(kafka_bootstrap)
+
+
+@pytest.fixture
+def status_tap(kafka_bootstrap: str) -> Iterator[Tap]:
+    tap = Tap(kafka_bootstrap, topics.STATUS)
+    yield tap
+    tap.close()
+
+
+@pytest.fixture
+def epoch_tap(kafka_bootstrap: str) -> Iterator[Tap]:
+    tap = Tap(kafka_bootstrap, topics.EPOCHS)
+    yield tap
+    tap.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    tmp_path.chmod(0o755)
+    return tmp_path
