@@ -32,11 +32,40 @@ class WebSettings(BaseSettings):
     nnt_allowed_hosts: str = "localhost,127.0.0.1"
     nnt_kafka_timeout_s: float = Field(default=5.0, gt=0, description="Producer flush timeout")
     nnt_live_bridge: bool = Field(default=True, description="Consume nnt.live in this process")
+    nnt_https: bool = Field(
+        default=False,
+        description="Served over HTTPS (TLS ended by a proxy that sets X-Forwarded-Proto): "
+        "secure cookies, HSTS and the HTTP->HTTPS redirect",
+    )
+    nnt_hsts_seconds: int = Field(default=31_536_000, ge=0, description="HSTS max-age")
+    nnt_csrf_trusted_origins: str = Field(
+        default="", description="Comma-separated origins, e.g. https://nnt.example.org"
+    )
+    nnt_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins per username and IP before a lockout"
+    )
+    nnt_login_window_s: int = Field(
+        default=900, ge=1, description="Window of counted failures, and the lockout length"
+    )
+    nnt_quota_max_concurrent_runs: int = Field(
+        default=4, ge=1, description="Default per-user limit of simultaneously active runs"
+    )
+    nnt_quota_max_memory_bytes: int = Field(
+        default=8 * 1024**3, ge=1, description="Default per-user memory limit of all active runs"
+    )
 
     @field_validator("nnt_home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("nnt_csrf_trusted_origins")
+    @classmethod
+    def _origins_have_scheme(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"each origin needs its scheme, e.g. https://{origin}")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -47,6 +76,10 @@ class WebSettings(BaseSettings):
     def allowed_hosts(self) -> list[str]:
         """ALLOWED_HOSTS from the comma-separated variable."""
         return [h.strip() for h in self.nnt_allowed_hosts.split(",") if h.strip()]
+
+    def csrf_trusted_origins(self) -> list[str]:
+        """CSRF_TRUSTED_ORIGINS from the comma-separated variable."""
+        return [o.strip() for o in self.nnt_csrf_trusted_origins.split(",") if o.strip()]
 
 
 def load() -> WebSettings:

@@ -39,6 +39,18 @@ class Unauthorized(WebError):
     status = 401
 
 
+class Forbidden(WebError):
+    """Authenticated, but not allowed (e.g. a non-staff user on an admin endpoint)."""
+
+    status = 403
+
+
+class Throttled(WebError):
+    """Too many attempts; try again later."""
+
+    status = 429
+
+
 class NotFound(WebError):
     """No such object, or not one the caller may see."""
 

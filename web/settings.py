@@ -33,11 +33,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django.contrib.postgres",
     "channels",
     "web.accounts",
     "web.simulations",
     "web.live",
+    "web.console",
+    "web.experiments",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.views.site",
             ],
         },
     },
@@ -78,6 +82,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 LOGIN_REDIRECT_URL = "simulations:list"
 LOGOUT_REDIRECT_URL = "home"
 
@@ -93,9 +98,32 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
+# Security (issue 8.3). Always on: CSRF on every state-changing browser request (the
+# middleware, and django-ninja's session auth), httponly session cookie, no framing, nosniff.
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_TRUSTED_ORIGINS = ENV.csrf_trusted_origins()
+NNT_HTTPS = ENV.nnt_https
+if NNT_HTTPS:
+    # TLS ends at a reverse proxy, which must set (overwrite) X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = not DEBUG
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 0 if DEBUG else ENV.nnt_hsts_seconds
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# Failed logins per (username, IP) within the window lock that pair out (web.accounts.throttle).
+NNT_LOGIN_MAX_FAILURES = ENV.nnt_login_max_failures
+NNT_LOGIN_WINDOW_S = ENV.nnt_login_window_s
+# Per-user quota defaults; admins override them per user in the console.
+NNT_QUOTA_MAX_CONCURRENT_RUNS = ENV.nnt_quota_max_concurrent_runs
+NNT_QUOTA_MAX_MEMORY_BYTES = ENV.nnt_quota_max_memory_bytes
 
 LOGGING = {
     "version": 1,

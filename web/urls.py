@@ -12,6 +12,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("web.accounts.urls")),
     path("simulations/", include("web.simulations.urls")),
+    path("experiments/", include("web.experiments.urls")),
+    path("console/", include("web.console.urls")),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("static-vendor/plotly.min.js", assets.plotly_js, name="plotly_js"),

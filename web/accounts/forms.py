@@ -1,9 +1,89 @@
-"""Registration form."""
+"""Account forms: registration, throttled login, username change."""
 
 from __future__ import annotations
 
-from django.contrib.auth.forms import UserCreationForm
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.db import transaction
+from django.db.models import Q
+
+from web.accounts import throttle
 
 
 class RegisterForm(UserCreationForm):
     """Username and password twice; Django's password validators apply."""
+
+
+class ThrottledLoginForm(AuthenticationForm):
+    """Django's login form that refuses a (username, IP) pair after too many failures."""
+
+    def clean(self) -> dict[str, Any]:
+        """Check the lockout before the password, count a failure after a wrong one."""
+        username = self.data.get("username", "")
+        ip = throttle.client_ip(self.request)
+        wait = throttle.locked_for(username, ip)
+        if wait:
+            raise forms.ValidationError(throttle.lockout_message(wait), code="throttled")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError as exc:
+            if any(getattr(e, "code", "") == "invalid_login" for e in exc.error_list):
+                throttle.record_failure(username, ip)
+            raise
+        throttle.clear(username, ip)
+        return cleaned
+
+
+class UsernameForm(forms.Form):
+    """A new username, confirmed with the current password."""
+
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    password = forms.CharField(widget=forms.PasswordInput, label="Current password", strip=False)
+
+    def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_username(self) -> str:
+        """Valid by the user model's rules and not taken by someone else."""
+        name = self.cleaned_data["username"].strip()
+        model = get_user_model()
+        field = model._meta.get_field(model.USERNAME_FIELD)
+        for validator in field.validators:
+            validator(name)
+        taken = model.objects.filter(username__iexact=name).exclude(pk=self.user.pk).exists()
+        if taken:
+            raise forms.ValidationError("This username is taken.")
+        return name
+
+    def clean_password(self) -> str:
+        """The current password, checked."""
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("Wrong password.")
+        return password
+
+    def save(self) -> Any:
+        """Rename the user, and the owner name their runs carry (access matches on it)."""
+        from web.simulations.models import Simulation
+
+        old, new = self.user.get_username(), self.cleaned_data["username"]
+        with transaction.atomic():
+            self.user.username = new
+            self.user.save(update_fields=["username"])
+            mine = Q(owner=self.user) | Q(owner__isnull=True, owner_name=old)
+            Simulation.objects.filter(mine).update(owner_name=new)
+        return self.user
+
+
+class TokenForm(forms.Form):
+    """A name for a new API token."""
+
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. laptop script"}),
+    )

@@ -1,4 +1,4 @@
-"""API tokens: only a SHA-256 of each token is stored."""
+"""Account tables: API tokens (only a SHA-256 is stored), quotas, failed logins."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def new_token() -> str:
 class ApiToken(models.Model):
     """A bearer token for scripts; the clear text is never stored."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(max_length=100, default="", blank=True)
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token")
@@ -42,5 +44,39 @@ class ApiToken(models.Model):
     def issue(cls, user: object, name: str = "") -> tuple[ApiToken, str]:
         """Create a token for a user; return the row and the clear text."""
         token = new_token()
-        row = cls.objects.create(user=user, name=name, key_hash=hash_token(token), prefix=token[:12])
+        row = cls.objects.create(
+            user=user, name=name, key_hash=hash_token(token), prefix=token[:12]
+        )
         return row, token
+
+
+class Quota(models.Model):
+    """Per-user limits set by an admin; an empty field means the default from settings."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota"
+    )
+    max_concurrent_runs = models.PositiveIntegerField(null=True, blank=True)
+    max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "nnt_quota"
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"
+
+
+class LoginFailure(models.Model):
+    """One failed login, counted per (username, IP) by web.accounts.throttle."""
+
+    username = models.CharField(max_length=150)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "nnt_login_failure"
+        indexes = [models.Index(fields=["username", "ip", "at"], name="nnt_login_failure_key")]
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.ip} {self.at}"

@@ -1,0 +1,304 @@
+"""Admin console pages and /api/admin/ against real PostgreSQL (and real Kafka for deletes)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+PASSWORD = "pw-long-enough-1"
+
+
+def _post(client: Any, url: str, data: dict[str, Any], page: str = "/console/") -> Any:
+    html = client.get(page).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)[1]
+    return client.post(url, data | {"csrfmiddlewaretoken": token})
+
+
+def _sim(owner: Any, status: str) -> Any:
+    from web.simulations.models import Simulation
+
+    return Simulation.objects.create(
+        owner=owner,
+        owner_name=owner.get_username(),
+        status=status,
+        name=f"console run {uuid.uuid4().hex[:6]}",
+        total_epochs=10,
+    )
+
+
+def _token(client: Any, user: Any) -> dict[str, str]:
+    resp = client.post(
+        "/api/tokens",
+        {"username": user.get_username(), "password": PASSWORD},
+        content_type="application/json",
+    )
+    return {"HTTP_AUTHORIZATION": f"Bearer {resp.json()['token']}"}
+
+
+@pytest.fixture()
+def admin(client: Any, make_user: Any) -> Any:
+    user = make_user(staff=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture()
+def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
+    from web.simulations import commands
+
+    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10))
+    yield kafka_bootstrap
+    commands.set_publisher(None)
+
+
+def test_it_sends_anonymous_users_to_login(client: Any) -> None:
+    resp = client.get("/console/")
+    assert resp.status_code == 302 and resp["Location"].startswith("/accounts/login/")
+
+
+def test_it_forbids_non_staff_everywhere(client: Any, make_user: Any) -> None:
+    user, other = make_user(), make_user()
+    client.force_login(user)
+    for url in ("/console/", f"/console/users/{other.pk}/", f"/console/users/{other.pk}/delete/"):
+        assert client.get(url).status_code == 403, url
+    auth = _token(client, user)
+    client.logout()
+    assert client.get("/api/admin/users", **auth).status_code == 403
+    assert client.get(f"/api/admin/users/{other.pk}", **auth).status_code == 403
+    assert (
+        client.patch(
+            f"/api/admin/users/{other.pk}",
+            {"is_staff": True},
+            content_type="application/json",
+            **auth,
+        ).status_code
+        == 403
+    )
+    assert client.delete(f"/api/admin/users/{other.pk}", **auth).status_code == 403
+    assert client.get("/api/admin/users").status_code == 401
+    other.refresh_from_db()
+    assert not other.is_staff
+
+
+def test_it_lists_searches_filters_and_sorts_users(client: Any, admin: Any, make_user: Any) -> None:
+    busy, idle = make_user(), make_user()
+    idle.is_active = False
+    idle.save()
+    _sim(busy, "running")
+    _sim(busy, "finished")
+    html = client.get("/console/", {"q": busy.get_username()}).content.decode()
+    assert busy.get_username() in html and idle.get_username() not in html
+    html = client.get("/console/", {"active": "no", "q": idle.get_username()}).content.decode()
+    assert idle.get_username() in html and "disabled" in html
+    html = client.get("/console/", {"staff": "yes", "q": busy.get_username()}).content.decode()
+    assert "No user matches" in html
+    rows = re.findall(
+        r'data-user-id="(\d+)"', client.get("/console/", {"sort": "-simulations"}).content.decode()
+    )
+    assert rows.index(str(busy.pk)) < rows.index(str(idle.pk))
+
+
+def test_it_grants_revokes_disables_and_enables(client: Any, admin: Any, make_user: Any) -> None:
+    target = make_user()
+    url = f"/console/users/{target.pk}"
+    assert _post(client, f"{url}/staff/", {"staff": "1"}).status_code == 302
+    target.refresh_from_db()
+    assert target.is_staff
+    _post(client, f"{url}/staff/", {"staff": "0"})
+    _post(client, f"{url}/active/", {"active": "0"})
+    target.refresh_from_db()
+    assert not target.is_staff and not target.is_active
+    from django.test import Client
+
+    login = Client().post(
+        "/accounts/login/", {"username": target.get_username(), "password": PASSWORD}
+    )
+    assert login.status_code == 200  # a disabled account cannot log in
+    _post(client, f"{url}/active/", {"active": "1"})
+    target.refresh_from_db()
+    assert target.is_active
+
+
+def test_it_never_acts_on_the_admin_themselves(client: Any, admin: Any) -> None:
+    assert _post(client, f"/console/users/{admin.pk}/staff/", {"staff": "0"}).status_code == 403
+    assert _post(client, f"/console/users/{admin.pk}/active/", {"active": "0"}).status_code == 403
+    assert client.get(f"/console/users/{admin.pk}/delete/").status_code == 403
+    admin.refresh_from_db()
+    assert admin.is_staff and admin.is_active
+
+
+def test_it_deletes_after_confirmation(client: Any, admin: Any, make_user: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    from web.simulations.models import Simulation
+
+    target = make_user()
+    sim = _sim(target, "finished")
+    page = client.get(f"/console/users/{target.pk}/delete/")
+    assert page.status_code == 200 and "cannot be undone" in page.content.decode()
+    assert get_user_model().objects.filter(pk=target.pk).exists()  # GET alone deletes nothing
+    resp = _post(
+        client,
+        f"/console/users/{target.pk}/delete/",
+        {},
+        page=f"/console/users/{target.pk}/delete/",
+    )
+    assert resp.status_code == 302 and resp["Location"] == "/console/"
+    assert not get_user_model().objects.filter(pk=target.pk).exists()
+    assert not Simulation.objects.filter(pk=sim.pk).exists()
+
+
+def test_it_keeps_a_user_with_live_runs_when_kafka_is_down(
+    client: Any, admin: Any, make_user: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    target = make_user()
+    _sim(target, "running")
+    resp = _post(
+        client,
+        f"/console/users/{target.pk}/delete/",
+        {},
+        page=f"/console/users/{target.pk}/delete/",
+    )
+    assert resp.status_code == 302
+    assert get_user_model().objects.filter(pk=target.pk).exists()
+    assert "was not deleted" in client.get(f"/console/users/{target.pk}/").content.decode()
+
+
+def test_it_tells_live_runs_to_delete_before_removing_the_user(
+    client: Any, admin: Any, make_user: Any, real_kafka: str
+) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from schemas import topics
+    from schemas.codecs import load_command
+
+    target = make_user()
+    sim = _sim(target, "running")
+    auth = _token(client, admin)
+    assert client.delete(f"/api/admin/users/{target.pk}", **auth).status_code == 204
+    consumer = Consumer(
+        {
+            "bootstrap.servers": real_kafka,
+            "group.id": f"t-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    meta = consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
+    consumer.assign([TopicPartition(topics.COMMANDS, p, 0) for p in meta.partitions])
+    found = None
+    for _ in range(60):
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error() and msg.key() == str(sim.id).encode():
+            found = load_command(msg.value())
+            break
+    consumer.close()
+    assert found is not None and found.type == "delete" and found.issued_by == admin.get_username()
+
+
+def test_it_shows_counts_usage_and_simulations(client: Any, admin: Any, make_user: Any) -> None:
+    target = make_user()
+    running = [_sim(target, "running"), _sim(target, "running")]
+    for status in ("finished", "finished", "failed", "queued", "deleted"):
+        _sim(target, status)
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO nnt_resource VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (running[0].id, now - timedelta(seconds=30), 10.0, 1, None, None, None),
+                (running[0].id, now, 50.0, 1_000_000_000, 4_000_000_000, 20.0, 500_000_000),
+                (running[1].id, now, 25.5, 500_000_000, 4_000_000_000, None, None),
+            ],
+        )
+    html = client.get(f"/console/users/{target.pk}/").content.decode()
+    counts = {
+        k: re.search(rf'id="count-{k}">(\d+)<', html)[1]
+        for k in ("total", "running", "finished", "failed")
+    }
+    assert counts == {"total": "6", "running": "2", "finished": "2", "failed": "1"}
+    assert 'id="usage-cpu">75.5%<' in html and "1.4\xa0GB" in html and "20.0%" in html
+    assert running[0].name in html and f"/simulations/{running[0].id}/" in html
+    body = client.get(f"/api/admin/users/{target.pk}").json()  # the session works for the API too
+    assert body["counts"]["total"] == 6 and body["usage"]["cpu_percent"] == 75.5
+    assert body["usage"]["memory_bytes"] == 1_500_000_000 and body["usage"]["gpu_percent"] == 20.0
+
+
+def test_it_lets_admins_open_any_simulation(client: Any, admin: Any, make_user: Any) -> None:
+    sim = _sim(make_user(), "running")
+    assert client.get(f"/simulations/{sim.id}/").status_code == 200
+
+
+def test_it_edits_quotas_with_defaults(client: Any, admin: Any, make_user: Any) -> None:
+    from django.conf import settings
+
+    target = make_user()
+    html = client.get(f"/console/users/{target.pk}/").content.decode()
+    assert (
+        f"at most <b>{settings.NNT_QUOTA_MAX_CONCURRENT_RUNS}</b>" in html and "(default)" in html
+    )
+    bad = _post(client, f"/console/users/{target.pk}/quota/", {"max_concurrent_runs": "0"})
+    assert bad.status_code == 400 and "greater than or equal to 1" in bad.content.decode()
+    _post(
+        client,
+        f"/console/users/{target.pk}/quota/",
+        {"max_concurrent_runs": "2", "max_memory_gib": "1.5"},
+    )
+    quota = client.get(f"/api/admin/users/{target.pk}/quota").json()
+    assert quota == {
+        "max_concurrent_runs": 2,
+        "max_memory_bytes": int(1.5 * 1024**3),
+        "custom_runs": True,
+        "custom_memory": True,
+    }
+    put = client.put(
+        f"/api/admin/users/{target.pk}/quota",
+        {"max_concurrent_runs": None, "max_memory_bytes": 10},
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
+    assert put.status_code == 200
+    assert put.json()["max_concurrent_runs"] == settings.NNT_QUOTA_MAX_CONCURRENT_RUNS
+    assert put.json()["custom_runs"] is False and put.json()["max_memory_bytes"] == 10
+
+
+def test_it_serves_the_admin_api(client: Any, make_user: Any) -> None:
+    admin, target = make_user(staff=True), make_user()
+    _sim(target, "running")
+    auth = _token(client, admin)
+    users = client.get("/api/admin/users", {"q": target.get_username()}, **auth).json()
+    assert [u["username"] for u in users] == [target.get_username()] and users[0]["running"] == 1
+    resp = client.patch(
+        f"/api/admin/users/{target.pk}",
+        {"is_staff": True, "is_active": False},
+        content_type="application/json",
+        **auth,
+    )
+    assert resp.status_code == 200 and resp.json()["is_staff"] and not resp.json()["is_active"]
+    sims = client.get(f"/api/admin/users/{target.pk}/simulations", **auth).json()
+    assert len(sims) == 1 and sims[0]["status"] == "running"
+    assert (
+        client.patch(
+            f"/api/admin/users/{admin.pk}",
+            {"is_active": False},
+            content_type="application/json",
+            **auth,
+        ).status_code
+        == 403
+    )
+    assert client.get("/api/admin/users/999999999", **auth).status_code == 404
+    bad = client.put(
+        f"/api/admin/users/{target.pk}/quota",
+        {"max_concurrent_runs": 0},
+        content_type="application/json",
+        **auth,
+    )
+    assert bad.status_code == 422

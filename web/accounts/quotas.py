@@ -1,0 +1,51 @@
+"""Per-user quotas: an admin's override, else the defaults from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from web.accounts.models import Quota
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits that apply to a user; `custom` marks fields an admin set."""
+
+    max_concurrent_runs: int
+    max_memory_bytes: int
+    custom_runs: bool
+    custom_memory: bool
+
+
+def defaults() -> tuple[int, int]:
+    """(max_concurrent_runs, max_memory_bytes) from settings."""
+    return settings.NNT_QUOTA_MAX_CONCURRENT_RUNS, settings.NNT_QUOTA_MAX_MEMORY_BYTES
+
+
+def effective(user: Any) -> Limits:
+    """The user's limits, falling back to the defaults field by field."""
+    row = Quota.objects.filter(user=user).first()
+    runs, memory = defaults()
+    own_runs = row.max_concurrent_runs if row else None
+    own_memory = row.max_memory_bytes if row else None
+    return Limits(
+        max_concurrent_runs=own_runs if own_runs is not None else runs,
+        max_memory_bytes=own_memory if own_memory is not None else memory,
+        custom_runs=own_runs is not None,
+        custom_memory=own_memory is not None,
+    )
+
+
+def set_limits(user: Any, max_concurrent_runs: int | None, max_memory_bytes: int | None) -> Limits:
+    """Store an admin's override (None: back to the default)."""
+    Quota.objects.update_or_create(
+        user=user,
+        defaults={
+            "max_concurrent_runs": max_concurrent_runs,
+            "max_memory_bytes": max_memory_bytes,
+        },
+    )
+    return effective(user)

@@ -1,0 +1,1 @@
+"""Admin console: users, their runs, resource use and quotas (staff only)."""

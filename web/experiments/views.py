@@ -1,0 +1,189 @@
+"""The create-experiment page: form or JSON mode, one service call, errors beside their fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from web.errors import Invalid, KafkaUnavailable
+from web.experiments import choices, form
+from web.simulations import experiments, storage
+
+CONFIG_FILE_MAX = 2 * 1024 * 1024
+DTYPES = ("float32", "float16")
+SIMPLE = (
+    *form.INT_FIELDS,
+    *form.TEXT_FIELDS,
+    "validation_split",
+    "tags",
+    *(f"dataset_{ds}_url" for ds in form.DATASETS),
+    *(f"collect_{k}" for k in ("layers", "full_tensor_period", "probe_size", "dtype")),
+)
+
+
+def _merge(errors: dict[str, str], new: dict[str, str]) -> None:
+    for key, message in new.items():
+        errors.setdefault(key, message)
+
+
+def _initial() -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]], list[str]]:
+    """Values of a fresh form: the schema's defaults."""
+    d = form.defaults()
+    values: dict[str, Any] = {k: d.get(k) if d.get(k) is not None else "" for k in SIMPLE}
+    values.update(name="", tags="", dataset_train_url="")
+    for key in ("layers", "full_tensor_period", "probe_size", "dtype"):
+        value = d["collect"][key]
+        values[f"collect_{key}"] = "" if value is None else value
+    for flag in form.COLLECT_FLAGS:
+        values[f"collect_{flag}"] = d["collect"][flag]
+    rows = {
+        "optimizers": [(o["optimizer"], "") for o in d["optimizers"]],
+        "loss_functions": [(x["loss_function"], "") for x in d["loss_functions"]],
+        "extra_metrics": [],
+    }
+    return values, rows, [str(r) for r in d["learning_rates"]]
+
+
+def _posted(request: HttpRequest) -> dict[str, Any]:
+    values: dict[str, Any] = {k: request.POST.get(k, "") for k in SIMPLE}
+    for flag in form.COLLECT_FLAGS:
+        values[f"collect_{flag}"] = request.POST.get(f"collect_{flag}") in ("on", "true", "1")
+    values["config_json"] = request.POST.get("config_json", "")
+    return values
+
+
+def _row_context(
+    rows: dict[str, list[tuple[str, str]]], rates: list[str], errors: dict[str, str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, items in rows.items():
+        out[key] = [
+            {"name": n, "conf": c, "error": errors.get(f"{key}.{i}", "")}
+            for i, (n, c) in enumerate(items)
+        ]
+    out["rates"] = [
+        {"value": r, "error": errors.get(f"learning_rates.{i}", "")} for i, r in enumerate(rates)
+    ]
+    return out
+
+
+def _render(
+    request: HttpRequest,
+    values: dict[str, Any],
+    rows: dict[str, list[tuple[str, str]]],
+    rates: list[str],
+    errors: dict[str, str],
+    mode: str,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "values": values,
+        "errors": errors,
+        "mode": mode,
+        "form_error": errors.get("__all__"),
+        "rows": _row_context(rows, rates, errors),
+        "choices": choices,
+        "example": json.dumps(choices.EXAMPLE, indent=2),
+        "extensions": " ".join(storage.EXTENSIONS),
+        "dtypes": DTYPES,
+    }
+    return render(request, "experiments/new.html", context, status=status)
+
+
+def _config_text(request: HttpRequest, errors: dict[str, str]) -> str:
+    upload = request.FILES.get("config_file")
+    if upload is None:
+        return request.POST.get("config_json", "")
+    if upload.size and upload.size > CONFIG_FILE_MAX:
+        errors["config"] = "The configuration file is larger than 2 MB."
+        return ""
+    try:
+        return b"".join(upload.chunks()).decode()
+    except UnicodeDecodeError:
+        errors["config"] = "The configuration file is not UTF-8 text."
+        return ""
+
+
+def _validate(
+    request: HttpRequest, json_mode: bool, parsed: form.Parsed, errors: dict[str, str]
+) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any]]:
+    """(raw config, model, good dataset uploads); errors collects every problem at once."""
+    raw: dict[str, Any] | None = parsed.raw
+    if json_mode:
+        text = _config_text(request, errors)
+        raw = None
+        if "config" not in errors:
+            try:
+                raw = experiments.parse_config(text or "")
+            except Invalid as exc:
+                _merge(errors, exc.errors)
+        if raw is not None:  # URLs typed above the JSON replace the ones inside it
+            raw |= {
+                f"dataset_{ds}": url
+                for ds in form.DATASETS
+                if (url := request.POST.get(f"dataset_{ds}_url", "").strip())
+            }
+    files: dict[str, Any] = {}
+    for ds in form.DATASETS:
+        upload = request.FILES.get(f"dataset_{ds}_file")
+        if upload is not None:
+            try:
+                storage.extension(upload.name or "", f"dataset_{ds}")
+                files[f"dataset_{ds}"] = upload
+            except Invalid as exc:
+                _merge(errors, exc.errors)
+    model: dict[str, Any] = {}
+    try:
+        model = experiments.parse_model(request.FILES.get("model"))
+    except Invalid as exc:
+        _merge(errors, exc.errors)
+    if raw is not None:
+        try:
+            experiments.check(raw, files)
+        except Invalid as exc:
+            _merge(errors, exc.errors)
+    return raw, model, files
+
+
+@login_required
+def new(request: HttpRequest) -> HttpResponse:
+    """GET: the form with the schema's defaults; POST: create and land on the new runs."""
+    if request.method != "POST":
+        values, rows, rates = _initial()
+        return _render(request, values, rows, rates, {}, mode="form")
+    json_mode = request.POST.get("mode") == "json"
+    parsed = form.from_form(request.POST)
+    errors: dict[str, str] = {} if json_mode else dict(parsed.errors)
+    raw, model, files = _validate(request, json_mode, parsed, errors)
+    status = 400
+    if not errors and raw is not None:
+        raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
+        try:
+            created = experiments.create(request.user, raw, model)
+        except (Invalid, KafkaUnavailable) as exc:
+            _merge(errors, exc.errors or {"__all__": exc.message})
+            status = exc.status
+        else:
+            n = len(created.simulations)
+            messages.success(
+                request, f"Experiment created: {n} simulation{'s' if n != 1 else ''} queued."
+            )
+            url = reverse("simulations:list") + f"?experiment={created.experiment_id}"
+            return redirect(url)
+    shown = form.form_errors(errors, json_mode)
+    return _render(
+        request,
+        _posted(request),
+        parsed.rows,
+        parsed.rates,
+        shown,
+        mode="json" if json_mode else "form",
+        status=status,
+    )
