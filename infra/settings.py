@@ -21,9 +21,14 @@ class StackSettings(BaseSettings):
         default="127.0.0.1:9092", description="host:port of the broker"
     )
     database_url: str | None = Field(default=None, description="unset: embedded PostgreSQL")
-    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"))
+    nnt_home: Path = Field(
+        default=Path("~/.local/share/nntracker"),
+        description="data: Kafka log, PostgreSQL, datasets, run directories, secrets",
+    )
     nnt_runtime: str = Field(default="process", description="process | docker")
-    nnt_web_port: int = Field(default=8000, ge=1, le=65535)
+    nnt_web_port: int = Field(
+        default=8000, ge=1, le=65535, description="web UI, REST API and WebSockets"
+    )
     nnt_pg_port: int = Field(default=55432, ge=1, le=65535, description="embedded PostgreSQL port")
 
     @field_validator("nnt_home")

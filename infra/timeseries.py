@@ -45,6 +45,7 @@ def apply(database_url: str, months_ahead: int = 3) -> str:
                 _hypertable(conn, table)
             else:
                 _partitions(conn, table, months_ahead)
+        _external_payloads(conn)
     return "timescaledb" if timescale else "native"
 
 
@@ -78,3 +79,13 @@ def _partitions(conn: psycopg.Connection, table: str, months_ahead: int) -> None
         year, month = ny, nm
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
     conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_at_brin ON {table} USING brin (at)")
+
+
+def _external_payloads(conn: psycopg.Connection) -> None:
+    """Every existing nnt_tensor partition keeps `data` uncompressed by PostgreSQL (EXTERNAL)."""
+    parts = conn.execute(
+        "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'nnt_tensor'::regclass"
+    ).fetchall()
+    for (name,) in [("nnt_tensor",), *parts]:
+        conn.execute(f"ALTER TABLE {name} ALTER COLUMN data SET STORAGE EXTERNAL")

@@ -35,8 +35,8 @@ def parse_experiment(command: CreateCommand) -> tuple[ExperimentConfig, dict[str
     if isinstance(model, str):
         try:
             model = json.loads(model)
-        except ValueError as exc:
-            raise OrchestratorError(f"experiment.model: not valid JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise OrchestratorError(f"experiment.model: not valid JSON ({type(exc).__name__})") from exc
     if not isinstance(model, dict):
         raise OrchestratorError("experiment.model: the Keras model JSON is required (an object)")
     try:

@@ -22,8 +22,13 @@ class OrchestratorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore")
 
-    nnt_kafka_bootstrap: str = "127.0.0.1:9092"
-    nnt_home: Path = Path("~/.local/share/nntracker")
+    nnt_kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="host:port of the broker"
+    )
+    nnt_home: Path = Field(
+        default=Path("~/.local/share/nntracker"),
+        description="run directories and the dataset store (shared between hosts)",
+    )
     nnt_runtime: str = Field(default="process", description="process | docker")
     nnt_orchestrator_group: str = Field(
         default="nntracker-orchestrator",

@@ -7,12 +7,116 @@ commands with it, and both derive the same simulation ids (uuid5 of the experime
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 OptionValue = bool | int | float | str | None | list[Any] | dict[str, Any]
+
+# Keras 3 class names, as plain strings so that submission-time validation needs no Keras;
+# matched like the trainer matches them (case and underscores ignored). A security test
+# checks each one resolves in the trainer's Keras.
+KERAS_OPTIMIZERS = [
+    "Adadelta",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Ftrl",
+    "Lamb",
+    "Lion",
+    "Muon",
+    "Nadam",
+    "RMSprop",
+    "SGD",
+    "ScheduleFreeAdamW",
+]
+KERAS_LOSSES = [
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CTC",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "CategoricalGeneralizedCrossEntropy",
+    "CategoricalHinge",
+    "Circle",
+    "CosineSimilarity",
+    "Dice",
+    "Hinge",
+    "Huber",
+    "KLDivergence",
+    "LogCosh",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredError",
+    "MeanSquaredLogarithmicError",
+    "Poisson",
+    "SparseCategoricalCrossentropy",
+    "SquaredHinge",
+    "Tversky",
+    "mse",
+    "mae",
+]
+KERAS_METRICS = [
+    "AUC",
+    "Accuracy",
+    "BinaryAccuracy",
+    "BinaryCrossentropy",
+    "BinaryIoU",
+    "CategoricalAccuracy",
+    "CategoricalCrossentropy",
+    "CategoricalHinge",
+    "ConcordanceCorrelation",
+    "CosineSimilarity",
+    "F1Score",
+    "FBetaScore",
+    "FalseNegatives",
+    "FalsePositives",
+    "Hinge",
+    "IoU",
+    "KLDivergence",
+    "LogCoshError",
+    "Mean",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanIoU",
+    "MeanSquaredError",
+    "MeanSquaredLogarithmicError",
+    "OneHotIoU",
+    "OneHotMeanIoU",
+    "PearsonCorrelation",
+    "Poisson",
+    "Precision",
+    "PrecisionAtRecall",
+    "R2Score",
+    "Recall",
+    "RecallAtPrecision",
+    "RootMeanSquaredError",
+    "SensitivityAtSpecificity",
+    "SparseCategoricalAccuracy",
+    "SparseCategoricalCrossentropy",
+    "SparseTopKCategoricalAccuracy",
+    "SpecificityAtSensitivity",
+    "SquaredHinge",
+    "Sum",
+    "TopKCategoricalAccuracy",
+    "TrueNegatives",
+    "TruePositives",
+    "acc",
+    "mse",
+    "mae",
+]
+MAX_SIMULATIONS = 1000
+
+
+def _known(name: str, allowed: list[str], what: str) -> str:
+    """`name` if it is one of `allowed` (ignoring case and underscores), else a ValueError."""
+    if name.replace("_", "").lower() in {a.lower() for a in allowed}:
+        return name
+    raise ValueError(f"unknown {what} {name[:64]!r}; allowed: {', '.join(allowed)}")
 
 
 class _Strict(BaseModel):
@@ -53,17 +157,32 @@ class OptimizerSpec(_Configurable):
 
     optimizer: str = Field(min_length=1, max_length=64)
 
+    @field_validator("optimizer")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        return _known(value, KERAS_OPTIMIZERS, "optimizer")
+
 
 class LossSpec(_Configurable):
     """One loss function of the grid: a Keras loss class name and its options."""
 
     loss_function: str = Field(min_length=1, max_length=64)
 
+    @field_validator("loss_function")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        return _known(value, KERAS_LOSSES, "loss function")
+
 
 class MetricSpec(_Configurable):
     """One extra metric reported every logged epoch."""
 
     metric: str = Field(min_length=1, max_length=64)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        return _known(value, KERAS_METRICS, "metric")
 
 
 class CollectSpec(_Strict):
@@ -154,6 +273,23 @@ class ExperimentConfig(_Strict):
     def _period_within_epochs(self) -> ExperimentConfig:
         if self.epoch_period > self.total_epochs:
             raise ValueError("epoch_period must not exceed total_epochs")
+        return self
+
+    @model_validator(mode="after")
+    def _grid_within_cap(self) -> ExperimentConfig:
+        sizes = (
+            len(self.optimizers),
+            len(self.loss_functions),
+            len(self.learning_rates),
+            self.k_fold_validation,
+        )
+        if math.prod(sizes) > MAX_SIMULATIONS:
+            raise ValueError(
+                f"the grid makes {' x '.join(map(str, sizes))} = {math.prod(sizes)} "
+                "simulations (optimizers x loss_functions x learning_rates x "
+                f"k_fold_validation), over the limit of {MAX_SIMULATIONS}; split it into "
+                "several experiments"
+            )
         return self
 
     def all_tags(self) -> list[str]:

@@ -99,7 +99,9 @@ def unshuffle(raw: bytes, itemsize: int) -> bytes:
     if itemsize == 1 or not raw:
         return raw
     if len(raw) % itemsize:
-        raise TensorCodecError(f"shuffled payload of {len(raw)} bytes is not a multiple of {itemsize}")
+        raise TensorCodecError(
+            f"shuffled payload of {len(raw)} bytes is not a multiple of {itemsize}"
+        )
     return np.frombuffer(raw, dtype=np.uint8).reshape(itemsize, -1).T.tobytes()
 
 

@@ -20,25 +20,26 @@ from typing import Any, TypeVar
 import psycopg
 from faust.types import EventT, StreamT
 
-from schemas.codecs import dumps
 from schemas.epochs import EpochEvent
 from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader, unpack
-from stream_processors import deadletter, projection, rows
+from stream_processors import aggregates, downsample, projection, rows
 from stream_processors.app import (
     app,
-    dead_letter_topic,
     epochs_topic,
-    live_topic,
+    maintenance_sink,
+    policy,
     resources_topic,
     settings,
     sink,
     status_topic,
+    tag_throttle,
     tensors_topic,
     throttle,
 )
+from stream_processors.outputs import dead_letter, send_live
 from stream_processors.sink import SinkError
 from stream_processors.throttle import live_point
 
@@ -49,18 +50,6 @@ Write = Callable[[Conn, list[T]], Awaitable[Any]]
 
 BATCH = settings.nnt_stream_batch_size
 WITHIN = settings.nnt_stream_batch_within
-
-
-async def dead_letter(event: EventT, reason: str) -> None:
-    """Send one message to the dead-letter topic, wait for the broker, and log it."""
-    msg = event.message
-    key, value = msg.key, msg.value
-    sid = deadletter.simulation_hint(key, value)
-    log.warning("simulation %s: %s[%d]@%d dead-lettered: %s", sid or "?", msg.topic,
-                msg.partition, msg.offset, reason)
-    body = deadletter.envelope(msg.topic, msg.partition, msg.offset, key, value, reason)
-    fut = await dead_letter_topic.send(key=key, value=body)
-    await fut
 
 
 async def decode(events: Sequence[EventT], parse: Callable[[bytes], T]) -> list[tuple[EventT, T]]:
@@ -97,13 +86,14 @@ async def persist(items: list[tuple[EventT, T]], write: Write[T]) -> list[T]:
 
 async def write_epochs(conn: Conn, events: list[EpochEvent]) -> None:
     """Epoch metrics and raw batch points of a batch of epoch events."""
-    await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_rows(events))
+    await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_copy_text(events))
     await sink.copy(conn, rows.BATCH_METRIC, rows.batch_rows(events))
 
 
 async def write_tensors(conn: Conn, chunks: list[tuple[TensorHeader, bytes]]) -> None:
-    """One row per tensor chunk."""
-    await sink.copy(conn, rows.TENSOR, [rows.tensor_row(h, p) for h, p in chunks])
+    """One row per tensor chunk, full values only every `nnt_full_tensor_period` epochs."""
+    kept = downsample.thin_at_sink(chunks, policy.full_tensor_period)
+    await sink.copy(conn, rows.TENSOR, [rows.tensor_row(h, p, r) for h, p, r in kept])
 
 
 async def write_resources(conn: Conn, samples: list[ResourceSample]) -> None:
@@ -113,7 +103,9 @@ async def write_resources(conn: Conn, samples: list[ResourceSample]) -> None:
 
 async def write_status(conn: Conn, events: list[StatusEvent]) -> dict[uuid.UUID, str]:
     """History rows, then the projection in event order; returns owners of changed rows."""
-    await sink.copy(conn, rows.STATUS_EVENT, [rows.status_row(e) for e in events if e.simulation_id])
+    await sink.copy(
+        conn, rows.STATUS_EVENT, [rows.status_row(e) for e in events if e.simulation_id]
+    )
     owners: dict[uuid.UUID, str] = {}
     for event in events:
         if projection.is_lifecycle(event):
@@ -121,12 +113,6 @@ async def write_status(conn: Conn, events: list[StatusEvent]) -> dict[uuid.UUID,
             if owner is not None and event.simulation_id is not None:
                 owners[event.simulation_id] = owner
     return owners
-
-
-async def send_live(update: LiveUpdate) -> None:
-    """Publish one live update keyed by its simulation (best effort: never blocks a batch)."""
-    key = str(update.simulation_id or update.tag or "").encode()
-    await live_topic.send(key=key, value=dumps(update))
 
 
 async def flush_live() -> None:
@@ -143,6 +129,7 @@ async def persist_epochs(stream: StreamT) -> None:
         for event in written:
             throttle.add(event.simulation_id, [live_point(event)])
         await flush_live()
+        await aggregates.contribute_events(written)
 
 
 @app.agent(tensors_topic, concurrency=1)
@@ -166,11 +153,17 @@ async def persist_status(stream: StreamT) -> None:
         items = await decode(batch, StatusEvent.model_validate_json)
         for _, event in items:
             if event.simulation_id is None:
-                log.info("status %s without simulation (command %s): %s", event.status,
-                         event.command_id, event.message)
+                log.info(
+                    "status %s without simulation (command %s): %s",
+                    event.status,
+                    event.command_id,
+                    event.message,
+                )
         written = await persist(items, write_status)
         for event in latest_lifecycle(written).values():
             await send_live(status_update(event))
+        kept = {id(e) for e in written}
+        await aggregates.remember_tags([(ev, e) for ev, e in items if id(e) in kept])
 
 
 def latest_lifecycle(events: list[StatusEvent]) -> dict[uuid.UUID, StatusEvent]:
@@ -178,7 +171,11 @@ def latest_lifecycle(events: list[StatusEvent]) -> dict[uuid.UUID, StatusEvent]:
     out: dict[uuid.UUID, StatusEvent] = {}
     for event in events:
         sid = event.simulation_id
-        if sid is not None and projection.is_lifecycle(event) and (sid not in out or out[sid].at <= event.at):
+        if (
+            sid is not None
+            and projection.is_lifecycle(event)
+            and (sid not in out or out[sid].at <= event.at)
+        ):
             out[sid] = event
     return out
 
@@ -186,9 +183,15 @@ def latest_lifecycle(events: list[StatusEvent]) -> dict[uuid.UUID, StatusEvent]:
 def status_update(event: StatusEvent) -> LiveUpdate:
     """The compact live form of a status event."""
     return LiveUpdate(
-        kind="status", simulation_id=event.simulation_id, owner=event.owner,
-        status={"status": event.status, "epoch": event.epoch, "total_epochs": event.total_epochs,
-                "message": event.message},
+        kind="status",
+        simulation_id=event.simulation_id,
+        owner=event.owner,
+        status={
+            "status": event.status,
+            "epoch": event.epoch,
+            "total_epochs": event.total_epochs,
+            "message": event.message,
+        },
     )
 
 
@@ -203,3 +206,17 @@ async def live_timer() -> None:
     """Flush coalesced live points so the last ones go out even when epochs stop coming."""
     if throttle.pending():
         await flush_live()
+    if tag_throttle.pending():
+        await aggregates.flush_tag_live()
+
+
+@app.timer(settings.nnt_maintenance_interval_s)
+async def maintenance() -> None:
+    """Downsample old batch points and thin old full tensors (one worker at a time)."""
+    try:
+        done = await maintenance_sink.run(lambda conn: downsample.maintain(conn, policy))
+    except SinkError as exc:
+        log.error("maintenance pass failed: %s", exc)
+        return
+    if any(done.values()):
+        log.info("maintenance: %s", done)

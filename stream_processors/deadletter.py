@@ -22,14 +22,19 @@ def simulation_hint(key: bytes | None, value: bytes | None) -> str | None:
         return None
 
 
-def envelope(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-             reason: str) -> bytes:
+def envelope(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, reason: str
+) -> bytes:
     """The JSON document sent to the dead-letter topic."""
-    return json.dumps({
-        "topic": topic, "partition": partition, "offset": offset,
-        "simulation_id": simulation_hint(key, value),
-        "key": key.decode(errors="replace") if key is not None else None,
-        "reason": reason[:2000],
-        "value_b64": base64.b64encode(value or b"").decode(),
-        "at": datetime.now(UTC).isoformat(),
-    }).encode()
+    return json.dumps(
+        {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "simulation_id": simulation_hint(key, value),
+            "key": key.decode(errors="replace") if key is not None else None,
+            "reason": reason[:2000],
+            "value_b64": base64.b64encode(value or b"").decode(),
+            "at": datetime.now(UTC).isoformat(),
+        }
+    ).encode()

@@ -57,13 +57,21 @@ def params(event: StatusEvent) -> dict[str, Any]:
     sid = event.simulation_id
     terminal = event.status in TERMINAL
     return {
-        "id": sid, "experiment_id": event.experiment_id, "owner": event.owner or "",
-        "name": event.name, "default_name": f"simulation {str(sid)[:8]}",
-        "status": event.status, "epoch": event.epoch, "total_epochs": event.total_epochs,
-        "message": event.message, "tags": [t[:64] for t in event.tags] if event.tags is not None else None,
-        "config": Jsonb(event.config) if event.config is not None else None, "at": event.at,
+        "id": sid,
+        "experiment_id": event.experiment_id,
+        "owner": event.owner or "",
+        "name": event.name,
+        "default_name": f"simulation {str(sid)[:8]}",
+        "status": event.status,
+        "epoch": event.epoch,
+        "total_epochs": event.total_epochs,
+        "message": event.message,
+        "tags": [t[:64] for t in event.tags] if event.tags is not None else None,
+        "config": Jsonb(event.config) if event.config is not None else None,
+        "at": event.at,
         "started_at": event.at if event.status == "running" else None,
-        "finished_at": event.at if terminal else None, "terminal": terminal,
+        "finished_at": event.at if terminal else None,
+        "terminal": terminal,
     }
 
 
@@ -80,7 +88,10 @@ async def project(conn: psycopg.AsyncConnection[tuple], event: StatusEvent) -> s
             cur = await conn.execute(sql, params(event))
             row = await cur.fetchone()
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
-        log.warning("simulation %s: status projection skipped, web tables missing (%s)",
-                    event.simulation_id, str(exc).strip())
+        log.warning(
+            "simulation %s: status projection skipped, web tables missing (%s)",
+            event.simulation_id,
+            str(exc).strip(),
+        )
         return None
     return row[0] if row else None

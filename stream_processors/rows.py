@@ -37,10 +37,40 @@ BATCH_METRIC = Table(
 )
 TENSOR = Table(
     "nnt_tensor",
-    ("simulation_id", "layer_index", "layer_name", "kind", "variable", "epoch", "chunk",
-     "chunks", "dtype", "shape", "compression", "data", "stats", "at"),
-    ("uuid", "int4", "text", "text", "text", "int4", "int4", "int4", "text", "int4[]", "text",
-     "bytea", "jsonb", "timestamptz"),
+    (
+        "simulation_id",
+        "layer_index",
+        "layer_name",
+        "kind",
+        "variable",
+        "epoch",
+        "chunk",
+        "chunks",
+        "dtype",
+        "shape",
+        "compression",
+        "data",
+        "stats",
+        "reduced",
+        "at",
+    ),
+    (
+        "uuid",
+        "int4",
+        "text",
+        "text",
+        "text",
+        "int4",
+        "int4",
+        "int4",
+        "text",
+        "int4[]",
+        "text",
+        "bytea",
+        "jsonb",
+        "bool",
+        "timestamptz",
+    ),
 )
 STATUS_EVENT = Table(
     "nnt_status_event",
@@ -49,10 +79,23 @@ STATUS_EVENT = Table(
 )
 RESOURCE = Table(
     "nnt_resource",
-    ("simulation_id", "at", "cpu_percent", "memory_bytes", "memory_limit_bytes", "gpu_percent",
-     "gpu_memory_bytes"),
+    (
+        "simulation_id",
+        "at",
+        "cpu_percent",
+        "memory_bytes",
+        "memory_limit_bytes",
+        "gpu_percent",
+        "gpu_memory_bytes",
+    ),
     ("uuid", "timestamptz", "float8", "int8", "int8", "float8", "int8"),
 )
+TAG_AGGREGATE = Table(
+    "nnt_tag_aggregate",
+    ("tag", "metric", "epoch", "count", "sum", "sumsq", "min", "max", "updated_at"),
+    ("text", "text", "int4", "int8", "float8", "float8", "float8", "float8", "timestamptz"),
+)
+TAG_AGGREGATE_KEY = ("tag", "metric", "epoch")
 
 
 def epoch_rows(events: Iterable[EpochEvent]) -> list[Row]:
@@ -62,6 +105,32 @@ def epoch_rows(events: Iterable[EpochEvent]) -> list[Row]:
         for e in events
         for metric, value in e.points().items()
     ]
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_field(text: str) -> str:
+    """A text value escaped for COPY's text format."""
+    return (
+        text.translate(_ESCAPES)
+        if ("\\" in text or "\t" in text or "\n" in text or "\r" in text)
+        else text
+    )
+
+
+def epoch_copy_text(events: Iterable[EpochEvent]) -> bytes:
+    """The nnt_epoch_metric rows of epoch_rows() as COPY text, formatted in one pass.
+
+    The ingest hot path: about half the CPU of binary COPY rows built tuple by tuple.
+    Floats use repr (shortest exact round trip); points() drops non-finite values.
+    """
+    out: list[str] = []
+    for e in events:
+        head = f"{e.simulation_id}\t{e.epoch}\t"
+        tail = f"\t{e.at.isoformat()}\n"
+        out.extend(f"{head}{copy_field(m)}\t{v!r}{tail}" for m, v in e.points().items())
+    return "".join(out).encode()
 
 
 def batch_rows(events: Iterable[EpochEvent]) -> list[Row]:
@@ -74,25 +143,51 @@ def batch_rows(events: Iterable[EpochEvent]) -> list[Row]:
     ]
 
 
-def tensor_row(header: TensorHeader, payload: bytes) -> Row:
-    """One nnt_tensor row per chunk; statistics (with histogram) travel on chunk 0."""
+def tensor_row(header: TensorHeader, payload: bytes, reduced: bool = False) -> Row:
+    """One nnt_tensor row per chunk; statistics (with histogram) travel on chunk 0.
+
+    `reduced`: the sink dropped the tensor's values (full-tensor period); stats stay.
+    """
     stats = header.stats.model_dump(exclude_none=True) if header.stats is not None else None
     return (
-        header.simulation_id, header.layer_index, header.layer_name, header.kind, header.variable,
-        header.epoch, header.chunk, header.chunks, header.dtype, header.shape, header.compression,
-        payload if header.chunks > 0 else None, Jsonb(stats) if stats is not None else None,
+        header.simulation_id,
+        header.layer_index,
+        header.layer_name,
+        header.kind,
+        header.variable,
+        header.epoch,
+        header.chunk,
+        header.chunks,
+        header.dtype,
+        header.shape,
+        header.compression,
+        payload if header.chunks > 0 else None,
+        Jsonb(stats) if stats is not None else None,
+        reduced,
         header.at,
     )
 
 
 def status_row(event: StatusEvent) -> Row:
     """One nnt_status_event history row (the event must name its simulation)."""
-    return (event.simulation_id, event.at, event.status, event.epoch, event.message, event.command_id)
+    return (
+        event.simulation_id,
+        event.at,
+        event.status,
+        event.epoch,
+        event.message,
+        event.command_id,
+    )
 
 
 def resource_row(sample: ResourceSample) -> Row:
     """One nnt_resource row."""
     return (
-        sample.simulation_id, sample.at, sample.cpu_percent, sample.memory_bytes,
-        sample.memory_limit_bytes, sample.gpu_percent, sample.gpu_memory_bytes,
+        sample.simulation_id,
+        sample.at,
+        sample.cpu_percent,
+        sample.memory_bytes,
+        sample.memory_limit_bytes,
+        sample.gpu_percent,
+        sample.gpu_memory_bytes,
     )

@@ -15,13 +15,59 @@ class StreamSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    nnt_kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port of the broker")
+    nnt_kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="host:port of the broker"
+    )
     database_url: str = Field(description="PostgreSQL URL of the time-series tables (required)")
-    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"), description="Faust data under $NNT_HOME/faust")
-    nnt_stream_batch_size: int = Field(default=500, ge=1, le=100_000, description="events per DB write")
-    nnt_stream_batch_within: float = Field(default=0.5, gt=0, le=60, description="seconds a partial batch waits")
-    nnt_live_rate: float = Field(default=10.0, gt=0, le=1000, description="max nnt.live messages/s per simulation")
-    nnt_db_retry_max_s: float = Field(default=30.0, gt=0, description="longest back-off between DB retries")
+    nnt_home: Path = Field(
+        default=Path("~/.local/share/nntracker"), description="Faust data under $NNT_HOME/faust"
+    )
+    nnt_stream_batch_size: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="most events per DB write: one transaction (and one fsync) per batch, so "
+        "large batches carry the ingest rate; a quiet stream writes every batch_within",
+    )
+    nnt_stream_batch_within: float = Field(
+        default=0.5, gt=0, le=60, description="seconds a partial batch waits"
+    )
+    nnt_live_rate: float = Field(
+        default=10.0, gt=0, le=1000, description="max nnt.live messages/s per simulation"
+    )
+    nnt_db_retry_max_s: float = Field(
+        default=30.0, gt=0, description="longest back-off between DB retries"
+    )
+    # Downsampling and retention (docs/stream-processing.md).
+    nnt_full_tensor_period: int = Field(
+        default=1,
+        ge=1,
+        description="keep full tensor values of epochs that are multiples of N (stats always)",
+    )
+    nnt_batch_raw_age_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="batch-level points older than this are reduced into buckets",
+    )
+    nnt_batch_bucket_steps: int = Field(
+        default=10, ge=2, description="batch steps per reduced bucket (min/max/last)"
+    )
+    nnt_tensor_thin_age_s: float = Field(
+        default=30 * 86400.0, ge=0, description="full tensors older than this are thinned"
+    )
+    nnt_tensor_keep_every: int = Field(
+        default=10,
+        ge=1,
+        description="thinning keeps full tensors of epochs that are multiples of k",
+    )
+    nnt_maintenance_interval_s: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds between downsampling/retention passes"
+    )
+    nnt_tag_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a simulation's tags read from the database are trusted",
+    )
 
     @field_validator("nnt_home")
     @classmethod

@@ -1,7 +1,8 @@
 """The one database sink: a single async psycopg connection, COPY into staging, then upsert.
 
-Every batch is COPYed (binary) into a session-local TEMP staging table and moved with
-`INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a replayed event adds nothing.
+Every batch is COPYed (binary) straight into its table; a batch that holds an already
+stored key (a replay) is COPYed instead into a session-local TEMP staging table and moved
+with `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a replayed event adds nothing.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ class Sink:
                     async with conn.transaction():
                         return await work(conn)
                 except psycopg.OperationalError as exc:
-                    log.warning("database write failed (%s); retrying in %.1fs", one_line(exc), delay)
+                    log.warning(
+                        "database write failed (%s); retrying in %.1fs", one_line(exc), delay
+                    )
                     await self._drop()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._retry_max_s)
@@ -108,21 +111,59 @@ class Sink:
             await self._conn.close()
         self._conn = None
 
-    async def copy(self, conn: psycopg.AsyncConnection[tuple], table: Table, rows: Sequence[Row]) -> int:
-        """COPY rows into the table's staging twin and insert the new ones; returns rows added."""
+    async def copy(
+        self,
+        conn: psycopg.AsyncConnection[tuple],
+        table: Table,
+        rows: Sequence[Row] | bytes,
+        update: Sequence[str] = (),
+    ) -> int:
+        """Insert rows whose key is new (or, with `update`, upsert them); returns rows written.
+
+        The common case (no replay) is one binary COPY straight into the table, as fast as
+        PostgreSQL ingests. When a key already exists the COPY fails as a whole; its
+        savepoint is rolled back and the rows go through a staging table and
+        `INSERT ... ON CONFLICT`, so a replayed event adds nothing. With `update` (the
+        conflict key's columns) existing rows take the new values: absolute values, as
+        replay-safe as DO NOTHING. `rows` may also be COPY text already (rows.copy_text):
+        the hot path's rows are formatted in one pass, at half the CPU of binary rows.
+        """
         if not rows:
             return 0
+        if not update:
+            try:
+                async with conn.transaction():  # a savepoint inside the batch's transaction
+                    await self._copy(conn, table.name, table, rows)
+                return len(rows) if not isinstance(rows, bytes) else rows.count(b"\n")
+            except psycopg.errors.UniqueViolation:
+                log.info("%s: a batch holds replayed keys; inserting only the new rows", table.name)
         stage = await self._stage(conn, table)
+        await self._copy(conn, stage, table, rows)
+        cols = ", ".join(table.columns)
+        conflict = "DO NOTHING"
+        if update:
+            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in table.columns if c not in update)
+            conflict = f"({', '.join(update)}) DO UPDATE SET {sets}"
+        cur = await conn.execute(
+            f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT {conflict}"
+        )
+        return max(cur.rowcount, 0)
+
+    @staticmethod
+    async def _copy(
+        conn: psycopg.AsyncConnection[tuple], target: str, table: Table, rows: Sequence[Row] | bytes
+    ) -> None:
+        """One COPY of rows into `target` (the table or its staging twin)."""
         cols = ", ".join(table.columns)
         async with conn.cursor() as cur:
-            async with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+            if isinstance(rows, bytes):
+                async with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as cp:
+                    await cp.write(rows)
+                return
+            async with cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
                 cp.set_types(list(table.types))
                 for row in rows:
                     await cp.write_row(row)
-            await cur.execute(
-                f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
-            )
-            return max(cur.rowcount, 0)
 
     async def _stage(self, conn: psycopg.AsyncConnection[tuple], table: Table) -> str:
         stage = f"_stage_{table.name}"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from typing import Any
 
 from schemas.epochs import EpochEvent
 from schemas.live import LivePoint
@@ -30,7 +31,11 @@ class LiveThrottle:
 
     def due(self, now: float) -> list[tuple[uuid.UUID, list[LivePoint]]]:
         """Pop the simulations whose interval has passed, with their points in epoch order."""
-        ready = [sid for sid in self._pending if now - self._last.get(sid, float("-inf")) >= self.interval - 1e-6]
+        ready = [
+            sid
+            for sid in self._pending
+            if now - self._last.get(sid, float("-inf")) >= self.interval - 1e-6
+        ]
         out = []
         for sid in ready:
             points = self._pending.pop(sid)
@@ -45,7 +50,48 @@ class LiveThrottle:
 
     def _forget(self, now: float) -> None:
         """Drop send times too old to matter, so memory follows active simulations only."""
-        stale = [sid for sid, t in self._last.items() if now - t > 10 * self.interval + 60
-                 and sid not in self._pending]
+        stale = [
+            sid
+            for sid, t in self._last.items()
+            if now - t > 10 * self.interval + 60 and sid not in self._pending
+        ]
         for sid in stale:
             del self._last[sid]
+
+
+class KeyedThrottle:
+    """Like LiveThrottle for any key and item: the latest item per item key, one release per
+    interval per key (tag aggregates: key = tag, item key = (metric, epoch))."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._pending: dict[Hashable, dict[Any, Any]] = {}
+        self._last: dict[Hashable, float] = {}
+
+    def add(self, key: Hashable, items: dict[Any, Any]) -> None:
+        """Queue items; a later item with the same item key replaces the earlier one."""
+        self._pending.setdefault(key, {}).update(items)
+
+    def due(self, now: float) -> list[tuple[Hashable, list[Any]]]:
+        """Pop the keys whose interval has passed, with their items in item-key order."""
+        ready = [
+            k
+            for k in self._pending
+            if now - self._last.get(k, float("-inf")) >= self.interval - 1e-6
+        ]
+        out = []
+        for k in ready:
+            items = self._pending.pop(k)
+            self._last[k] = now
+            out.append((k, [items[i] for i in sorted(items)]))
+        for k in [
+            k
+            for k, t in self._last.items()
+            if now - t > 10 * self.interval + 60 and k not in self._pending
+        ]:
+            del self._last[k]
+        return out
+
+    def pending(self) -> int:
+        """How many keys have items waiting."""
+        return len(self._pending)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from typing import Any
 
 import keras
@@ -20,6 +22,8 @@ ONE_HOT_LOSSES = {
     "CategoricalGeneralizedCrossEntropy",
 }
 BINARY_LOSSES = {"BinaryCrossentropy", "BinaryFocalCrossentropy"}
+MAX_METRIC_STATE = 10_000_000  # values a metric may keep (AUC thresholds, IoU matrices)
+MAX_OPTION_INT = 1_000_000  # AUC builds a Python list of num_thresholds floats up front
 LOSS_FUNCTIONS = {
     "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
     "categorical_crossentropy": "CategoricalCrossentropy",
@@ -50,11 +54,60 @@ def _resolve(name: str, table: dict[str, str], field: str, examples: str) -> str
     return found
 
 
+def check_options(cls: type, conf: dict[str, Any], field: str) -> None:
+    """Each option is a parameter of the class and has the kind of value its default has."""
+    params = {
+        name: p
+        for name, p in inspect.signature(cls).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+    for key, value in conf.items():
+        if key not in params:
+            raise CompileError(
+                f"{field}.conf.{key}: {cls.__name__} has no option {key!r}; "
+                f"allowed: {', '.join(sorted(params))}"
+            )
+        if isinstance(value, dict):
+            raise CompileError(
+                f"{field}.conf.{key}: nested objects are not accepted as options; "
+                "give a number, boolean, string or list"
+            )
+        _check_kind(params[key].default, value, f"{field}.conf.{key}")
+
+
+def _check_kind(default: Any, value: Any, where: str) -> None:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise CompileError(f"{where}: expected true or false, got {value!r}")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CompileError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise CompileError(f"{where}: expected a finite number, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OPTION_INT:
+        raise CompileError(f"{where}: {value} is too large (limit {MAX_OPTION_INT})")
+
+
+def _bounded_metric(cls: type, conf: dict[str, Any], field: str) -> Any:
+    """Build a metric, refusing one whose state would be huge (counted without allocating)."""
+    from trainer.model import dry_run
+
+    with dry_run():
+        state = sum(math.prod(v.shape) for v in cls(**conf).variables)
+    if state > MAX_METRIC_STATE:
+        raise CompileError(
+            f"{field}.conf: {cls.__name__} would keep {state} values, over the limit of "
+            f"{MAX_METRIC_STATE}; use smaller options (e.g. fewer thresholds or classes)"
+        )
+    return cls(**conf)
+
+
 def build_optimizer(spec: OptimizerSpec, learning_rate: float, field: str = "optimizer") -> Any:
     """The optimizer with the plan's learning rate, overriding any rate in its options."""
     table = _classes(keras.optimizers, keras.optimizers.Optimizer, NOT_OPTIMIZERS)
     name = _resolve(spec.optimizer, table, field, "'Adam', 'SGD' or 'RMSprop'")
     conf = {k: v for k, v in spec.conf.items() if k not in ("learning_rate", "lr")}
+    check_options(getattr(keras.optimizers, name), conf, field)
     try:
         return getattr(keras.optimizers, name)(learning_rate=learning_rate, **conf)
     except (TypeError, ValueError) as exc:
@@ -71,6 +124,7 @@ def loss_name(spec: LossSpec, field: str = "loss_function") -> str:
 def build_loss(spec: LossSpec, field: str = "loss_function") -> keras.losses.Loss:
     """The loss object with its typed options."""
     name = loss_name(spec, field)
+    check_options(getattr(keras.losses, name), spec.conf, field)
     try:
         return getattr(keras.losses, name)(**spec.conf)
     except (TypeError, ValueError) as exc:
@@ -95,8 +149,9 @@ def build_metrics(loss: LossSpec, extra: list[MetricSpec]) -> list[Any]:
             metrics.append(spec.metric.lower())
             continue
         metric = _resolve(spec.metric, table, field, "'AUC', 'Precision' or 'KLDivergence'")
+        check_options(getattr(keras.metrics, metric), spec.conf, f"extra_metrics[{i}]")
         try:
-            metrics.append(getattr(keras.metrics, metric)(**spec.conf))
+            metrics.append(_bounded_metric(getattr(keras.metrics, metric), spec.conf, field))
         except (TypeError, ValueError) as exc:
             raise CompileError(
                 f"extra_metrics[{i}].conf: invalid option for {metric}: {exc}"

@@ -109,7 +109,7 @@ def _guess(keys: list[str], stems: tuple[str, ...], role: str, exclude: str | No
 def _from_table(
     table: formats.Table, feature: str | None, label: str | None, role: str, where: str
 ) -> Split:
-    columns = table.columns
+    columns = {name: _column(values, name, where) for name, values in table.columns.items()}
     if label is None:
         label = "label" if "label" in columns else None
     if label is None or label not in columns:
@@ -118,22 +118,40 @@ def _from_table(
             f"{where}: {shown}; set label_column (or {role}_label_name) to one "
             f"of: {', '.join(list(columns)[:20])}"
         )
-    y = _numeric(np.asarray(columns[label]), label, where)
+    y = _numeric(columns[label], label, where)
     if feature is not None and feature in columns:
-        x = _numeric(np.asarray(columns[feature]), feature, where)
+        x = _numeric(columns[feature], feature, where)
     else:
         names = [c for c in columns if c != label]
         if not names:
             raise DatasetError(f"{where}: no feature columns besides the label {label!r}")
-        x = np.stack([_numeric(np.asarray(columns[c]), c, where) for c in names], axis=1)
+        for name in names:
+            if columns[name].shape != columns[label].shape:
+                raise DatasetError(
+                    f"{where}: column {name!r} has {len(columns[name])} values but the "
+                    f"label column {label!r} has {len(columns[label])}; every column "
+                    "needs one value per sample"
+                )
+        x = np.stack([_numeric(columns[c], c, where) for c in names], axis=1)
     return Split(x, y, dict(table.mappings))
+
+
+def _column(values: Any, name: str, where: str) -> np.ndarray:
+    """One column as an array; ragged rows (lists of different lengths) refused by name."""
+    try:
+        return np.asarray(values)
+    except ValueError:
+        raise DatasetError(
+            f"{where}: column {name!r} is ragged (its rows have different lengths or "
+            "nesting); give every sample the same number of values"
+        ) from None
 
 
 def _numeric(values: np.ndarray, name: str, where: str) -> np.ndarray:
     """A float64 copy of a column or array; non-numbers, NaN and inf refused by name."""
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         bad, row = _first_bad(values)
         raise DatasetError(
             f"{where}: column {name!r} has a non-numeric value {bad!r} at row "
@@ -155,6 +173,6 @@ def _first_bad(values: Any) -> tuple[Any, int]:
     for row, value in enumerate(np.asarray(values, dtype=object).ravel()):
         try:
             float(value)
-        except (TypeError, ValueError):
-            return value, row
+        except (TypeError, ValueError, OverflowError):
+            return str(value)[:40] if isinstance(value, int) else value, row
     return None, -1

@@ -6,8 +6,12 @@ Each reader returns either arrays (NPZ, JSON with a matrix key) or a table of co
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,9 @@ import numpy as np
 from trainer.errors import DatasetError
 
 TEXT_SNIFF_BYTES = 4096
+NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float: what a feature or label can be
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+ARFF_ATTRIBUTE = re.compile(r"^\s*@attribute\s+('[^']*'|\"[^\"]*\"|\S+)\s+(\S+)", re.IGNORECASE)
 
 
 @dataclass
@@ -44,8 +51,11 @@ def sniff(path: Path) -> str:
     with path.open("rb") as f:
         head = f.read(TEXT_SNIFF_BYTES)
     if head.startswith(b"PK"):
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except ZIP_ERRORS:
+            return "npz"  # the NPZ reader refuses it with a message naming the file
         return "npz" if names and all(n.endswith(".npy") for n in names) else "pickle_zip"
     if head.startswith(b"\x80"):
         return "pickle"
@@ -62,7 +72,7 @@ def check_zip(path: Path, where: str, max_bytes: int) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             total = sum(info.file_size for info in zf.infolist())
-    except zipfile.BadZipFile as exc:
+    except ZIP_ERRORS as exc:
         raise DatasetError(f"{where}: not a valid zip/NPZ file ({exc})") from exc
     if total > max_bytes:
         raise DatasetError(
@@ -75,18 +85,23 @@ def check_zip(path: Path, where: str, max_bytes: int) -> None:
 def npz_arrays(path: Path, where: str, max_bytes: int) -> dict[str, np.ndarray]:
     """Every array of an NPZ file, shapes and dtypes checked before loading."""
     check_zip(path, where, max_bytes)
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            with zf.open(info) as f:
-                _check_npy_header(f, info.filename, where, max_bytes)
     try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    _check_npy_header(f, info, where, max_bytes)
+        # allow_pickle stays False: object arrays would unpickle code
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except ValueError as exc:
-        raise DatasetError(f"{where}: cannot read the NPZ file: {exc}") from exc
+    except (ValueError, *ZIP_ERRORS) as exc:
+        raise DatasetError(
+            f"{where}: cannot read the NPZ file ({exc}); save it again with numpy.savez"
+        ) from exc
 
 
-def _check_npy_header(f: Any, name: str, where: str, max_bytes: int) -> None:
+def _check_npy_header(f: Any, info: zipfile.ZipInfo, where: str, max_bytes: int) -> None:
+    """Shape and dtype from the .npy header, refused before numpy allocates anything."""
+    name = info.filename
     try:
         version = np.lib.format.read_magic(f)
         reader = (
@@ -102,8 +117,25 @@ def _check_npy_header(f: Any, name: str, where: str, max_bytes: int) -> None:
             f"{where}: array {name} holds Python objects; save plain numbers "
             "(numeric dtypes) with numpy.savez"
         )
-    if int(np.prod(shape)) * dtype.itemsize > max_bytes:
-        raise DatasetError(f"{where}: array {name} of shape {shape} is over the size limit")
+    if dtype.kind not in NUMERIC_KINDS:
+        raise DatasetError(
+            f"{where}: array {name} has dtype {dtype}; features and labels must be "
+            "real numbers (bool, int or float)"
+        )
+    if not shape:
+        raise DatasetError(f"{where}: array {name} is a single value; save one row per sample")
+    size = math.prod(shape) * dtype.itemsize  # Python ints: no overflow to a small number
+    if size > max_bytes:
+        raise DatasetError(
+            f"{where}: array {name} of shape {shape} needs {size} bytes, over the limit "
+            f"of {max_bytes}; use a smaller dataset or ask the operator to raise "
+            "NNT_TRAINER_MAX_DATASET_BYTES"
+        )
+    if size > info.file_size:
+        raise DatasetError(
+            f"{where}: array {name} declares shape {shape} ({size} bytes) but holds only "
+            f"{info.file_size} bytes; the file is truncated or forged, save it again"
+        )
 
 
 def read_csv(path: Path, where: str) -> Table:
@@ -111,16 +143,31 @@ def read_csv(path: Path, where: str) -> Table:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path, sep=None, engine="python")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{where}: cannot parse the CSV file: {exc}") from exc
+        # compression=None: a .gz/.bz2/.xz name must not inflate past the size check
+        frame = pd.read_csv(path, sep=_delimiter(path), compression=None)
+    except (ValueError, csv.Error, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(
+            f"{where}: cannot parse the CSV file ({exc}); upload a plain UTF-8 CSV "
+            "with a header row"
+        ) from exc
     return Table({str(c): frame[c].to_numpy() for c in frame.columns})
+
+
+def _delimiter(path: Path) -> str:
+    """Comma, semicolon, tab or pipe, sniffed from the start; a one-column file is a comma."""
+    with path.open("rb") as f:
+        sample = f.read(TEXT_SNIFF_BYTES).decode("utf-8", "replace")
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
 
 
 def read_arff(path: Path, where: str) -> Table:
     """An ARFF file; nominal attributes become integer codes in declaration order."""
     import arff
 
+    _check_arff_types(path, where)
     try:
         with path.open(encoding="utf-8") as f:
             data = arff.load(f, encode_nominal=True)
@@ -140,6 +187,21 @@ def read_arff(path: Path, where: str) -> Table:
         [[np.nan if v is None else v for v in row] for row in data["data"]], dtype=np.float64
     ).reshape(-1, len(names))
     return Table({name: rows[:, i] for i, name in enumerate(names)}, mappings)
+
+
+def _check_arff_types(path: Path, where: str) -> None:
+    """Name STRING, DATE and relational attributes, which liac-arff reports only by line."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.lstrip().lower().startswith("@data"):
+                return
+            match = ARFF_ATTRIBUTE.match(line)
+            if match and match.group(2).lower() in ("string", "date", "relational"):
+                raise DatasetError(
+                    f"{where}: attribute {match.group(1).strip(chr(39) + chr(34))!r} is of "
+                    f"type {match.group(2).upper()}; only NUMERIC, REAL, INTEGER and "
+                    "nominal attributes are supported: encode it as numbers or drop it"
+                )
 
 
 def read_json(path: Path, where: str) -> Table:

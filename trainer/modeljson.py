@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import re
 from functools import cache
 from typing import Any
 
@@ -24,6 +26,8 @@ DENIED_LAYERS = frozenset(
         "IntegerLookup",
         "Hashing",
         "HashedCrossing",
+        "MelSpectrogram",  # audio front-ends size their tables from config integers
+        "STFTSpectrogram",
     }
 )
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
@@ -36,6 +40,52 @@ NESTED_MODULES = {
     "_constraint": "keras.constraints",
 }
 LAYER_KEYS = frozenset({"layer", "cell", "forward_layer", "backward_layer", "cells", "layers"})
+# Keras sub-packages whose objects a model may name; keras.utils, keras.saving, keras.config
+# and the like hold functions that fetch files or switch safe mode off.
+KERAS_PACKAGES = frozenset(
+    {"layers", "initializers", "regularizers", "constraints", "activations", "models", "engine"}
+    | {"dtype_policies", "mixed_precision"}
+)
+# Keys that only serve code loading, file loading or turning the safety checks off.
+DENIED_KEYS = frozenset(
+    {
+        "safe_mode",
+        "enable_unsafe_deserialization",
+        "custom_objects",
+        "filepath",
+        "weights",
+        "function",
+        "function_type",
+        "module_objects",
+    }
+)
+# Sizes and shapes: whole numbers (or null), never strings or floats.
+SIZE_KEYS = frozenset(
+    {
+        "units",
+        "filters",
+        "kernel_size",
+        "strides",
+        "pool_size",
+        "dilation_rate",
+        "input_dim",
+        "output_dim",
+        "num_heads",
+        "key_dim",
+        "value_dim",
+        "depth_multiplier",
+        "groups",
+        "n",
+        "size",
+        "target_shape",
+        "batch_shape",
+        "batch_input_shape",
+        "input_shape",
+        "shape",
+        "cropping",
+    }
+)
+PATH_LIKE = re.compile(r"://|^file:|^[a-z]:[\\/]|^[/~\\]|\.\.[/\\]", re.IGNORECASE)
 
 
 @cache
@@ -73,45 +123,123 @@ def allowed_activations() -> frozenset[str]:
 
 def check_model_json(config: Any) -> None:
     """Refuse anything that is not plain built-in Keras, naming where it is in the JSON."""
-    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if not isinstance(name, str) or name not in MODEL_CLASSES:
         raise ModelError(
             "model: the top level must be a Keras Sequential or functional model "
             "(class_name 'Sequential' or 'Functional'); export it with model.to_json()"
         )
+    _check_structure(config)
     _check(config, "model", 0)
+
+
+def _check_structure(config: dict[str, Any]) -> None:
+    """The shape every model JSON has: a config object whose layers are class-named objects."""
+    inner = config.get("config")
+    if not isinstance(inner, dict):
+        raise ModelError("model.config: must be an object holding the model's layers")
+    layers = inner.get("layers", [])
+    if not isinstance(layers, list):
+        raise ModelError("model.config.layers: must be a list of layer objects")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
+            raise ModelError(
+                f"model.config.layers[{i}]: each layer must be an object with a "
+                "class_name such as 'Dense'; export the model with model.to_json()"
+            )
 
 
 def _check(value: Any, where: str, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise ModelError(f"{where}: model JSON nested too deeply")
+        raise ModelError(f"{where[:200]}...: model JSON nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         if "class_name" in value:
             _check_object(value, where)
         for key, item in value.items():
-            if key in ("activation", "recurrent_activation") and isinstance(item, str):
-                _check_activation(item, f"{where}.{key}")
-            elif (
-                isinstance(item, int)
-                and not isinstance(item, bool)
-                and abs(item) > MAX_INT
-                and key != "seed"
-            ):
-                raise ModelError(f"{where}.{key}: {item} is too large (limit {MAX_INT})")
+            _check_entry(str(key), item, f"{where}.{key}")
             _check(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
+            if _is_huge(item):
+                raise ModelError(f"{where}[{i}]: {item} is too large (limit {MAX_INT})")
             _check(item, f"{where}[{i}]", depth + 1)
-    elif isinstance(value, str) and _looks_like_path(value):
+    elif isinstance(value, str) and PATH_LIKE.search(value):
         raise ModelError(
-            f"{where}: strings that are paths or URLs are not allowed ({value[:60]!r})"
+            f"{where}: strings that are paths or URLs are not allowed ({value[:60]!r}); "
+            "a model JSON holds the architecture only"
+        )
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ModelError(f"{where}: {value} is not a finite number; use a real value")
+
+
+def _check_entry(key: str, item: Any, where: str) -> None:
+    """Checks that depend on the key: denied keys, activations, sizes and numbers."""
+    if key in DENIED_KEYS:
+        raise ModelError(
+            f"{where}: {key!r} is not allowed in a model JSON (it loads code or files, or "
+            "turns safe mode off); remove it: models are built in safe mode only"
+        )
+    if key in ("activation", "recurrent_activation") and isinstance(item, str):
+        _check_activation(item, where)
+    elif key in SIZE_KEYS:
+        _check_size(item, where)
+    elif _is_huge(item) and key != "seed":
+        raise ModelError(f"{where}: {item} is too large (limit {MAX_INT})")
+    elif isinstance(item, str) and key not in ("name", "keras_version") and _is_number(item):
+        raise ModelError(
+            f"{where}: the number {item[:30]!r} is written as a string; write it without quotes"
         )
 
 
+def _check_size(item: Any, where: str) -> None:
+    """A size or shape: a whole number, null, or (nested) lists of them, each within MAX_INT."""
+    if isinstance(item, list):
+        for i, part in enumerate(item):
+            _check_size(part, f"{where}[{i}]")
+        return
+    if item is None:
+        return
+    if isinstance(item, bool) or not isinstance(item, int):
+        raise ModelError(
+            f"{where}: expected a whole number, got {item!r}; write sizes as plain "
+            "integers without quotes, e.g. 64"
+        )
+    if abs(item) > MAX_INT:
+        raise ModelError(f"{where}: {item} is too large (limit {MAX_INT})")
+
+
+def _is_huge(item: Any) -> bool:
+    """A number beyond any sane size (NaN and inf are refused elsewhere)."""
+    if isinstance(item, float) and not math.isfinite(item):
+        return False
+    return isinstance(item, (int, float)) and not isinstance(item, bool) and abs(item) > MAX_INT
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_object(obj: dict[str, Any], where: str) -> None:
-    name = obj.get("class_name")
-    module = obj.get("module")
+    name, module, registered = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
+    for key, value in (("class_name", name), ("module", module), ("registered_name", registered)):
+        if value is not None and not isinstance(value, str):
+            raise ModelError(f"{where}.{key}: must be a string, got {type(value).__name__}")
     if name == "__keras_tensor__":
         return
+    if module is not None and module.split(".")[0] != "keras":
+        raise ModelError(
+            f"{where}.module: module {module!r} is not Keras; only built-in Keras objects "
+            "are allowed"
+        )
+    if module is not None and not _keras_module(module):
+        raise ModelError(
+            f"{where}.module: {module!r} is not an allowed Keras package; only built-in "
+            "Keras layers, initializers, regularizers, constraints and activations are allowed"
+        )
     if name in ("__lambda__", "function"):
         if name == "function" and isinstance(obj.get("config"), str):
             _check_activation(obj["config"], where)
@@ -120,18 +248,22 @@ def _check_object(obj: dict[str, Any], where: str) -> None:
             f"{where}: Python code in a model (Lambda) is not allowed; "
             "use built-in Keras layers only"
         )
-    if module is not None and not (module == "keras" or str(module).startswith("keras.")):
-        raise ModelError(
-            f"{where}: module {module!r} is not Keras; only built-in Keras objects are allowed"
-        )
-    registered = obj.get("registered_name")
     if registered not in (None, name, "Functional"):
         raise ModelError(f"{where}: registered custom object {registered!r} is not allowed")
     if name not in allowed_classes():
         raise ModelError(
             f"{where}: {name!r} is not an allowed built-in Keras layer, "
-            "initializer, regularizer or constraint"
+            "initializer, regularizer or constraint (Lambda and custom layers are refused)"
         )
+
+
+def _keras_module(module: str) -> bool:
+    """keras, keras.<package>... or keras.src.<package>... for the allowed packages only."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return True
+    package = parts[2] if parts[1] == "src" and len(parts) > 2 else parts[1]
+    return package in KERAS_PACKAGES
 
 
 def _check_activation(name: str, where: str) -> None:
@@ -140,10 +272,6 @@ def _check_activation(name: str, where: str) -> None:
             f"{where}: unknown activation {name!r}; use a Keras built-in such as "
             "'relu', 'softmax' or 'linear'"
         )
-
-
-def _looks_like_path(text: str) -> bool:
-    return "://" in text or text.startswith(("/", "~", "\\")) or "../" in text or "..\\" in text
 
 
 def is_legacy(config: dict[str, Any]) -> bool:

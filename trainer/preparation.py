@@ -65,7 +65,7 @@ def _take(split: Split, index: np.ndarray) -> Split:
 def prepare(spec: RunSpec, settings: TrainerSettings) -> Prepared:
     """Load and check the data and model, then compile with the plan's choices."""
     train, val, test = load_data(spec, settings)
-    model = load_model(spec.model, settings.max_params)
+    model = load_model(spec.model, settings.max_params, settings.max_layer_output)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError("model: models with several inputs or outputs are not supported yet")
     plan = spec.plan

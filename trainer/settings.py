@@ -15,6 +15,9 @@ class TrainerSettings(BaseSettings):
     max_dataset_bytes: int = Field(
         default=4 * 1024**3, ge=1, description="Largest decoded dataset file, in bytes"
     )
+    max_layer_output: int = Field(
+        default=50_000_000, ge=1, description="Largest output of one layer, in values per sample"
+    )
     log_level: str = Field(default="INFO", description="Logging level of the trainer process")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from trainer.compiling import BINARY_LOSSES, ONE_HOT_LOSSES, SPARSE_LOSSES
@@ -15,7 +17,20 @@ def fit_to_model(
     """Reshape features to the model's input and check labels against its output and loss."""
     x = _features(split.x, tuple(input_shape[1:]), where)
     y = _labels(split.y, int(output_shape[-1] or 0), loss, where)
+    if loss not in SPARSE_LOSSES | ONE_HOT_LOSSES:
+        _check_label_shape(y, tuple(output_shape[1:]), where)
     return Split(x, y, split.mappings)
+
+
+def _check_label_shape(y: np.ndarray, expected: tuple, where: str) -> None:
+    """Regression and binary labels carry as many values per sample as the model outputs."""
+    got = tuple(y.shape[1:])
+    if None in expected or math.prod(got) == math.prod(expected):
+        return
+    raise DatasetError(
+        f"{where}: each label has shape {got} but the model outputs {expected} per "
+        "sample; give one target per output unit or change the last layer's units"
+    )
 
 
 def _features(x: np.ndarray, expected: tuple, where: str) -> np.ndarray:

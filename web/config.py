@@ -24,12 +24,23 @@ class WebSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     database_url: str = Field(description="PostgreSQL URI, e.g. postgresql://user:pw@host:5432/db")
-    nnt_kafka_bootstrap: str = Field(default="127.0.0.1:9092", min_length=1)
-    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"))
-    nnt_web_port: int = Field(default=8000, ge=1, le=65535)
-    nnt_debug: bool = False
-    nnt_secret_key: str | None = None
-    nnt_allowed_hosts: str = "localhost,127.0.0.1"
+    nnt_kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", min_length=1, description="host:port of the broker"
+    )
+    nnt_home: Path = Field(
+        default=Path("~/.local/share/nntracker"),
+        description="uploaded datasets and the generated secret key live here",
+    )
+    nnt_web_port: int = Field(
+        default=8000, ge=1, le=65535, description="port daphne listens on (127.0.0.1)"
+    )
+    nnt_debug: bool = Field(default=False, description="Django DEBUG; never in production")
+    nnt_secret_key: str | None = Field(
+        default=None, description="unset: generated once into $NNT_HOME/secret_key (mode 600)"
+    )
+    nnt_allowed_hosts: str = Field(
+        default="localhost,127.0.0.1", description="comma-separated host names served"
+    )
     nnt_kafka_timeout_s: float = Field(default=5.0, gt=0, description="Producer flush timeout")
     nnt_live_bridge: bool = Field(default=True, description="Consume nnt.live in this process")
     nnt_https: bool = Field(
@@ -90,7 +101,9 @@ def load() -> WebSettings:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
         if err.get("type") == "missing":
-            raise ConfigError(f"{name} is required (e.g. postgresql://user:pw@host:5432/nntracker)") from None
+            raise ConfigError(
+                f"{name} is required (e.g. postgresql://user:pw@host:5432/nntracker)"
+            ) from None
         raise ConfigError(f"{name}: {err.get('msg')}") from None
 
 

@@ -39,9 +39,14 @@ CREATE TABLE IF NOT EXISTS nnt_tensor (
     compression   text        NOT NULL,
     data          bytea,
     stats         jsonb,
+    reduced       boolean     NOT NULL DEFAULT false,
     at            timestamptz NOT NULL,
     PRIMARY KEY (simulation_id, layer_index, kind, variable, epoch, chunk, at)
 ) {partition_clause};
+
+-- Added after the first schema: databases created before it gain the column here.
+-- reduced = true: the full values were dropped (sink period or retention); stats stay.
+ALTER TABLE nnt_tensor ADD COLUMN IF NOT EXISTS reduced boolean NOT NULL DEFAULT false;
 
 CREATE TABLE IF NOT EXISTS nnt_status_event (
     simulation_id uuid        NOT NULL,
@@ -77,3 +82,8 @@ CREATE TABLE IF NOT EXISTS nnt_tag_aggregate (
     updated_at timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (tag, metric, epoch)
 );
+
+-- Tensor payloads are zstd-compressed by the trainer: storing them EXTERNAL (out of line,
+-- never pglz'd) saves the futile second compression attempt on every write and read.
+-- Applied to partitions and chunks by infra.timeseries after they exist.
+ALTER TABLE nnt_tensor ALTER COLUMN data SET STORAGE EXTERNAL;

@@ -44,3 +44,9 @@ def test_it_finds_a_violation_when_there_is_one(tmp_path: Path) -> None:
     sample = tmp_path / "bad.py"
     sample.write_text("import django\nfrom web.simulations import models\n")
     assert imported_roots(sample) >= {"django", "web"}
+
+
+def test_it_keeps_the_configuration_page_current() -> None:
+    from infra import configdoc
+
+    assert configdoc.DOC.read_text() == configdoc.render(), "run `python -m infra.configdoc`"

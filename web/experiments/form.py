@@ -89,8 +89,9 @@ def _conf(text: str, path: str, errors: dict[str, str]) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError as exc:
-        errors[path] = f'Options must be JSON, e.g. {{"beta_1": 0.9}} ({exc.msg})'
+    except (ValueError, RecursionError) as exc:
+        detail = getattr(exc, "msg", "nested too deeply")
+        errors[path] = f'Options must be JSON, e.g. {{"beta_1": 0.9}} ({detail})'
         return {}
     if not isinstance(value, dict):
         errors[path] = 'Options must be a JSON object, e.g. {"beta_1": 0.9}'

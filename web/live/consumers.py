@@ -1,20 +1,23 @@
-"""WebSocket consumer: one browser watching one simulation."""
+"""WebSocket consumers: one browser watching one simulation (and what it compares it with),
+or the list of all of a user's simulations."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from web.errors import NotFound
-from web.live.messages import simulation_group
-from web.simulations import access
+from web.live.messages import simulation_group, tag_group, user_group
+from web.simulations import access, metrics
 
 log = logging.getLogger(__name__)
 FORBIDDEN = 4403
+MAX_EXTRA_GROUPS = 8
 
 
 @database_sync_to_async
@@ -26,19 +29,105 @@ def _may_see(user: Any, simulation_id: uuid.UUID) -> bool:
     return True
 
 
-class SimulationConsumer(AsyncJsonWebsocketConsumer):
-    """Joins `sim-<id>` if the user may see the simulation; forwards live payloads."""
+@database_sync_to_async
+def _points_since(simulation_id: uuid.UUID, since: int) -> list[dict[str, Any]]:
+    return metrics.points_since(simulation_id, since)
 
-    group: str | None = None
+
+def _since(scope: dict[str, Any]) -> int | None:
+    """`?since=<epoch>` of the socket URL: the page has every epoch up to it."""
+    raw = parse_qs(scope.get("query_string", b"").decode()).get("since", [None])[0]
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+@database_sync_to_async
+def _has_tag(user: Any, tag: str) -> bool:
+    """Whether the user (staff: anyone) has a simulation carrying the tag."""
+    return access.visible(user).exclude(status="deleted").filter(tags__contains=[tag]).exists()
+
+
+class SimulationConsumer(AsyncJsonWebsocketConsumer):
+    """Joins `sim-<id>` if the user may see the simulation; forwards live payloads.
+
+    With `?since=<epoch>` it first sends the epochs logged after that one. The page may then ask for more with `{"subscribe": {"simulation": id}}` (a run to compare
+    with) or `{"subscribe": {"tag": t}}` (a tag group); each is checked like the first.
+    """
+
+    groups_joined: list[str]
 
     async def connect(self) -> None:
         """Accept owners and staff only."""
+        self.groups_joined = []
         simulation_id = self.scope["url_route"]["kwargs"]["simulation_id"]
         if not await _may_see(self.scope.get("user"), simulation_id):
             log.info("websocket refused for simulation %s", simulation_id)
             await self.close(code=FORBIDDEN)
             return
-        self.group = simulation_group(simulation_id)
+        await self._join(simulation_group(simulation_id))
+        await self.accept()
+        since = _since(self.scope)
+        if since is not None:
+            # Epochs logged between the page's render and this socket: sent once, in order,
+            # so the chart has no gap (and on every reconnect, from the page's last epoch).
+            points = await _points_since(simulation_id, since)
+            if points:
+                await self.send_json(
+                    {"kind": "epochs", "simulation_id": str(simulation_id), "points": points}
+                )
+
+    async def _join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+
+    async def disconnect(self, code: int) -> None:
+        """Leave every group."""
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Subscriptions to another of the user's runs or to one of their tags; else ignored."""
+        wanted = content.get("subscribe") if isinstance(content, dict) else None
+        if not isinstance(wanted, dict):
+            return
+        user = self.scope.get("user")
+        group, answer = None, {"kind": "subscription", "ok": False, "request": wanted}
+        if len(self.groups_joined) > MAX_EXTRA_GROUPS:
+            answer["reason"] = "too many subscriptions"
+        elif "simulation" in wanted:
+            try:
+                sid = uuid.UUID(str(wanted["simulation"]))
+            except ValueError:
+                sid = None
+            if sid is not None and await _may_see(user, sid):
+                group = simulation_group(sid)
+        elif isinstance(wanted.get("tag"), str) and await _has_tag(user, wanted["tag"]):
+            group = tag_group(wanted["tag"])
+        if group:
+            await self._join(group)
+            answer["ok"] = True
+        await self.send_json(answer)
+
+    async def live_message(self, event: dict[str, Any]) -> None:
+        """Forward one bridge payload to the browser."""
+        await self.send_json(event["payload"])
+
+
+class UserConsumer(AsyncJsonWebsocketConsumer):
+    """The simulation list: joins `user-<username>`, which gets the status of all their runs."""
+
+    group: str | None = None
+
+    async def connect(self) -> None:
+        """Accept logged-in users only."""
+        user = self.scope.get("user")
+        if not getattr(user, "is_authenticated", False):
+            await self.close(code=FORBIDDEN)
+            return
+        self.group = user_group(user.get_username())
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -48,8 +137,8 @@ class SimulationConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Browsers only listen; ignore anything they send."""
+        """Browsers only listen."""
 
     async def live_message(self, event: dict[str, Any]) -> None:
-        """Forward one bridge payload to the browser."""
+        """Forward one status payload to the browser."""
         await self.send_json(event["payload"])

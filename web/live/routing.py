@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web.live.consumers import SimulationConsumer
+from web.live.consumers import SimulationConsumer, UserConsumer
 
 websocket_urlpatterns = [
+    path("ws/simulations/", UserConsumer.as_asgi()),
     path("ws/simulations/<uuid:simulation_id>/", SimulationConsumer.as_asgi()),
 ]

@@ -1,22 +1,27 @@
-"""REST endpoints of experiments and simulations."""
+"""REST endpoints of experiments and simulations: create, list, detail, lifecycle, tags, bulk."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
-from django.http import HttpRequest
-from ninja import File, Form, Query, Router, Schema, Status
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from schemas.commands import LifecycleCommand
 from web.accounts.auth import API_AUTH
-from web.simulations import access, commands, experiments, metrics
+from web.errors import Invalid
+from web.simulations import access, commands, experiments, listing, summary
+from web.simulations.data_api import router as data_router
 from web.simulations.models import Simulation
 
 router = Router(tags=["simulations"], auth=API_AUTH)
+router.add_router("", data_router, auth=API_AUTH)
+Action = Literal["pause", "resume", "stop", "delete"]
+MAX_TAGS = 20
 
 
 class CreatedOut(Schema):
@@ -47,16 +52,22 @@ class SimulationOut(Schema):
 
 
 class SimulationDetailOut(SimulationOut):
-    """A simulation with its plan and configuration."""
+    """A simulation with its plan, configuration and final test metrics."""
 
     config: dict[str, Any]
+    test_metrics: dict[str, float]
 
 
-class FilterIn(Schema):
-    """List filters."""
+class ListIn(Schema):
+    """List filters: status, tag, free text (name or tag), sort, paging."""
 
     status: str | None = None
     tag: str | None = None
+    q: str | None = Field(None, description="part of the name or of a tag")
+    experiment: uuid.UUID | None = Field(None, description="only this experiment's simulations")
+    sort: Literal["-created", "created", "name", "-name", "progress", "-progress"] = "-created"
+    limit: int = Field(1000, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
 
 
 class CommandOut(Schema):
@@ -67,14 +78,51 @@ class CommandOut(Schema):
     type: str
 
 
+class TagIn(Schema):
+    """One tag to add or remove."""
+
+    tag: str = Field(min_length=1, max_length=64)
+
+
+class TagsOut(Schema):
+    """A simulation's tags after the change."""
+
+    id: uuid.UUID
+    tags: list[str]
+
+
+class BulkIn(Schema):
+    """One lifecycle action on several simulations."""
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+    action: Action
+
+
+class BulkOut(Schema):
+    """One accepted command per simulation."""
+
+    commands: list[CommandOut]
+
+
 def _out(sim: Simulation) -> dict[str, Any]:
     return {
-        "id": sim.id, "experiment_id": sim.experiment_id, "name": sim.name,
-        "owner": sim.owner_name, "status": sim.status, "epoch": sim.epoch,
-        "total_epochs": sim.total_epochs, "progress": sim.progress, "tags": sim.tags,
-        "message": sim.message, "error": sim.error, "created_at": sim.created_at,
-        "updated_at": sim.updated_at, "started_at": sim.started_at,
-        "finished_at": sim.finished_at, "config": sim.config,
+        "id": sim.id,
+        "experiment_id": sim.experiment_id,
+        "name": sim.name,
+        "owner": sim.owner_name,
+        "status": sim.status,
+        "epoch": sim.epoch,
+        "total_epochs": sim.total_epochs,
+        "progress": sim.progress,
+        "tags": sim.tags,
+        "message": sim.message,
+        "error": sim.error,
+        "created_at": sim.created_at,
+        "updated_at": sim.updated_at,
+        "started_at": sim.started_at,
+        "finished_at": sim.finished_at,
+        "config": sim.config,
+        "test_metrics": summary.test_metrics(sim.status, sim.message),
     }
 
 
@@ -90,44 +138,60 @@ def create_experiment(
     """Upload a configuration, a Keras model and datasets; one simulation per grid cell."""
     raw = experiments.parse_config(config)
     model_doc = experiments.parse_model(model)
-    files = {"dataset_train": dataset_train, "dataset_test": dataset_test,
-             "dataset_val": dataset_val}
+    files = {
+        "dataset_train": dataset_train,
+        "dataset_test": dataset_test,
+        "dataset_val": dataset_val,
+    }
     experiments.check(raw, files)  # fail on the config before writing any file
     raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
     created = experiments.create(request.auth, raw, model_doc)
-    return Status(201, CreatedOut(experiment_id=created.experiment_id, simulations=created.simulations))
+    return Status(
+        201, CreatedOut(experiment_id=created.experiment_id, simulations=created.simulations)
+    )
 
 
 @router.get("/simulations", response=list[SimulationOut])
-def list_simulations(request: HttpRequest, filters: Query[FilterIn]) -> list[dict[str, Any]]:
-    """The caller's simulations (staff: all), newest first; deleted ones only on request."""
-    qs = access.visible(request.auth)
-    qs = qs.filter(status=filters.status) if filters.status else qs.exclude(status="deleted")
-    if filters.tag:
-        qs = qs.filter(tags__contains=[filters.tag])
-    return [_out(sim) for sim in qs[:1000]]
+def list_simulations(
+    request: HttpRequest, response: HttpResponse, filters: Query[ListIn]
+) -> list[dict[str, Any]]:
+    """The caller's simulations (staff: all), filtered, searched and sorted; `X-Total-Count` header."""
+    query = listing.Query(
+        q=filters.q or "",
+        status=filters.status or "",
+        tag=filters.tag or "",
+        sort=filters.sort,
+        experiment=filters.experiment,
+    )
+    qs = listing.search(request.auth, query)
+    response["X-Total-Count"] = str(qs.count())
+    return [_out(sim) for sim in qs[filters.offset : filters.offset + filters.limit]]
+
+
+@router.post("/simulations/bulk", response={202: BulkOut})
+def bulk(request: HttpRequest, body: BulkIn) -> Status[BulkOut]:
+    """One action on several of the caller's simulations; any unknown id → 404, nothing sent."""
+    sims = [access.get_visible(request.auth, sid) for sid in dict.fromkeys(body.ids)]
+    sent = [_send(request, sim, body.action) for sim in sims]
+    return Status(202, BulkOut(commands=sent))
 
 
 @router.get("/simulations/{simulation_id}", response=SimulationDetailOut)
 def get_simulation(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, Any]:
-    """Status, progress, epoch, configuration and error of one simulation."""
+    """Status, progress, epoch, configuration, test metrics and error of one simulation."""
     return _out(access.get_visible(request.auth, simulation_id))
 
 
-@router.get("/simulations/{simulation_id}/metrics", response=dict[str, dict[str, list]])
-def get_metrics(request: HttpRequest, simulation_id: uuid.UUID,
-                max_points: int | None = None) -> dict[str, dict[str, list]]:
-    """Logged epoch metrics as `{metric: {"epochs": [...], "values": [...]}}`."""
-    sim = access.get_visible(request.auth, simulation_id)
-    return metrics.read(sim.id, max_points if max_points and max_points > 0 else None)
+def _send(request: HttpRequest, sim: Simulation, kind: str) -> CommandOut:
+    command = LifecycleCommand(
+        type=kind, simulation_id=sim.id, issued_by=request.auth.get_username()
+    )
+    commands.publish(command)
+    return CommandOut(command_id=command.command_id, simulation_id=sim.id, type=kind)
 
 
 def _lifecycle(request: HttpRequest, simulation_id: uuid.UUID, kind: str) -> Status[CommandOut]:
-    sim = access.get_visible(request.auth, simulation_id)
-    command = LifecycleCommand(type=kind, simulation_id=sim.id,
-                               issued_by=request.auth.get_username())
-    commands.publish(command)
-    return Status(202, CommandOut(command_id=command.command_id, simulation_id=sim.id, type=kind))
+    return Status(202, _send(request, access.get_visible(request.auth, simulation_id), kind))
 
 
 @router.post("/simulations/{simulation_id}/pause", response={202: CommandOut})
@@ -152,3 +216,34 @@ def stop(request: HttpRequest, simulation_id: uuid.UUID) -> Status[CommandOut]:
 def delete(request: HttpRequest, simulation_id: uuid.UUID) -> Status[CommandOut]:
     """Ask the orchestrator to delete a run and its data."""
     return _lifecycle(request, simulation_id, "delete")
+
+
+def clean_tag(raw: str) -> str:
+    """A tag as stored: trimmed, inner whitespace collapsed; Invalid names the field."""
+    tag = " ".join(raw.split())
+    if not tag or len(tag) > 64:
+        raise Invalid("invalid tag", {"tag": "a tag has 1 to 64 characters"})
+    return tag
+
+
+@router.post("/simulations/{simulation_id}/tags", response=TagsOut)
+def add_tag(request: HttpRequest, simulation_id: uuid.UUID, body: TagIn) -> dict[str, Any]:
+    """Add one tag (no duplicates); answers with the simulation's tags."""
+    sim = access.get_visible(request.auth, simulation_id)
+    tag = clean_tag(body.tag)
+    if tag not in sim.tags:
+        if len(sim.tags) >= MAX_TAGS:
+            raise Invalid("too many tags", {"tag": f"a simulation has at most {MAX_TAGS} tags"})
+        sim.tags = [*sim.tags, tag]
+        Simulation.objects.filter(pk=sim.pk).update(tags=sim.tags)
+    return {"id": sim.id, "tags": sim.tags}
+
+
+@router.delete("/simulations/{simulation_id}/tags", response=TagsOut)
+def remove_tag(request: HttpRequest, simulation_id: uuid.UUID, body: TagIn) -> dict[str, Any]:
+    """Remove one tag (absent tags are fine); answers with the simulation's tags."""
+    sim = access.get_visible(request.auth, simulation_id)
+    tag = clean_tag(body.tag)
+    sim.tags = [t for t in sim.tags if t != tag]
+    Simulation.objects.filter(pk=sim.pk).update(tags=sim.tags)
+    return {"id": sim.id, "tags": sim.tags}

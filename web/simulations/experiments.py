@@ -42,6 +42,8 @@ def parse_config(text: str | bytes) -> dict[str, Any]:
     """The `config` field as a JSON object, or Invalid naming it."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise Invalid("config is nested too deeply", {"config": "nested too deeply"}) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("config is not valid JSON", {"config": f"not valid JSON: {exc}"}) from None
     if not isinstance(data, dict):
@@ -55,7 +57,7 @@ def parse_model(upload: Upload | None) -> dict[str, Any]:
         raise Invalid("the model file is missing", {"model": "upload the Keras model JSON file"})
     try:
         data = json.loads(b"".join(upload.chunks()))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Invalid("model is not JSON", {"model": "not a Keras model JSON file"}) from None
     if not isinstance(data, dict):
         raise Invalid("model must be a JSON object", {"model": "must be a JSON object"})

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+from collections.abc import Sequence
 
+import numpy as np
 from django.db import DatabaseError, connection
+from tsdownsample import LTTBDownsampler
 
 log = logging.getLogger(__name__)
 Series = dict[str, dict[str, list]]
+
+# Metrics every Keras run logs; anything else in the logs came from `extra_metrics`.
+CORE = ("loss", "accuracy", "val_loss", "val_accuracy")
+RUN_INFO = ("learning_rate", "epoch_time_s", "samples_per_s")
 
 # Latest value per (metric, epoch): a replayed or resumed epoch shows its newest value.
 SQL = """
@@ -19,14 +27,32 @@ ORDER BY metric, epoch, at DESC
 """
 
 
-def downsample_indexes(n: int, max_points: int | None) -> list[int]:
-    """Evenly spaced indexes of n points, keeping the first and the last."""
+def lttb_indexes(
+    x: Sequence[float], y: Sequence[float | None], max_points: int | None
+) -> list[int]:
+    """Indexes LTTB keeps of a series (first and last always); missing values are dropped."""
+    n = len(x)
     if max_points is None or n <= max_points:
         return list(range(n))
-    if max_points <= 1:
-        return [n - 1] if max_points == 1 else []
-    step = (n - 1) / (max_points - 1)
-    return sorted({round(i * step) for i in range(max_points)})
+    if max_points <= 2:
+        return [n - 1] if max_points == 1 else ([0, n - 1] if max_points == 2 else [])
+    finite = [i for i in range(n) if y[i] is not None and math.isfinite(y[i])]  # type: ignore[arg-type]
+    if len(finite) <= max_points:
+        return finite
+    xs = np.asarray([x[i] for i in finite], dtype=np.float64)
+    ys = np.asarray([y[i] for i in finite], dtype=np.float64)
+    kept = LTTBDownsampler().downsample(xs, ys, n_out=max_points)
+    return [finite[int(i)] for i in kept]
+
+
+def downsample(
+    series: dict[str, list], max_points: int | None, by: str = "values"
+) -> dict[str, list]:
+    """Every list of a series at the indexes LTTB picks on `epochs` × `by`."""
+    keep = lttb_indexes(series["epochs"], series[by], max_points)
+    if len(keep) == len(series["epochs"]):
+        return series
+    return {name: [values[i] for i in keep] for name, values in series.items()}
 
 
 def group(rows: list[tuple[str, int, float | None]], max_points: int | None = None) -> Series:
@@ -36,11 +62,7 @@ def group(rows: list[tuple[str, int, float | None]], max_points: int | None = No
         series = out.setdefault(metric, {"epochs": [], "values": []})
         series["epochs"].append(epoch)
         series["values"].append(value)
-    for series in out.values():
-        keep = downsample_indexes(len(series["epochs"]), max_points)
-        series["epochs"] = [series["epochs"][i] for i in keep]
-        series["values"] = [series["values"][i] for i in keep]
-    return out
+    return {metric: downsample(series, max_points) for metric, series in out.items()}
 
 
 def read(simulation_id: uuid.UUID, max_points: int | None = None) -> Series:
@@ -53,3 +75,54 @@ def read(simulation_id: uuid.UUID, max_points: int | None = None) -> Series:
         log.warning("cannot read nnt_epoch_metric for simulation %s", simulation_id, exc_info=True)
         return {}
     return group(rows, max_points)
+
+
+SINCE_SQL = """
+SELECT DISTINCT ON (epoch, metric) epoch, metric, value
+FROM nnt_epoch_metric
+WHERE simulation_id = %s AND epoch > %s
+ORDER BY epoch, metric, at DESC
+LIMIT %s
+"""
+
+
+def points_since(
+    simulation_id: uuid.UUID, since: int, limit: int = 200_000
+) -> list[dict[str, object]]:
+    """Epochs after `since` as live points `[{"epoch": e, "values": {metric: value}}]`."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(SINCE_SQL, [simulation_id, since, limit])
+            rows = cursor.fetchall()
+    except DatabaseError:
+        log.warning("cannot read nnt_epoch_metric for simulation %s", simulation_id, exc_info=True)
+        return []
+    out: dict[int, dict[str, float]] = {}
+    for epoch, metric, value in rows:
+        if value is not None and math.isfinite(value):
+            out.setdefault(epoch, {})[metric] = value
+    return [{"epoch": e, "values": v} for e, v in sorted(out.items())]
+
+
+def is_extra(metric: str) -> bool:
+    """Whether a metric came from the run's `extra_metrics` (not loss/accuracy/run info)."""
+    return metric not in CORE and metric not in RUN_INFO
+
+
+def table(series: Series, names: Sequence[str]) -> list[dict[str, object]]:
+    """Rows `{"epoch": e, name: value, ...}` of the given metrics, by epoch."""
+    by_epoch: dict[int, dict[str, object]] = {}
+    for name in names:
+        s = series.get(name)
+        if not s:
+            continue
+        for epoch, value in zip(s["epochs"], s["values"], strict=True):
+            by_epoch.setdefault(epoch, {"epoch": epoch})[name] = value
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def ordered_names(series: Series) -> tuple[list[str], list[str]]:
+    """(main metrics, extra metrics) present in a series, in a stable reading order."""
+    main = [m for m in CORE if m in series]
+    extra = sorted((m for m in series if is_extra(m)), key=lambda m: (m.removeprefix("val_"), m))
+    return main, extra

@@ -19,7 +19,9 @@ def web_tables(pg_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap: str, web_tables: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def worker(
+    kafka_bootstrap: str, web_tables: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     """`python -m stream_processors` running against the session's Kafka and PostgreSQL."""
     running = Worker(kafka_bootstrap, web_tables, tmp_path_factory.mktemp("stream-worker"))
     running.wait_ready()

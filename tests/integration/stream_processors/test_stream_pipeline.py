@@ -26,10 +26,17 @@ METRICS = "SELECT epoch, metric, value FROM nnt_epoch_metric WHERE simulation_id
 
 def epochs(sid: uuid.UUID, first: int, last: int) -> list[EpochEvent]:
     """Logged epochs first..last of one simulation."""
-    return [EpochEvent(simulation_id=sid, epoch=i, total_epochs=last, learning_rate=0.01,
-                       metrics={"loss": 1 / i, "accuracy": i / 10},
-                       batches=[BatchPoint(step=s, metrics={"loss": 1 / i + s}) for s in (1, 2)])
-            for i in range(first, last + 1)]
+    return [
+        EpochEvent(
+            simulation_id=sid,
+            epoch=i,
+            total_epochs=last,
+            learning_rate=0.01,
+            metrics={"loss": 1 / i, "accuracy": i / 10},
+            batches=[BatchPoint(step=s, metrics={"loss": 1 / i + s}) for s in (1, 2)],
+        )
+        for i in range(first, last + 1)
+    ]
 
 
 def expected(events: list[EpochEvent]) -> set[tuple]:
@@ -41,7 +48,8 @@ def send(bootstrap: str, topic: str, events: list) -> None:
 
 
 def test_it_stores_every_epoch_metric_once_even_when_replayed(
-        worker: Worker, kafka_bootstrap: str, web_tables: str) -> None:
+    worker: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
     sid = uuid.uuid4()
     sent = epochs(sid, 1, 5)
     send(kafka_bootstrap, topics.EPOCHS, sent)
@@ -74,7 +82,8 @@ def test_it_publishes_new_points_on_live(worker: Worker, kafka_bootstrap: str) -
 
 
 def test_it_dead_letters_garbage_and_keeps_consuming(
-        worker: Worker, kafka_bootstrap: str, web_tables: str) -> None:
+    worker: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
     sid = uuid.uuid4()
     reader = Reader(kafka_bootstrap, topics.DEAD_LETTER, f"test-{sid}")
     try:
@@ -92,40 +101,90 @@ def test_it_dead_letters_garbage_and_keeps_consuming(
 
 
 def test_it_projects_status_in_order_of_event_time(
-        worker: Worker, kafka_bootstrap: str, web_tables: str) -> None:
+    worker: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
     sid, t0 = uuid.uuid4(), datetime.now(UTC)
-    rows(web_tables, "INSERT INTO auth_user (username) VALUES ('ada') ON CONFLICT DO NOTHING "
-         "RETURNING id")
-    send(kafka_bootstrap, topics.STATUS, [
-        StatusEvent(simulation_id=sid, status="running", epoch=1, total_epochs=3, at=t0,
-                    owner="ada", name="sdk run", tags=["cnn"]),
-        StatusEvent(simulation_id=sid, status="failed", epoch=2, total_epochs=3, message="OOM",
-                    at=t0 + timedelta(seconds=2)),
-        StatusEvent(simulation_id=sid, status="running", epoch=1, total_epochs=3,
-                    at=t0 + timedelta(seconds=1)),  # late: history only
-        StatusEvent(simulation_id=sid, status="accepted", at=t0 + timedelta(seconds=3)),
-    ])
+    rows(
+        web_tables,
+        "INSERT INTO auth_user (username) VALUES ('ada') ON CONFLICT DO NOTHING RETURNING id",
+    )
+    send(
+        kafka_bootstrap,
+        topics.STATUS,
+        [
+            StatusEvent(
+                simulation_id=sid,
+                status="running",
+                epoch=1,
+                total_epochs=3,
+                at=t0,
+                owner="ada",
+                name="sdk run",
+                tags=["cnn"],
+            ),
+            StatusEvent(
+                simulation_id=sid,
+                status="failed",
+                epoch=2,
+                total_epochs=3,
+                message="OOM",
+                at=t0 + timedelta(seconds=2),
+            ),
+            StatusEvent(
+                simulation_id=sid,
+                status="running",
+                epoch=1,
+                total_epochs=3,
+                at=t0 + timedelta(seconds=1),
+            ),  # late: history only
+            StatusEvent(simulation_id=sid, status="accepted", at=t0 + timedelta(seconds=3)),
+        ],
+    )
     history = "SELECT count(*) FROM nnt_status_event WHERE simulation_id = %s"
     until(lambda: rows(web_tables, history, sid) == [(4,)], 60, worker)
-    [sim] = rows(web_tables, "SELECT s.name, u.username, s.status, s.epoch, s.error, s.tags, "
-                 "s.started_at, s.finished_at FROM nnt_simulation s "
-                 "LEFT JOIN auth_user u ON u.id = s.owner_id WHERE s.id = %s", sid)
+    [sim] = rows(
+        web_tables,
+        "SELECT s.name, u.username, s.status, s.epoch, s.error, s.tags, "
+        "s.started_at, s.finished_at FROM nnt_simulation s "
+        "LEFT JOIN auth_user u ON u.id = s.owner_id WHERE s.id = %s",
+        sid,
+    )
     assert sim == ("sdk run", "ada", "failed", 2, "OOM", ["cnn"], t0, t0 + timedelta(seconds=2))
 
 
 def test_it_stores_tensors_and_resources(
-        worker: Worker, kafka_bootstrap: str, web_tables: str) -> None:
+    worker: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
     sid = uuid.uuid4()
-    header = TensorHeader(simulation_id=sid, epoch=1, layer_index=0, layer_name="dense",
-                          kind="kernel", shape=[2, 2], chunks=2,
-                          stats=TensorStats(mean=0.5, hist_counts=[1, 3], hist_edges=[0, 1, 2]))
+    header = TensorHeader(
+        simulation_id=sid,
+        epoch=1,
+        layer_index=0,
+        layer_name="dense",
+        kind="kernel",
+        shape=[2, 2],
+        chunks=2,
+        stats=TensorStats(mean=0.5, hist_counts=[1, 3], hist_edges=[0, 1, 2]),
+    )
     second = header.model_copy(update={"chunk": 1, "stats": None})
-    produce(kafka_bootstrap, topics.TENSORS, [(str(sid), pack(header, b"ab")),
-                                              (str(sid), pack(second, b"cd"))])
-    send(kafka_bootstrap, topics.RESOURCES, [ResourceSample(simulation_id=sid, cpu_percent=50,
-                                                            memory_bytes=1024)])
+    produce(
+        kafka_bootstrap,
+        topics.TENSORS,
+        [(str(sid), pack(header, b"ab")), (str(sid), pack(second, b"cd"))],
+    )
+    send(
+        kafka_bootstrap,
+        topics.RESOURCES,
+        [ResourceSample(simulation_id=sid, cpu_percent=50, memory_bytes=1024)],
+    )
     tensors = "SELECT chunk, data, stats->'hist_counts' FROM nnt_tensor WHERE simulation_id = %s ORDER BY chunk"
-    got = until(lambda: rows(web_tables, tensors, sid) if len(rows(web_tables, tensors, sid)) == 2 else None, 60, worker)
+    got = until(
+        lambda: (
+            rows(web_tables, tensors, sid) if len(rows(web_tables, tensors, sid)) == 2 else None
+        ),
+        60,
+        worker,
+    )
     assert got == [(0, b"ab", [1, 3]), (1, b"cd", None)]
     res = "SELECT cpu_percent, memory_bytes FROM nnt_resource WHERE simulation_id = %s"
     assert until(lambda: rows(web_tables, res, sid), 60, worker) == [(50.0, 1024)]

@@ -15,24 +15,41 @@ from tests.streamworker import Worker, produce, until
 
 pytestmark = pytest.mark.integration
 
-COUNTS = ("SELECT count(*), count(DISTINCT (simulation_id, metric, epoch, at)) "
-          "FROM nnt_epoch_metric WHERE simulation_id = ANY(%s)")
+COUNTS = (
+    "SELECT count(*), count(DISTINCT (simulation_id, metric, epoch, at)) "
+    "FROM nnt_epoch_metric WHERE simulation_id = ANY(%s)"
+)
 
 
 def flood(bootstrap: str, sims: list[uuid.UUID], epochs: int) -> int:
     """Produce `epochs` one-metric epochs per simulation; returns the rows expected."""
-    produce(bootstrap, topics.EPOCHS, [
-        (str(sid), dumps(EpochEvent(simulation_id=sid, epoch=i, total_epochs=epochs,
-                                    metrics={"loss": float(i)})))
-        for i in range(1, epochs + 1) for sid in sims
-    ])
+    produce(
+        bootstrap,
+        topics.EPOCHS,
+        [
+            (
+                str(sid),
+                dumps(
+                    EpochEvent(
+                        simulation_id=sid, epoch=i, total_epochs=epochs, metrics={"loss": float(i)}
+                    )
+                ),
+            )
+            for i in range(1, epochs + 1)
+            for sid in sims
+        ],
+    )
     return len(sims) * epochs
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 def test_it_loses_nothing_when_one_of_two_workers_dies(
-        sig: signal.Signals, worker: Worker, kafka_bootstrap: str, web_tables: str,
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    sig: signal.Signals,
+    worker: Worker,
+    kafka_bootstrap: str,
+    web_tables: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     second = Worker(kafka_bootstrap, web_tables, tmp_path_factory.mktemp("second-worker"))
     try:
         second.wait_ready()

@@ -18,21 +18,38 @@ pytestmark = pytest.mark.unit
 
 def test_it_builds_one_epoch_row_per_metric_point() -> None:
     sid = uuid.uuid4()
-    event = EpochEvent(simulation_id=sid, epoch=2, total_epochs=5,
-                       metrics={"loss": 0.5, "acc": None, "bad": float("nan")}, learning_rate=0.01,
-                       batches=[BatchPoint(step=3, metrics={"loss": 0.7})])
+    event = EpochEvent(
+        simulation_id=sid,
+        epoch=2,
+        total_epochs=5,
+        metrics={"loss": 0.5, "acc": None, "bad": float("nan")},
+        learning_rate=0.01,
+        batches=[BatchPoint(step=3, metrics={"loss": 0.7})],
+    )
     got = {(r[2], r[3]) for r in rows.epoch_rows([event])}
     assert got == {("loss", 0.5), ("learning_rate", 0.01)}
     assert rows.batch_rows([event]) == [(sid, 2, 3, "loss", 0.7, event.at)]
 
 
 def test_it_keeps_tensor_stats_and_drops_payload_of_stats_only_messages() -> None:
-    header = TensorHeader(simulation_id=uuid.uuid4(), epoch=1, layer_index=0, layer_name="d",
-                          kind="kernel", chunks=0, stats=TensorStats(mean=1.0, hist_counts=[2]))
+    header = TensorHeader(
+        simulation_id=uuid.uuid4(),
+        epoch=1,
+        layer_index=0,
+        layer_name="d",
+        kind="kernel",
+        chunks=0,
+        stats=TensorStats(mean=1.0, hist_counts=[2]),
+    )
     row = dict(zip(rows.TENSOR.columns, rows.tensor_row(header, b""), strict=True))
     assert row["data"] is None
-    assert row["stats"].obj == {"mean": 1.0, "hist_counts": [2], "hist_edges": [], "flags": [],
-                                "nonfinite": 0}
+    assert row["stats"].obj == {
+        "mean": 1.0,
+        "hist_counts": [2],
+        "hist_edges": [],
+        "flags": [],
+        "nonfinite": 0,
+    }
 
 
 def test_it_wraps_undecodable_messages_with_reason_and_original_bytes() -> None:
@@ -40,7 +57,9 @@ def test_it_wraps_undecodable_messages_with_reason_and_original_bytes() -> None:
     doc = json.loads(deadletter.envelope("nnt.epochs", 1, 7, str(sid).encode(), b"\xffjunk", "bad"))
     assert doc["simulation_id"] == str(sid) and doc["reason"] == "bad"
     assert base64.b64decode(doc["value_b64"]) == b"\xffjunk"
-    assert deadletter.simulation_hint(None, json.dumps({"simulation_id": str(sid)}).encode()) == str(sid)
+    assert deadletter.simulation_hint(
+        None, json.dumps({"simulation_id": str(sid)}).encode()
+    ) == str(sid)
     assert deadletter.simulation_hint(b"nope", b"nope") is None
 
 
@@ -48,7 +67,9 @@ def test_it_projects_lifecycle_events_only() -> None:
     sid = uuid.uuid4()
     failed = StatusEvent(simulation_id=sid, status="failed", message="boom")
     params = projection.params(failed)
-    assert params["terminal"] and params["finished_at"] == failed.at and params["started_at"] is None
+    assert (
+        params["terminal"] and params["finished_at"] == failed.at and params["started_at"] is None
+    )
     assert params["default_name"] == f"simulation {str(sid)[:8]}"
     assert projection.is_lifecycle(failed)
     assert not projection.is_lifecycle(StatusEvent(simulation_id=sid, status="accepted"))

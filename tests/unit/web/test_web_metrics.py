@@ -1,24 +1,30 @@
-"""Downsampling and grouping of epoch metrics."""
+"""LTTB downsampling, grouping and tables of epoch metrics."""
 
 from __future__ import annotations
 
-from web.simulations.metrics import downsample_indexes, group
+from web.simulations.metrics import downsample, group, lttb_indexes, ordered_names, table
 
 
 def test_it_keeps_everything_under_the_limit() -> None:
-    assert downsample_indexes(5, None) == [0, 1, 2, 3, 4]
-    assert downsample_indexes(5, 10) == [0, 1, 2, 3, 4]
+    assert lttb_indexes([1, 2, 3, 4, 5], [1.0] * 5, None) == [0, 1, 2, 3, 4]
+    assert lttb_indexes([1, 2, 3, 4, 5], [1.0] * 5, 10) == [0, 1, 2, 3, 4]
 
 
-def test_it_keeps_first_and_last_when_downsampling() -> None:
-    kept = downsample_indexes(1000, 10)
-    assert len(kept) == 10 and kept[0] == 0 and kept[-1] == 999
+def test_it_keeps_first_last_and_a_spike_when_downsampling() -> None:
+    xs = list(range(1000))
+    ys = [1.0 / (x + 1) for x in xs]
+    ys[500] = 9.0
+    kept = lttb_indexes(xs, ys, 10)
+    assert len(kept) == 10 and kept[0] == 0 and kept[-1] == 999 and 500 in kept
     assert kept == sorted(kept)
 
 
-def test_it_handles_tiny_limits() -> None:
-    assert downsample_indexes(7, 1) == [6]
-    assert downsample_indexes(7, 0) == []
+def test_it_handles_tiny_limits_and_missing_values() -> None:
+    xs = list(range(7))
+    assert lttb_indexes(xs, [1.0] * 7, 1) == [6]
+    assert lttb_indexes(xs, [1.0] * 7, 0) == []
+    assert lttb_indexes(xs, [1.0] * 7, 2) == [0, 6]
+    assert lttb_indexes(xs, [None, 1.0, None, 2.0, None, 3.0, None], 4) == [1, 3, 5]
 
 
 def test_it_groups_rows_per_metric() -> None:
@@ -29,7 +35,28 @@ def test_it_groups_rows_per_metric() -> None:
     }
 
 
-def test_it_downsamples_each_metric() -> None:
-    rows = [("loss", e, 1 / e) for e in range(1, 101)]
-    out = group(rows, max_points=5)
-    assert out["loss"]["epochs"] == [1, 26, 51, 75, 100]
+def test_it_downsamples_every_list_of_a_series_together() -> None:
+    series = {
+        "epochs": list(range(100)),
+        "a": [float(i) for i in range(100)],
+        "diff": [float(i % 7) for i in range(100)],
+    }
+    out = downsample(series, 10, by="diff")
+    assert len(out["epochs"]) == 10 and out["a"] == [float(e) for e in out["epochs"]]
+
+
+def test_it_orders_metrics_and_builds_tables() -> None:
+    series = group(
+        [
+            ("val_auc", 1, 0.6),
+            ("loss", 1, 1.0),
+            ("auc", 1, 0.5),
+            ("learning_rate", 1, 0.1),
+            ("accuracy", 2, 0.9),
+        ]
+    )
+    assert ordered_names(series) == (["loss", "accuracy"], ["auc", "val_auc"])
+    assert table(series, ["loss", "accuracy"]) == [
+        {"epoch": 1, "loss": 1.0},
+        {"epoch": 2, "accuracy": 0.9},
+    ]

@@ -1,0 +1,193 @@
+"""Sustained ingest of epoch-metric points: Kafka -> Faust worker -> PostgreSQL, against a raw
+binary COPY of the same rows into the same database, in the same run.
+
+`python -m bench.ingest` prints one JSON line. The pipeline figure runs from the first
+message produced to the moment every row is in the database and the worker's committed
+offsets have reached the end of nnt.epochs (consumer lag back to zero).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import psycopg
+
+from bench.services import kafka
+from infra import timeseries
+from schemas import topics
+from schemas.codecs import dumps
+from schemas.epochs import EpochEvent
+from stream_processors import rows as row_builder
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    """A PostgreSQL URL with the time-series schema (NNT_TEST_DATABASE_URL, or a fresh one)."""
+    if os.environ.get("NNT_TEST_DATABASE_URL"):
+        timeseries.apply(os.environ["NNT_TEST_DATABASE_URL"])
+        yield os.environ["NNT_TEST_DATABASE_URL"]
+        return
+    from tests import services
+
+    with tempfile.TemporaryDirectory(prefix="nnt-bench-pg-") as tmp:
+        Path(tmp).chmod(0o755)  # the embedded PostgreSQL runs as another user
+        url, running = services.start_postgres(Path(tmp))
+        try:
+            yield url
+        finally:
+            running.stop()
+
+
+GROUP = "nntracker-stream"  # the Faust app id is its consumer group
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "precision", "recall", "auc")
+
+
+def events(simulations: int, epochs: int) -> list[EpochEvent]:
+    """Epoch events of `simulations` runs: 7 metrics + learning rate, time, throughput = 10 points."""
+    t0 = datetime.now(UTC)
+    out = []
+    for _ in range(simulations):
+        sid = uuid.uuid4()
+        for e in range(1, epochs + 1):
+            out.append(
+                EpochEvent(
+                    simulation_id=sid,
+                    epoch=e,
+                    total_epochs=epochs,
+                    learning_rate=0.001,
+                    epoch_time_s=1.5,
+                    samples_per_s=40_000.0,
+                    at=t0 + timedelta(milliseconds=e),
+                    metrics={m: 1.0 / (e + i) for i, m in enumerate(METRICS)},
+                )
+            )
+    return out
+
+
+def produce(bootstrap: str, batch: list[EpochEvent]) -> None:
+    """Produce the events keyed by simulation and wait for the broker."""
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000}
+    )
+    for event in batch:
+        while True:
+            try:
+                producer.produce(
+                    topics.EPOCHS, key=str(event.simulation_id).encode(), value=dumps(event)
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def lag(bootstrap: str) -> int:
+    """Messages of nnt.epochs not yet committed by the worker's group."""
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False}
+    )
+    try:
+        meta = consumer.list_topics(topics.EPOCHS, timeout=10).topics[topics.EPOCHS]
+        parts = [confluent_kafka.TopicPartition(topics.EPOCHS, p) for p in meta.partitions]
+        total = 0
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            total += high - max(tp.offset, low)
+        return total
+    finally:
+        consumer.close()
+
+
+def count(url: str, sims: list[uuid.UUID]) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM nnt_epoch_metric WHERE simulation_id = ANY(%s)", (sims,)
+        ).fetchone()[0]  # type: ignore[index]
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pipeline(
+    bootstrap: str, url: str, home: Path, batch: list[EpochEvent], points: int
+) -> tuple[float, float]:
+    """Seconds from the first produced message to every row stored and lag zero, and the
+    worker's CPU seconds meanwhile (the 2-core machine is shared: CPU is the steadier figure)."""
+    from tests.streamworker import Worker, until
+
+    sims = sorted({e.simulation_id for e in batch})
+    worker = Worker(bootstrap, url, home / "worker")
+    try:
+        worker.wait_ready()
+        until(lambda: lag(bootstrap) == 0, 120, worker)  # leftovers of earlier runs first
+        t0, c0 = time.perf_counter(), cpu_s(worker.proc.pid)
+        produce(bootstrap, batch)
+        until(lambda: count(url, sims) >= points, 600, worker)
+        t1, c1 = time.perf_counter(), cpu_s(worker.proc.pid)
+        until(lambda: lag(bootstrap) == 0, 60, worker)
+        t2 = time.perf_counter()
+    finally:
+        worker.stop()
+    # Offsets are committed every second: lag reaching zero up to 1 s after the rows is the
+    # commit interval, not ingest work.
+    return max(t1, t2 - 1.0) - t0, c1 - c0
+
+
+def raw_copy(url: str, batch: list[EpochEvent]) -> float:
+    """Seconds to binary-COPY the same rows (fresh simulation ids) into nnt_epoch_metric."""
+    fresh = {sid: uuid.uuid4() for sid in {e.simulation_id for e in batch}}
+    data = [(fresh[r[0]], *r[1:]) for r in row_builder.epoch_rows(batch)]
+    table = row_builder.EPOCH_METRIC
+    with psycopg.connect(url) as conn:
+        t0 = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                f"COPY {table.name} ({', '.join(table.columns)}) FROM STDIN (FORMAT BINARY)"
+            ) as cp,
+        ):
+            cp.set_types(list(table.types))
+            for row in data:
+                cp.write_row(row)
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def run(simulations: int = 200, epochs: int = 300) -> dict[str, Any]:
+    """Measure both; returns points/s of each and their ratio."""
+    batch = events(simulations, epochs)
+    points = sum(len(e.points()) for e in batch)
+    with kafka() as bootstrap, database() as url, tempfile.TemporaryDirectory() as home:
+        copy_s = raw_copy(url, batch)
+        pipe_s, worker_cpu = pipeline(bootstrap, url, Path(home), batch, points)
+    return {
+        "bench": "ingest",
+        "events": len(batch),
+        "points": points,
+        "points_per_event": points // len(batch),
+        "ingest_points_per_s": round(points / pipe_s),
+        "raw_copy_points_per_s": round(points / copy_s),
+        "ingest_vs_raw_copy_ratio": round(copy_s / pipe_s, 3),
+        "ingest_s": round(pipe_s, 2),
+        "raw_copy_s": round(copy_s, 2),
+        "worker_cpu_us_per_point": round(worker_cpu / points * 1e6, 2),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))

@@ -1,0 +1,117 @@
+"""Downsampling and retention: what is kept raw, what is reduced, what is thinned.
+
+* Epoch metrics: always kept, raw.
+* Batch-level points: raw while younger than `nnt_batch_raw_age_s`; older ones are folded into
+  buckets of `nnt_batch_bucket_steps` steps per (simulation, metric, epoch): one row with the
+  last value, the bucket's min and max, `reduced = true`, at the bucket's last step.
+* Full tensors: the sink keeps the values of epochs that are multiples of
+  `nnt_full_tensor_period` (statistics and histograms always); retention later drops the
+  values of tensors older than `nnt_tensor_thin_age_s` unless their epoch is a multiple of
+  `nnt_tensor_keep_every`. A thinned tensor keeps its chunk-0 row (stats, shape) with
+  `data = NULL`, `chunks = 0`, `reduced = true`.
+
+Every pass is idempotent and replay-safe: a replayed raw point lands beside its bucket and
+the next pass folds it in again (the bucket's min/max/last do not change).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+
+from schemas.tensors import TensorHeader
+
+log = logging.getLogger(__name__)
+
+# Only one worker runs a maintenance pass at a time (Faust's leader election is disabled).
+LOCK_KEY = 0x4E4E5444  # "NNTD"
+
+# One statement: delete the old raw points of every bucket that holds any, together with the
+# bucket's earlier reduced row, and insert the bucket's reduced row in their place.
+REDUCE_BATCHES = """
+WITH gone AS (
+    DELETE FROM nnt_batch_metric b
+    WHERE (b.simulation_id, b.metric, b.epoch, b.at, b.step / %(steps)s) IN (
+        SELECT simulation_id, metric, epoch, at, step / %(steps)s FROM nnt_batch_metric
+        WHERE NOT reduced AND at < %(cutoff)s)
+    RETURNING b.*
+)
+INSERT INTO nnt_batch_metric (simulation_id, epoch, step, metric, value, value_min, value_max,
+                              reduced, at)
+SELECT simulation_id, epoch, max(step), metric,
+       (array_agg(value ORDER BY step DESC))[1],
+       min(coalesce(value_min, value)), max(coalesce(value_max, value)), true, at
+FROM gone
+GROUP BY simulation_id, metric, epoch, at, step / %(steps)s
+"""
+
+THIN_CHUNKS = """
+DELETE FROM nnt_tensor
+WHERE at < %(cutoff)s AND chunk > 0 AND epoch %% %(keep)s <> 0
+"""
+THIN_FIRST = """
+UPDATE nnt_tensor SET data = NULL, chunks = 0, reduced = true
+WHERE at < %(cutoff)s AND chunk = 0 AND chunks > 0 AND epoch %% %(keep)s <> 0
+"""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The downsampling settings in one place (see the module docstring)."""
+
+    full_tensor_period: int = 1
+    batch_raw_age_s: float = 3600.0
+    batch_bucket_steps: int = 10
+    tensor_thin_age_s: float = 30 * 86400.0
+    tensor_keep_every: int = 10
+
+
+def keeps_full(epoch: int, period: int) -> bool:
+    """Whether the sink keeps the full values of a tensor logged at `epoch`."""
+    return period <= 1 or epoch % period == 0
+
+
+def thin_at_sink(
+    chunks: list[tuple[TensorHeader, bytes]], period: int
+) -> list[tuple[TensorHeader, bytes, bool]]:
+    """Apply the full-tensor period: (header, payload, reduced) of the chunks to store.
+
+    A dropped tensor keeps its chunk 0 as a statistics-only row; its other chunks go.
+    """
+    out: list[tuple[TensorHeader, bytes, bool]] = []
+    for header, payload in chunks:
+        if header.chunks == 0 or keeps_full(header.epoch, period):
+            out.append((header, payload, False))
+        elif header.chunk == 0:
+            out.append((header.model_copy(update={"chunks": 0}), b"", True))
+    return out
+
+
+async def maintain(conn: psycopg.AsyncConnection[tuple], policy: Policy) -> dict[str, int]:
+    """One downsampling and retention pass; returns rows touched (nothing when locked)."""
+    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,))
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return {}
+    now = (await (await conn.execute("SELECT now()")).fetchone())[0]  # type: ignore[index]
+    out = {}
+    cur = await conn.execute(
+        REDUCE_BATCHES,
+        {
+            "steps": policy.batch_bucket_steps,
+            "cutoff": now - timedelta(seconds=policy.batch_raw_age_s),
+        },
+    )
+    out["batch_buckets"] = max(cur.rowcount, 0)
+    thin = {
+        "cutoff": now - timedelta(seconds=policy.tensor_thin_age_s),
+        "keep": policy.tensor_keep_every,
+    }
+    cur = await conn.execute(THIN_CHUNKS, thin)
+    out["tensor_chunks_dropped"] = max(cur.rowcount, 0)
+    cur = await conn.execute(THIN_FIRST, thin)
+    out["tensors_thinned"] = max(cur.rowcount, 0)
+    return out

@@ -1,0 +1,300 @@
+"""A new user's whole journey in Chromium against `nntracker up --demo`:
+register → create an experiment by upload → watch the chart grow live → pause → resume →
+compare with the other run → download and open the zip. Screenshots of every page go to
+test-artifacts/journey-*.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, start_up
+
+CHROMIUM = os.environ.get("NNT_CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-quic",
+    "--no-first-run",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+EPOCHS = 60
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[UpProcess]:
+    # Not under pytest's basetemp: that is private to root (0700), and the embedded PostgreSQL
+    # runs as its own user; it also must not be pruned by another pytest session.
+    with tempfile.TemporaryDirectory(prefix="nnt-journey-") as tmp:
+        home = Path(tmp)
+        home.chmod(0o755)
+        up = start_up(home)
+        yield up
+        if up.proc.poll() is None:
+            up.interrupt()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "journey-stack.log").write_text("\n".join(up.lines[-3000:]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(
+            viewport={"width": 1366, "height": 900}, accept_downloads=True
+        )
+        tab = context.new_page()
+        problems: list[str] = []
+        tab.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+        tab.on(
+            "console",
+            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+        )
+        yield tab
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "journey-console.log").write_text("\n".join(problems) + "\n")
+        browser.close()
+
+
+def until(check: Callable[[], object], timeout: float, what: str, page: Page) -> object:
+    """Poll a condition (the page keeps listening meanwhile); fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        page.wait_for_timeout(500)
+    shot(page, "failure")
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"journey-{name}.png"), full_page=True)
+
+
+def _experiment(folder: Path, name: str) -> tuple[dict, Path, dict[str, Path]]:
+    from trainer.demo import write_demo
+
+    config, model, paths = write_demo(folder, total_epochs=EPOCHS)
+    config.update(name=name, learning_rates=[0.001, 0.01], tags=["journey"])
+    for role in ("train", "val", "test"):
+        config.pop(f"dataset_{role}", None)
+    model_path = folder / "model.json"
+    model_path.write_text(json.dumps(model))
+    return config, model_path, {role: Path(p) for role, p in paths.items()}
+
+
+def _create_with_form(
+    page: Page, base: str, config: dict, model: Path, data: dict[str, Path]
+) -> bool:
+    """The create form in JSON mode, if that page exists; False otherwise."""
+    resp = page.goto(f"{base}/experiments/new/")
+    if resp is None or resp.status != 200 or page.locator("#id_config_json").count() == 0:
+        return False
+    page.check("input[name=mode][value=json]")
+    page.fill("#id_config_json", json.dumps(config, indent=2))
+    page.set_input_files("#id_model", str(model))
+    for role, path in data.items():
+        page.set_input_files(f"input[name=dataset_{role}_file]", str(path))
+    shot(page, "02-create-form")
+    page.click("#experiment-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/simulations/"), timeout=60_000)
+    return True
+
+
+def _create_with_api(
+    page: Page, base: str, config: dict, model: Path, data: dict[str, Path]
+) -> None:
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    files = {
+        f"dataset_{role}": {
+            "name": p.name,
+            "mimeType": "application/octet-stream",
+            "buffer": p.read_bytes(),
+        }
+        for role, p in data.items()
+    }
+    files["model"] = {
+        "name": "model.json",
+        "mimeType": "application/json",
+        "buffer": model.read_bytes(),
+    }
+    resp = page.request.post(
+        f"{base}/api/experiments",
+        headers={"X-CSRFToken": token, "Referer": base},
+        multipart={"config": json.dumps(config), **files},
+    )
+    assert resp.status == 201, resp.text()
+    page.goto(f"{base}/simulations/")
+
+
+def _badge(page: Page) -> str:
+    return page.locator("#sim-status").inner_text().strip()
+
+
+def _points(page: Page) -> int:
+    return int(page.locator("#chart-metrics").get_attribute("data-points") or 0)
+
+
+def test_a_new_user_runs_watches_compares_and_downloads(
+    stack: UpProcess, page: Page, tmp_path: Path
+) -> None:
+    match = stack.wait_for(DEMO_LINE, timeout=420)
+    base = re.match(r"(https?://[^/]+)", match.group(1)).group(1)
+    user, password = f"journey{uuid.uuid4().hex[:6]}", "Quartz-Zebra-4711"
+
+    # register
+    page.goto(f"{base}/accounts/register/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password1]", password)
+    page.fill("input[name=password2]", password)
+    page.click("form.form button[type=submit]")
+    page.wait_for_url(lambda url: "/register/" not in url, timeout=30_000)
+    page.goto(f"{base}/simulations/")
+    assert "No simulations yet" in page.content()
+    shot(page, "01-empty-list")
+
+    # create an experiment by upload: two learning rates, two simulations
+    config, model, data = _experiment(tmp_path, f"journey-{uuid.uuid4().hex[:4]}")
+    if not _create_with_form(page, base, config, model, data):
+        _create_with_api(page, base, config, model, data)
+    rows = page.locator("#simulations tbody tr")
+    until(lambda: rows.count() == 2, 60, "two simulations in the list", page)
+    # the list goes live without reload: a row leaves "queued" by WebSocket
+    until(
+        lambda: any(
+            s in ("starting", "running", "finished")
+            for s in page.locator("#simulations [data-role=status]").all_inner_texts()
+        ),
+        240,
+        "a row's status to change live",
+        page,
+    )
+    shot(page, "03-list")
+    sims = page.request.get(f"{base}/api/simulations?sort=name").json()
+    assert len(sims) == 2
+    first, second = sims[0], sims[1]
+
+    # watch the chart grow live
+    page.goto(f"{base}/simulations/{first['id']}/")
+    until(lambda: _points(page) >= 8, 300, "the chart to reach two logged epochs", page)
+    start = _points(page)
+    until(
+        lambda: _points(page) >= start + 8,
+        240,
+        "the chart to grow by two epochs over the socket",
+        page,
+    )
+    shot(page, "04-general-live")
+
+    # pause, then resume
+    until(lambda: _badge(page) == "running", 120, "the run to be running", page)
+    page.click("#sim-toolbar [data-action=pause]")
+    until(lambda: _badge(page) == "paused", 180, "the badge to show paused", page)
+    held = _points(page)
+    page.wait_for_timeout(4000)
+    assert _points(page) <= held + 4, "the chart kept growing while paused"
+    shot(page, "05-paused")
+    page.click("#sim-toolbar [data-action=resume]")
+    until(
+        lambda: _badge(page) in ("running", "finished"),
+        180,
+        "the badge to show running again",
+        page,
+    )
+    resumed = _points(page)
+    until(
+        lambda: _points(page) > resumed or _badge(page) == "finished",
+        240,
+        "growth after resume",
+        page,
+    )
+
+    # graphs
+    page.click("[role=tab][data-tab=graphs]")
+    until(
+        lambda: page.locator("#curve-grid .main-svg").count() > 0,
+        60,
+        "#curve-grid .main-svg",
+        page,
+    )
+    until(
+        lambda: page.locator("#heat-kernel .main-svg").count() > 0,
+        120,
+        "#heat-kernel .main-svg",
+        page,
+    )
+    until(
+        lambda: page.locator("#scatter3d .main-svg").count() > 0,
+        120,
+        "#scatter3d .main-svg",
+        page,
+    )
+    until(
+        lambda: page.locator("#grad-norm .main-svg").count() > 0,
+        60,
+        "#grad-norm .main-svg",
+        page,
+    )
+    shot(page, "06-graphs")
+    webgl = page.evaluate("document.querySelectorAll('canvas').length")
+    assert webgl <= 4, f"{webgl} canvases on the page"
+
+    # compare with the other run, and the tag group
+    page.click("[role=tab][data-tab=comparisons]")
+    page.select_option("#other-select", second["id"])
+    until(
+        lambda: int(page.locator("#diff-chart").get_attribute("data-points") or 0) > 0,
+        180,
+        "the difference chart to have common epochs",
+        page,
+    )
+    until(
+        lambda: int(page.locator("#agg-chart").get_attribute("data-points") or 0) > 0,
+        120,
+        "the tag group band",
+        page,
+    )
+    shot(page, "07-comparisons")
+
+    # download and open the zip
+    page.click("[role=tab][data-tab=download]")
+    shot(page, "08-download")
+    with page.expect_download(timeout=120_000) as info:
+        page.click("#download-button")
+    path = tmp_path / "export.zip"
+    info.value.save_as(str(path))
+    with zipfile.ZipFile(path) as zf:
+        epochs = list(csv.DictReader(io.StringIO(zf.read("epochs.csv").decode())))
+        assert epochs and "epoch" in epochs[0] and "loss" in epochs[0]
+        assert [int(r["epoch"]) for r in epochs] == sorted(int(r["epoch"]) for r in epochs)
+        assert len(epochs) >= 4
+        kernels = np.load(io.BytesIO(zf.read("kernels.npz")))
+        biases = np.load(io.BytesIO(zf.read("biases.npz")))
+        assert kernels["hidden.kernel"].shape[1:] == (64, 128)
+        assert biases["hidden.bias"].shape[1:] == (128,)
+        assert json.loads(zf.read("config.json"))["simulation"]["id"] == first["id"]
+
+    # the list again, after everything
+    page.goto(f"{base}/simulations/")
+    shot(page, "09-list-after")

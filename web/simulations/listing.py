@@ -1,0 +1,98 @@
+"""Searching, filtering, sorting and paging simulations: one query for the page and the API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Case, CharField, F, FloatField, Func, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, Lower
+
+from web.simulations import access
+from web.simulations.models import STATUSES, Simulation
+
+SORTS = {
+    "-created": ("-created_at", "index"),
+    "created": ("created_at", "index"),
+    "name": ("name_lower", "created_at"),
+    "-name": ("-name_lower", "-created_at"),
+    "progress": ("progress_value", "-created_at"),
+    "-progress": ("-progress_value", "-created_at"),
+}
+SORT_LABELS = {
+    "-created": "Newest first",
+    "created": "Oldest first",
+    "name": "Name A–Z",
+    "-name": "Name Z–A",
+    "-progress": "Most progress",
+    "progress": "Least progress",
+}
+VISIBLE_STATUSES = STATUSES[:-1]  # "deleted" only on explicit request
+
+
+@dataclass
+class Query:
+    """What a user asked for: free text (name or tag), status, tag, sort."""
+
+    q: str = ""
+    status: str = ""
+    tag: str = ""
+    sort: str = "-created"
+    experiment: uuid.UUID | None = None
+
+    @classmethod
+    def from_params(cls, params: Any) -> Query:
+        """From request.GET or any mapping, with unknown sorts falling back to newest first."""
+        sort = params.get("sort") or "-created"
+        try:
+            experiment = uuid.UUID(params.get("experiment") or "")
+        except ValueError:
+            experiment = None
+        return cls(
+            q=(params.get("q") or "").strip(),
+            status=params.get("status") or "",
+            tag=(params.get("tag") or "").strip(),
+            sort=sort if sort in SORTS else "-created",
+            experiment=experiment,
+        )
+
+    @property
+    def filtered(self) -> bool:
+        """Whether anything narrows the list."""
+        return bool(self.q or self.status or self.tag or self.experiment)
+
+
+def search(user: Any, query: Query) -> QuerySet[Simulation]:
+    """The user's simulations (staff: all) matching the query, sorted."""
+    qs = access.visible(user)
+    qs = qs.filter(status=query.status) if query.status else qs.exclude(status="deleted")
+    if query.tag:
+        qs = qs.filter(tags__contains=[query.tag])
+    if query.experiment:
+        qs = qs.filter(experiment_id=query.experiment)
+    if query.q:
+        tags_text = Func(
+            F("tags"), Value(" "), function="array_to_string", output_field=CharField()
+        )
+        qs = qs.annotate(tags_text=tags_text).filter(
+            Q(name__icontains=query.q) | Q(tags_text__icontains=query.q)
+        )
+    qs = qs.annotate(
+        name_lower=Lower("name"),
+        progress_value=Case(
+            When(
+                total_epochs__gt=0,
+                then=Cast(F("epoch"), FloatField()) / Cast(F("total_epochs"), FloatField()),
+            ),
+            default=Value(0.0),
+            output_field=FloatField(),
+        ),
+    )
+    return qs.order_by(*SORTS[query.sort])
+
+
+def user_tags(user: Any) -> list[str]:
+    """Every tag on the user's visible, not deleted simulations, sorted."""
+    rows = access.visible(user).exclude(status="deleted").values_list("tags", flat=True)
+    return sorted({t for tags in rows for t in (tags or [])}, key=str.lower)
