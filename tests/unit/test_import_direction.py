@@ -50,3 +50,9 @@ def test_it_keeps_the_configuration_page_current() -> None:
     from infra import configdoc
 
     assert configdoc.DOC.read_text() == configdoc.render(), "run `python -m infra.configdoc`"
+
+
+def test_it_gives_every_test_module_a_unique_basename() -> None:
+    # pytest's default import mode collides on equal basenames in folders without __init__.py.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
