@@ -92,14 +92,14 @@ def produce(bootstrap: str, batch: list[EpochEvent]) -> None:
     assert producer.flush(60) == 0
 
 
-def lag(bootstrap: str) -> int:
-    """Messages of nnt.epochs not yet committed by the worker's group."""
+def lag(bootstrap: str, topic: str = topics.EPOCHS) -> int:
+    """Messages of `topic` not yet committed by the worker's group."""
     consumer = confluent_kafka.Consumer(
         {"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False}
     )
     try:
-        meta = consumer.list_topics(topics.EPOCHS, timeout=10).topics[topics.EPOCHS]
-        parts = [confluent_kafka.TopicPartition(topics.EPOCHS, p) for p in meta.partitions]
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        parts = [confluent_kafka.TopicPartition(topic, p) for p in meta.partitions]
         total = 0
         for tp in consumer.committed(parts, timeout=10):
             low, high = consumer.get_watermark_offsets(tp, timeout=10)

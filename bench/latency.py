@@ -36,8 +36,16 @@ RECORDER = """
   Object.assign(window.WebSocket, Native);
 })();
 """
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def latencies(records: list[list[Any]]) -> list[float]:
@@ -60,12 +68,29 @@ def measure(up_home: Path) -> dict[str, Any]:
     try:
         base = up.wait_for(UP_LINE, 300).group(1).rstrip("/")
         env = {**os.environ, "NNT_HOME": str(up_home), "NNT_PG_PORT": str(up.ports["pg"])}
-        subprocess.run([sys.executable, "-m", "infra", "manage", "ensure_user", "--username", "bench",
-                        "--password", "bench-password"], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "infra",
+                "manage",
+                "ensure_user",
+                "--username",
+                "bench",
+                "--password",
+                "bench-password",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         sid = str(uuid.uuid4())
         bootstrap = f"127.0.0.1:{up.ports['kafka']}"
-        trainer = subprocess.Popen([sys.executable, "-m", "bench.latency_trainer", bootstrap, sid, "bench",
-                                    str(EPOCHS)], cwd=ROOT)
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "bench.latency_trainer", bootstrap, sid, "bench", str(EPOCHS)],
+            cwd=ROOT,
+        )
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             page = browser.new_page()
@@ -91,9 +116,14 @@ def measure(up_home: Path) -> dict[str, Any]:
         up.interrupt()
     assert len(values) >= EPOCHS, f"only {len(values)} points reached the page"
     q = statistics.quantiles(values, n=100)
-    return {"epochs": EPOCHS, "points": len(values), "live_latency_p50_s": q[49],
-            "live_latency_p95_s": q[94], "live_latency_max_s": values[-1],
-            "peers_refresh_s": {"tensorboard": 5, "mlflow": 30}}
+    return {
+        "epochs": EPOCHS,
+        "points": len(values),
+        "live_latency_p50_s": q[49],
+        "live_latency_p95_s": q[94],
+        "live_latency_max_s": values[-1],
+        "peers_refresh_s": {"tensorboard": 5, "mlflow": 30},
+    }
 
 
 def run() -> dict[str, Any]:

@@ -38,19 +38,31 @@ def mlp() -> Any:
     """The seed's appendix-D MLP: Flatten → Dense 128 relu → Dense 10."""
     import keras
 
-    return keras.Sequential([keras.layers.Input((28, 28)), keras.layers.Flatten(),
-                             keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+    return keras.Sequential(
+        [
+            keras.layers.Input((28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
 
 
 def cnn() -> Any:
     """A small CNN on the same images."""
     import keras
 
-    return keras.Sequential([
-        keras.layers.Input((28, 28, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
-        keras.layers.MaxPooling2D(), keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dense(10),
-    ])
+    return keras.Sequential(
+        [
+            keras.layers.Input((28, 28, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
 
 
 def fit_time(build: Callable[[], Any], x: np.ndarray, y: np.ndarray, callbacks: list[Any]) -> float:
@@ -59,11 +71,16 @@ def fit_time(build: Callable[[], Any], x: np.ndarray, y: np.ndarray, callbacks: 
 
     keras.utils.set_random_seed(3)
     model = build()
-    model.compile(optimizer="adam", metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer="adam",
+        metrics=["accuracy"],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     model.fit(x[:256], y[:256], epochs=1, batch_size=64, verbose=0)  # trace once
     start = time.perf_counter()
-    model.fit(x, y, epochs=EPOCHS, batch_size=64, verbose=0, validation_split=0.1, callbacks=callbacks)
+    model.fit(
+        x, y, epochs=EPOCHS, batch_size=64, verbose=0, validation_split=0.1, callbacks=callbacks
+    )
     return time.perf_counter() - start
 
 
@@ -74,10 +91,16 @@ def variants(bootstrap: str, x: np.ndarray, y: np.ndarray) -> dict[str, Callable
     from trainer.sdk import TrackerCallback
 
     def ours() -> list[Any]:
-        return [TrackerCallback(bootstrap, "bench overhead", probe=(x[:64], y[:64]), announce=False)]
+        return [
+            TrackerCallback(bootstrap, "bench overhead", probe=(x[:64], y[:64]), announce=False)
+        ]
 
     def tensorboard() -> list[Any]:
-        return [keras.callbacks.TensorBoard(log_dir=tempfile.mkdtemp(prefix="nnt-tb-"), histogram_freq=1)]
+        return [
+            keras.callbacks.TensorBoard(
+                log_dir=tempfile.mkdtemp(prefix="nnt-tb-"), histogram_freq=1
+            )
+        ]
 
     return {"none": list, "ours": ours, "tensorboard": tensorboard}
 
@@ -93,8 +116,11 @@ def measure(bootstrap: str) -> dict[str, Any]:
             for variant, make in variants(bootstrap, data, y).items():
                 times[variant].append(fit_time(build, data, y, make()))
         med = {k: statistics.median(v) for k, v in times.items()}
-        out[name] = {"median_s": med, "ours_ratio": med["ours"] / med["none"],
-                     "tensorboard_ratio": med["tensorboard"] / med["none"]}
+        out[name] = {
+            "median_s": med,
+            "ours_ratio": med["ours"] / med["none"],
+            "tensorboard_ratio": med["tensorboard"] / med["none"],
+        }
     out["training_overhead_ratio"] = statistics.mean(out[m]["ours_ratio"] for m in models)
     out["tensorboard_overhead_ratio"] = statistics.mean(out[m]["tensorboard_ratio"] for m in models)
     return out

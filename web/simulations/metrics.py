@@ -18,13 +18,16 @@ Series = dict[str, dict[str, list]]
 CORE = ("loss", "accuracy", "val_loss", "val_accuracy")
 RUN_INFO = ("learning_rate", "epoch_time_s", "samples_per_s")
 
-# Latest value per (metric, epoch): a replayed or resumed epoch shows its newest value.
+# Each metric's (epoch, value) rows packed by PostgreSQL into one bytea (big-endian int4 +
+# float8 per row, in primary-key order: oldest first within an epoch), which numpy reads in
+# one call: a 100,000-epoch series crosses as one value, not 100,000 rows.
 SQL = """
-SELECT DISTINCT ON (metric, epoch) metric, epoch, value
-FROM nnt_epoch_metric
-WHERE simulation_id = %s
-ORDER BY metric, epoch, at DESC
+SELECT metric,
+       string_agg(int4send(epoch) || float8send(coalesce(value, 'NaN'::float8)), ''::bytea
+                  ORDER BY epoch, at)
+FROM nnt_epoch_metric WHERE simulation_id = %s GROUP BY metric
 """
+PACKED = np.dtype([("e", ">i4"), ("v", ">f8")])
 
 
 def lttb_indexes(
@@ -55,14 +58,34 @@ def downsample(
     return {name: [values[i] for i in keep] for name, values in series.items()}
 
 
-def group(rows: list[tuple[str, int, float | None]], max_points: int | None = None) -> Series:
-    """Rows ordered by metric and epoch into `{metric: {"epochs": [...], "values": [...]}}`."""
-    out: Series = {}
-    for metric, epoch, value in rows:
-        series = out.setdefault(metric, {"epochs": [], "values": []})
-        series["epochs"].append(epoch)
-        series["values"].append(value)
-    return {metric: downsample(series, max_points) for metric, series in out.items()}
+def unpack(data: bytes, max_points: int | None = None) -> dict[str, list]:
+    """One metric's packed rows (epoch, value; oldest first per epoch) as a series.
+
+    The newest value of each epoch counts (a resumed or replayed epoch shows its last value);
+    over `max_points`, LTTB (tsdownsample) keeps max_points of the finite points.
+    """
+    rows = np.frombuffer(data, dtype=PACKED)
+    epochs, values = rows["e"].astype(np.int64), rows["v"].astype(np.float64)
+    newest = np.ones(len(epochs), dtype=bool)
+    newest[:-1] = epochs[:-1] != epochs[1:]
+    epochs, values = epochs[newest], values[newest]
+    if max_points is not None and len(epochs) > max_points:
+        finite = np.isfinite(values)
+        epochs, values = epochs[finite], values[finite]
+        if len(epochs) > max_points:
+            keep = lttb_array(epochs, values, max_points)
+            epochs, values = epochs[keep], values[keep]
+    return {
+        "epochs": epochs.tolist(),
+        "values": [v if math.isfinite(v) else None for v in values.tolist()],
+    }
+
+
+def lttb_array(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
+    """Indexes LTTB keeps of finite arrays longer than max_points (first and last always)."""
+    if max_points <= 2:
+        return np.array([len(x) - 1] if max_points == 1 else [0, len(x) - 1][:max_points])
+    return LTTBDownsampler().downsample(x.astype(np.float64), y, n_out=max_points)
 
 
 def read(simulation_id: uuid.UUID, max_points: int | None = None) -> Series:
@@ -74,7 +97,7 @@ def read(simulation_id: uuid.UUID, max_points: int | None = None) -> Series:
     except DatabaseError:
         log.warning("cannot read nnt_epoch_metric for simulation %s", simulation_id, exc_info=True)
         return {}
-    return group(rows, max_points)
+    return {metric: unpack(bytes(data), max_points) for metric, data in sorted(rows)}
 
 
 SINCE_SQL = """
