@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.stack import ROOT, UP_LINE, start_up
+from tests.e2e.stack import ROOT, UP_LINE, launch_chromium, start_up
 
 EPOCHS = 250
 RECORDER = """
@@ -36,16 +36,6 @@ RECORDER = """
   Object.assign(window.WebSocket, Native);
 })();
 """
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def latencies(records: list[list[Any]]) -> list[float]:
@@ -92,7 +82,7 @@ def measure(up_home: Path) -> dict[str, Any]:
             cwd=ROOT,
         )
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = launch_chromium(pw)
             page = browser.new_page()
             page.add_init_script(RECORDER)
             page.goto(f"{base}/accounts/login/?next=/simulations/")

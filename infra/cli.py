@@ -9,8 +9,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
+from typing import Any
 
+from infra import progress
 from infra import settings as settings_mod
 from infra.client import ApiClient, default_client
 from infra.settings import InfraError, StackSettings
@@ -33,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except InfraError as exc:
         print(f"nntracker: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("nntracker: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,29 +47,49 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the whole local stack in the foreground (Ctrl-C stops it)")
     up.add_argument("--demo", action="store_true", help="submit the demo experiment once healthy")
     up.set_defaults(func=cmd_up)
-    sub.add_parser("demo", help="create the demo user and submit the demo experiment").set_defaults(func=cmd_demo)
+    sub.add_parser("demo", help="create the demo user and submit the demo experiment").set_defaults(
+        func=cmd_demo
+    )
     login = sub.add_parser("login", help="get an API token and keep it in $NNT_HOME/token")
     login.add_argument("username")
     login.add_argument("--password", default=os.environ.get("NNT_PASSWORD"))
     login.set_defaults(func=cmd_login)
-    submit = sub.add_parser("submit", help="submit an experiment (appendix-A config, model, datasets)")
-    submit.add_argument("config", type=Path)
-    submit.add_argument("--model", type=Path, required=True)
+    submit = sub.add_parser(
+        "submit", help="submit an experiment (appendix-A config, model, datasets)"
+    )
+    submit.add_argument("config", type=Path, help="the experiment configuration (JSON)")
+    submit.add_argument("--model", type=Path, required=True, help="the Keras model JSON file")
     for name in ("train", "test", "val"):
         submit.add_argument(f"--{name}", type=Path, help=f"{name} dataset file")
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the runs until they end (exit 0 only if all finished)",
+    )
+    _follow_options(submit)
     submit.set_defaults(func=cmd_submit)
     ls = sub.add_parser("ls", help="list simulations")
     ls.add_argument("--status")
     ls.add_argument("--tag")
     ls.set_defaults(func=cmd_ls)
-    for action, help_text in (("pause", "freeze"), ("resume", "continue"), ("stop", "checkpoint and stop"),
-                              ("rm", "delete with all its data")):
+    for action, help_text in (
+        ("pause", "freeze"),
+        ("resume", "continue"),
+        ("stop", "checkpoint and stop"),
+        ("rm", "delete with all its data"),
+    ):
         a = sub.add_parser(action, help=f"{help_text} simulations")
-        a.add_argument("ids", nargs="+")
+        a.add_argument("ids", nargs="+", metavar="ID")
         a.set_defaults(func=cmd_action, action="delete" if action == "rm" else action)
+    wait = sub.add_parser(
+        "wait", help="follow simulations until they end (exit 0 only if all finished)"
+    )
+    wait.add_argument("ids", nargs="+", metavar="ID")
+    _follow_options(wait)
+    wait.set_defaults(func=cmd_wait)
     export = sub.add_parser("export", help="download a simulation's zip")
-    export.add_argument("id")
-    export.add_argument("-o", "--output", type=Path)
+    export.add_argument("id", metavar="ID")
+    export.add_argument("-o", "--output", type=Path, help="file or existing folder to save into")
     export.set_defaults(func=cmd_export)
     manage = sub.add_parser("manage", help="Django management commands")
     manage.add_argument("rest", nargs=argparse.REMAINDER)
@@ -101,7 +127,8 @@ def demo_submit(settings: StackSettings, env: dict[str, str] | None = None) -> s
         config, model, paths = write_demo(folder)
         model_path = folder / "model.json"
         model_path.write_text(json.dumps(model))
-        created = client.submit(config, model_path, {k: Path(v) for k, v in paths.items() if v})
+        datasets = {k: Path(v) for k, v in paths.items() if v}
+        created = client.submit(client.upload_body(config, model_path, datasets))
         first = created["simulations"][0]
     else:
         first = items[0]["id"]
@@ -140,18 +167,114 @@ def cmd_login(args: argparse.Namespace, settings: StackSettings) -> int:
     return 0
 
 
-def cmd_submit(args: argparse.Namespace, settings: StackSettings) -> int:
-    """Submit an experiment from files."""
+def _follow_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between two looks at the runs (default 2)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="give up after this many seconds (default: wait until they end)",
+    )
+
+
+def _file(path: Path, option: str, what: str) -> Path:
+    """An existing, readable file, or an error naming the option and the fix."""
+    if not path.is_file():
+        state = "is a folder" if path.is_dir() else "does not exist"
+        raise InfraError(f"{option}: {path} {state}; pass the path of {what}")
+    return path
+
+
+def _config(path: Path) -> dict[str, Any]:
+    """The configuration file as a JSON object, or an error saying where it is broken."""
+    _file(path, "CONFIG", "your experiment configuration (JSON)")
     try:
-        config = json.loads(args.config.read_text())
-    except (OSError, ValueError) as exc:
-        raise InfraError(f"config {args.config}: {exc}") from exc
-    datasets = {k: getattr(args, k) for k in ("train", "test", "val") if getattr(args, k)}
-    created = _client(settings).submit(config, args.model, datasets)
+        config = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise InfraError(
+            f"CONFIG: {path} is not a text file; pass the JSON configuration"
+        ) from None
+    except ValueError as exc:
+        raise InfraError(f"CONFIG: {path} is not valid JSON ({exc}); fix the file") from None
+    if not isinstance(config, dict):
+        raise InfraError(
+            f'CONFIG: {path} must hold a JSON object ({{"name": ...}}), '
+            f"not a {type(config).__name__}"
+        )
+    return config
+
+
+def _ids(raw: list[str]) -> list[str]:
+    """Simulation ids as UUIDs, or an error naming the bad one."""
+    out = []
+    for value in raw:
+        try:
+            out.append(str(uuid.UUID(value.strip())))
+        except ValueError:
+            raise InfraError(
+                f"ID: {value!r} is not a simulation id (a UUID like "
+                "3f2b9c1e-…); `nntracker ls` lists yours"
+            ) from None
+    return out
+
+
+def cmd_submit(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Submit an experiment from files (upload progress shown); with --wait, follow the runs."""
+    config = _config(args.config)
+    model = _file(args.model, "--model", "your Keras model JSON (model.to_json())")
+    datasets = {
+        k: _file(getattr(args, k), f"--{k}", f"the {k} dataset")
+        for k in ("train", "test", "val")
+        if getattr(args, k)
+    }
+    client = _client(settings)
+    with progress.transfer("uploaded", args.config.name) as shown:
+        body = client.upload_body(config, model, datasets, on_read=shown.advance)
+        shown.start(len(body))
+        created = client.submit(body)
     print(f"experiment {created['experiment_id']}: {len(created['simulations'])} simulation(s)")
     for sid in created["simulations"]:
         print(f"  {sid}")
-    return 0
+    if not args.wait:
+        return 0
+    return _wait(client, [str(s) for s in created["simulations"]], args.interval, args.timeout)
+
+
+def cmd_wait(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Follow simulations until every one has ended."""
+    return _wait(_client(settings), _ids(args.ids), args.interval, args.timeout)
+
+
+def _wait(client: ApiClient, ids: list[str], interval: float, timeout: float | None) -> int:
+    """0 when every run finished; 1 when one failed, stopped, was deleted or is still going."""
+    if interval <= 0:
+        raise InfraError("--interval: must be more than 0 seconds")
+    last = progress.follow(
+        lambda sid: client.get(f"/api/simulations/{sid}"), ids, interval, timeout
+    )
+    for sim in last.values():
+        print(progress.describe(sim))
+    unfinished = [s for s in last.values() if s["status"] != "finished"]
+    if not unfinished:
+        print(f"all {len(last)} simulation(s) finished")
+        return 0
+    running = [s for s in unfinished if s["status"] not in progress.TERMINAL]
+    if running:
+        print(
+            f"nntracker: {len(running)} simulation(s) still running after --timeout "
+            f"{timeout:g}s; `nntracker wait` again to keep following",
+            file=sys.stderr,
+        )
+    else:
+        print(f"nntracker: {len(unfinished)} simulation(s) did not finish", file=sys.stderr)
+    return 1
 
 
 def cmd_ls(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -159,27 +282,46 @@ def cmd_ls(args: argparse.Namespace, settings: StackSettings) -> int:
     data = _client(settings).get("/api/simulations", status=args.status, tag=args.tag)
     items = data.get("items", data) if isinstance(data, dict) else data
     if not items:
-        print("no simulations yet: `nntracker submit` or `nntracker demo` creates some")
+        if args.status or args.tag:
+            print("no simulation matches; `nntracker ls` without filters lists all of yours")
+        else:
+            print("no simulations yet: `nntracker submit` or `nntracker demo` creates some")
         return 0
     print(f"{'ID':36}  {'STATUS':9}  {'EPOCH':>9}  NAME")
     for sim in items:
-        print(f"{sim['id']:36}  {sim['status']:9}  {sim['epoch']:>4}/{sim['total_epochs']:<4}  {sim['name']}")
+        tags = f"  [{', '.join(sim['tags'])}]" if sim.get("tags") else ""
+        print(
+            f"{sim['id']:36}  {sim['status']:9}  {sim['epoch']:>4}/{sim['total_epochs']:<4}  "
+            f"{sim['name']}{tags}"
+        )
     return 0
 
 
 def cmd_action(args: argparse.Namespace, settings: StackSettings) -> int:
-    """Send one lifecycle command per id."""
+    """Send one lifecycle command per id (all ids are checked before any is sent)."""
+    ids = _ids(args.ids)
     client = _client(settings)
-    for sid in args.ids:
+    for sid in ids:
         client.action(sid, args.action)
         print(f"{args.action}: {sid} (command sent)")
     return 0
 
 
 def cmd_export(args: argparse.Namespace, settings: StackSettings) -> int:
-    """Download everything recorded for a simulation."""
-    dest = args.output or Path(f"simulation-{args.id}.zip")
-    _client(settings).download(f"/api/simulations/{args.id}/export", dest)
+    """Download everything recorded for a simulation (download progress shown)."""
+    [sid] = _ids([args.id])
+    dest = args.output or Path(f"simulation-{sid}.zip")
+    if dest.is_dir():
+        dest = dest / f"simulation-{sid}.zip"
+    if not dest.parent.is_dir():
+        raise InfraError(
+            f"--output: folder {dest.parent} does not exist; create it or pick another"
+        )
+    client = _client(settings)
+    with progress.transfer("downloaded", dest.name) as shown:
+        client.download(
+            f"/api/simulations/{sid}/export", dest, on_start=shown.start, on_read=shown.advance
+        )
     print(f"saved {dest} ({dest.stat().st_size} bytes)")
     return 0
 
@@ -196,13 +338,20 @@ def _database_env() -> dict[str, str]:
 
 
 def _django(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "web", "manage", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**_database_env(), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "web", "manage", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**_database_env(), **(env or {})},
+    )
 
 
 def _manage(rest: list[str]) -> int:
     """Run a Django management command with the stack's database settings."""
-    return subprocess.call([sys.executable, "-m", "web", "manage", *rest], cwd=ROOT, env=_database_env())
+    return subprocess.call(
+        [sys.executable, "-m", "web", "manage", *rest], cwd=ROOT, env=_database_env()
+    )
 
 
 if __name__ == "__main__":

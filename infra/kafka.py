@@ -159,9 +159,15 @@ def ensure_formatted(home: Path, java: str, lib: Path, config: Path) -> None:
 
 
 def _cluster_id() -> str:
+    """A random KRaft cluster id; never one that starts with '-', which the storage tool's
+    argument parser takes for an option (one format in 64 failed with a usage message).
+    Kafka's own Uuid.randomUuid() skips those ids the same way."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def prepare(home: Path, port: int, jar_cache: Path | None = None) -> ServiceSpec:
@@ -219,7 +225,7 @@ def ensure_topics(bootstrap: str) -> list[str]:
         NewTopic(
             name,
             num_partitions=count,
-            replication_factor=1,
+            replication_factor=-1,  # the broker's default.replication.factor (3 in production)
             config={"max.message.bytes": str(topics.MAX_MESSAGE_BYTES + 65536)},
         )
         for name, count in topics.PARTITIONS.items()

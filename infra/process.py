@@ -65,7 +65,9 @@ def spawn(spec: ServiceSpec, stdout: int | None = subprocess.PIPE) -> subprocess
     )
 
 
-def wait_ready(spec: ServiceSpec, proc: subprocess.Popen[bytes], cancel: threading.Event | None = None) -> None:
+def wait_ready(
+    spec: ServiceSpec, proc: subprocess.Popen[bytes], cancel: threading.Event | None = None
+) -> None:
     """Poll the readiness probe until it answers or the process dies or time runs out."""
     deadline = time.monotonic() + spec.ready_timeout
     while time.monotonic() < deadline:

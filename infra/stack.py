@@ -64,11 +64,24 @@ def _pump(name: str, proc: subprocess.Popen[bytes]) -> None:
         say(name, raw.decode(errors="replace").rstrip())
 
 
-def python_service(name: str, module: str, args: list[str], env: dict[str, str],
-                   ready: Callable[[], bool], timeout: float = 120) -> ServiceSpec:
+def python_service(
+    name: str,
+    module: str,
+    args: list[str],
+    env: dict[str, str],
+    ready: Callable[[], bool],
+    timeout: float = 120,
+) -> ServiceSpec:
     """A component that is one of our Python packages run with `python -m`."""
-    return ServiceSpec(name=name, argv=[sys.executable, "-m", module, *args], env=env, cwd=str(ROOT),
-                       ready=ready, ready_timeout=timeout, stop_timeout=30)
+    return ServiceSpec(
+        name=name,
+        argv=[sys.executable, "-m", module, *args],
+        env=env,
+        cwd=str(ROOT),
+        ready=ready,
+        ready_timeout=timeout,
+        stop_timeout=30,
+    )
 
 
 def group_has_members(bootstrap: str, group: str) -> bool:
@@ -101,9 +114,14 @@ class Stack:
     def env(self) -> dict[str, str]:
         """Environment every component gets."""
         s = self.settings
-        return {"NNT_KAFKA_BOOTSTRAP": s.nnt_kafka_bootstrap, "DATABASE_URL": self.database_url,
-                "NNT_HOME": str(s.nnt_home), "NNT_RUNTIME": s.nnt_runtime,
-                "NNT_WEB_PORT": str(s.nnt_web_port), "PYTHONUNBUFFERED": "1"}
+        return {
+            "NNT_KAFKA_BOOTSTRAP": s.nnt_kafka_bootstrap,
+            "DATABASE_URL": self.database_url,
+            "NNT_HOME": str(s.nnt_home),
+            "NNT_RUNTIME": s.nnt_runtime,
+            "NNT_WEB_PORT": str(s.nnt_web_port),
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def infrastructure(self) -> list[Callable[[], ServiceSpec]]:
         """Kafka and PostgreSQL, when they are local; built lazily."""
@@ -120,13 +138,29 @@ class Stack:
         s = self.settings
         boot = s.nnt_kafka_bootstrap
         url = f"http://127.0.0.1:{s.nnt_web_port}/"
-        web = ServiceSpec(name="web", argv=[sys.executable, "-m", "web", "serve"], cwd=str(ROOT),
-                          ready=lambda: http_ok(url), ready_timeout=60, ports=(s.nnt_web_port,))
+        web = ServiceSpec(
+            name="web",
+            argv=[sys.executable, "-m", "web", "serve"],
+            cwd=str(ROOT),
+            ready=lambda: http_ok(url),
+            ready_timeout=60,
+            ports=(s.nnt_web_port,),
+        )
         return [
-            lambda: python_service("stream", "stream_processors", [], self.env(),
-                                   lambda: group_has_members(boot, "nntracker-stream")),
-            lambda: python_service("orchestrator", "orchestrator", [], self.env(),
-                                   lambda: group_has_members(boot, "nntracker-orchestrator")),
+            lambda: python_service(
+                "stream",
+                "stream_processors",
+                [],
+                self.env(),
+                lambda: group_has_members(boot, "nntracker-stream"),
+            ),
+            lambda: python_service(
+                "orchestrator",
+                "orchestrator",
+                [],
+                self.env(),
+                lambda: group_has_members(boot, "nntracker-orchestrator"),
+            ),
             lambda: _with_env(web, self.env()),
         ]
 
@@ -149,8 +183,11 @@ class Stack:
                 if self.stopping.is_set():
                     return 130
                 self._start_one(build())
-            say("stack", paint(f"NN Tracker is up: http://127.0.0.1:{self.settings.nnt_web_port}/", 1) +
-                         "  (Ctrl-C stops everything)")
+            say(
+                "stack",
+                paint(f"NN Tracker is up: http://127.0.0.1:{self.settings.nnt_web_port}/", 1)
+                + "  (Ctrl-C stops everything)",
+            )
             if on_ready:
                 threading.Thread(target=on_ready, daemon=True).start()
             self._supervise()
@@ -175,8 +212,13 @@ class Stack:
     def _migrate(self) -> None:
         say("stack", "applying database migrations ...")
         env = {**self.env()}
-        result = subprocess.run([sys.executable, "-m", "web", "manage", "migrate", "--noinput"],
-                                cwd=ROOT, env={**_os_env(), **env}, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "web", "manage", "migrate", "--noinput"],
+            cwd=ROOT,
+            env={**_os_env(), **env},
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise InfraError(f"migrations failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
         mode = timeseries.apply(self.database_url)
@@ -199,8 +241,11 @@ class Stack:
                 child.backoff = 1.0
             return
         child.restarts += 1
-        say("stack", f"{paint(f'{child.spec.name} exited with code {code}', 31)}; "
-                     f"restart #{child.restarts} in {child.backoff:.0f} s")
+        say(
+            "stack",
+            f"{paint(f'{child.spec.name} exited with code {code}', 31)}; "
+            f"restart #{child.restarts} in {child.backoff:.0f} s",
+        )
         child.proc = None
         child.next_start = now + child.backoff
         child.backoff = min(child.backoff * 2, 30.0)

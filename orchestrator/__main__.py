@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 
 from orchestrator.consumer import run
 from orchestrator.runtime import ProcessRuntime, Runtime
 from orchestrator.settings import OrchestratorError, load
+
+
+def trainer_env(bootstrap: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """What every trainer process or container gets: the broker and the NNT_TRAINER_* limits."""
+    limits = {k: v for k, v in environ.items() if k.startswith("NNT_TRAINER_")}
+    return {**limits, "NNT_KAFKA_BOOTSTRAP": bootstrap}
 
 
 def main() -> int:
@@ -17,7 +25,7 @@ def main() -> int:
     )
     try:
         settings = load()
-        env = {"NNT_KAFKA_BOOTSTRAP": settings.nnt_kafka_bootstrap}
+        env = trainer_env(settings.nnt_kafka_bootstrap, os.environ)
         runtime: Runtime
         if settings.nnt_runtime == "docker":
             from orchestrator.containers import DockerRuntime

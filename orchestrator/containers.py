@@ -68,7 +68,8 @@ class DockerRuntime:
         volumes = {
             p: {"bind": p, "mode": "ro"} for p in s.nnt_docker_host_mounts if Path(p).exists()
         }
-        volumes[str(s.datasets_dir)] = {"bind": str(s.datasets_dir), "mode": "ro"}
+        for path in dict.fromkeys(p for p in spec.datasets.model_dump().values() if p):
+            volumes[path] = {"bind": path, "mode": "ro"}  # this run's datasets, no other
         volumes[str(run_dir)] = {"bind": str(run_dir), "mode": "rw"}  # the only writable volume
         options: dict[str, Any] = {
             "name": container_name(spec.simulation_id),
@@ -88,7 +89,7 @@ class DockerRuntime:
             },
             "volumes": volumes,
             "working_dir": str(run_dir),
-            "network_mode": "host",  # reaches Kafka on 127.0.0.1; nothing else is exposed
+            "network_mode": s.nnt_container_network,
             "mem_limit": s.nnt_run_memory_bytes,
             "memswap_limit": s.nnt_run_memory_bytes,
             "pids_limit": s.nnt_run_pids,

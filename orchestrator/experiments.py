@@ -36,7 +36,9 @@ def parse_experiment(command: CreateCommand) -> tuple[ExperimentConfig, dict[str
         try:
             model = json.loads(model)
         except (ValueError, RecursionError) as exc:
-            raise OrchestratorError(f"experiment.model: not valid JSON ({type(exc).__name__})") from exc
+            raise OrchestratorError(
+                f"experiment.model: not valid JSON ({type(exc).__name__})"
+            ) from exc
     if not isinstance(model, dict):
         raise OrchestratorError("experiment.model: the Keras model JSON is required (an object)")
     try:
@@ -64,6 +66,7 @@ def resolve_dataset(ref: str | None, settings: OrchestratorSettings) -> str | No
             settings.nnt_max_dataset_bytes,
             settings.nnt_fetch_timeout,
             settings.nnt_url_allow_loopback,
+            settings.nnt_fetch_total_seconds,
         )
         return str(stored)
     raise OrchestratorError(
@@ -86,6 +89,12 @@ def datasets_of(config: ExperimentConfig, settings: OrchestratorSettings) -> Dat
         test=one(config.dataset_test),
         val=one(config.dataset_val),
     )
+
+
+def has_urls(config: ExperimentConfig) -> bool:
+    """True when a dataset must be downloaded (slow: done off the poll loop)."""
+    refs = (config.dataset_train, config.dataset_test, config.dataset_val)
+    return any(r and r.startswith(("http://", "https://")) for r in refs)
 
 
 def plans(command: CreateCommand) -> tuple[ExperimentConfig, dict[str, Any], list[SimulationPlan]]:

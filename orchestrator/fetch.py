@@ -158,6 +158,7 @@ def fetch(
     max_bytes: int,
     timeout: float = 30.0,
     allow_loopback: bool = False,
+    total_seconds: float = TOTAL_SECONDS,
 ) -> Path:
     """Download a dataset into the content-addressed store; returns its stored path."""
     current = url
@@ -182,7 +183,7 @@ def fetch(
                 raise FetchError(
                     f"dataset URL {current!r}: HTTP {response.status} {response.reason}"
                 )
-            return _save(response, url, current, store_dir, max_bytes)
+            return _save(response, url, current, store_dir, max_bytes, total_seconds)
         except (OSError, http.client.HTTPException) as exc:
             raise FetchError(f"dataset URL {current!r}: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -191,7 +192,12 @@ def fetch(
 
 
 def _save(
-    response: http.client.HTTPResponse, url: str, final: str, store_dir: Path, max_bytes: int
+    response: http.client.HTTPResponse,
+    url: str,
+    final: str,
+    store_dir: Path,
+    max_bytes: int,
+    total_seconds: float,
 ) -> Path:
     length = response.getheader("Content-Length")
     if length and length.isdigit() and int(length) > max_bytes:
@@ -199,18 +205,21 @@ def _save(
             f"dataset URL {url!r}: {int(length)} bytes exceeds NNT_MAX_DATASET_BYTES={max_bytes}"
         )
     store_dir.mkdir(parents=True, exist_ok=True)
-    digest, size, deadline = hashlib.sha256(), 0, time.monotonic() + TOTAL_SECONDS
+    digest, size, deadline = hashlib.sha256(), 0, time.monotonic() + total_seconds
     with tempfile.NamedTemporaryFile(dir=store_dir, prefix=".fetch-", delete=False) as out:
         tmp = Path(out.name)
         try:
-            while chunk := response.read(CHUNK):
+            while chunk := response.read1(CHUNK):  # read1: a trickle cannot outlast the deadline
                 size += len(chunk)
                 if size > max_bytes:
                     raise FetchError(
                         f"dataset URL {url!r}: larger than NNT_MAX_DATASET_BYTES={max_bytes}"
                     )
                 if time.monotonic() > deadline:
-                    raise FetchError(f"dataset URL {url!r}: download took over {TOTAL_SECONDS} s")
+                    raise FetchError(
+                        f"dataset URL {url!r}: download took over {total_seconds:g} s "
+                        "(NNT_FETCH_TOTAL_SECONDS)"
+                    )
                 digest.update(chunk)
                 out.write(chunk)
         except BaseException:

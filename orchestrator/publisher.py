@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Producer
 
@@ -16,6 +16,15 @@ from schemas.status import Status, StatusEvent
 log = logging.getLogger(__name__)
 
 
+class Publisher(Protocol):
+    """Where the orchestrator's events go."""
+
+    def status(self, simulation_id: uuid.UUID | None, status: Status, **fields: Any) -> None: ...
+    def resources(self, sample: ResourceSample) -> None: ...
+    def command(self, command: LifecycleCommand) -> None: ...
+    def flush(self, timeout: float = 10.0) -> None: ...
+
+
 class StatusPublisher:
     """Publishes StatusEvents, ResourceSamples and commands, each keyed by simulation id."""
 
@@ -23,6 +32,7 @@ class StatusPublisher:
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
+                "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.max.bytes": topics.MAX_MESSAGE_BYTES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -50,7 +51,13 @@ def checkpoint_epoch(run_dir: Path) -> int:
 def exit_message(
     code: int, reason: str | None, settings: OrchestratorSettings, run_dir: Path
 ) -> str:
-    """The `failed` message of a trainer that did not end by itself."""
+    """The `failed` message of a trainer that did not end by itself, with its last good epoch."""
+    return f"{_exit_cause(code, reason, settings, run_dir)}{_resumable(run_dir)}"
+
+
+def _exit_cause(
+    code: int, reason: str | None, settings: OrchestratorSettings, run_dir: Path
+) -> str:
     if reason:
         return f"{reason} (trainer exit code {code})"
     if code == 137:
@@ -60,7 +67,23 @@ def exit_message(
         )
     if code == -1:
         return "the trainer vanished (host restart or killed outside the orchestrator)"
+    if code < 0:  # Popen's returncode for a process ended by a signal
+        return f"trainer process killed by signal {-code} ({_signal_name(-code)})"
     return f"trainer exited with code {code}; log: {run_dir / 'trainer.log'}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _resumable(run_dir: Path) -> str:
+    done = checkpoint_epoch(run_dir)
+    if not done:
+        return "; no epoch was checkpointed, a resume starts from the beginning"
+    return f"; last good epoch {done} (checkpointed), a resume continues at epoch {done + 1}"
 
 
 class Watch:
@@ -71,6 +94,8 @@ class Watch:
         self.progress: dict[uuid.UUID, float] = {}
         self.frozen: set[uuid.UUID] = set()
         self.reasons: dict[uuid.UUID, str] = {}
+        self.stop_asked: dict[uuid.UUID, float] = {}
+        self.overdue: set[uuid.UUID] = set()
 
     def started(self, sid: uuid.UUID, paused: bool = False) -> None:
         """A run began (or was re-adopted): its stall clock starts now."""
@@ -90,12 +115,15 @@ class Watch:
     def stopping(self, sid: uuid.UUID, reason: str) -> None:
         """Remember why the run is asked to stop (the first reason wins)."""
         self.reasons.setdefault(sid, reason)
+        self.stop_asked.setdefault(sid, time.monotonic())
         self.frozen.discard(sid)
 
     def forget(self, sid: uuid.UUID) -> str | None:
         """The run ended; returns why it was stopped, if it was."""
         self.progress.pop(sid, None)
         self.frozen.discard(sid)
+        self.stop_asked.pop(sid, None)
+        self.overdue.discard(sid)
         return self.reasons.pop(sid, None)
 
     def epoch(self, event: EpochEvent) -> str | None:
@@ -109,6 +137,10 @@ class Watch:
 
     def check(self, sid: uuid.UUID, sample: ResourceSample | None) -> str | None:
         """A stop reason (or KILL) from the latest sample and the stall clock, else None."""
+        asked = self.stop_asked.get(sid)
+        if asked is not None and time.monotonic() - asked > self.settings.nnt_stop_grace_seconds:
+            self.overdue.add(sid)  # it ignored SIGTERM: kill it (it resumes from a checkpoint)
+            return KILL
         limit = self.settings.nnt_run_memory_bytes
         if sample is not None and sample.memory_bytes > limit:
             if sid in self.reasons:

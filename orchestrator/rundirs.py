@@ -21,6 +21,8 @@ from schemas.run import RUN_SPEC_FILE, RunSpec
 
 STATE_FILE = "state.json"
 ACTIVE = frozenset({"starting", "running", "paused"})
+MAX_STARTS = 20
+DONE = ".done"
 
 
 @dataclass
@@ -34,11 +36,16 @@ class RunState:
     container: str | None = None
     message: str = ""
     reason: str = ""
+    starts: list[str] = field(default_factory=list)  # ids of the `start` commands handled
     at: float = field(default_factory=time.time)
 
     def owned_by(self, host: str) -> bool:
         """True while `host` runs (or freezes) this simulation."""
         return self.state in ACTIVE and self.host == host
+
+    def handled(self, command_id: uuid.UUID) -> None:
+        """Record a `start` as done: its redelivery is then ignored, by any orchestrator."""
+        self.starts = [*self.starts, str(command_id)][-MAX_STARTS:]
 
 
 class RunDir:
@@ -83,19 +90,39 @@ class RunDir:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def claim(claims_dir: Path, command_id: uuid.UUID) -> bool:
-    """True for exactly one orchestrator per command id (an O_EXCL file)."""
+def claim(claims_dir: Path, command_id: uuid.UUID, host: str) -> bool:
+    """True for exactly one orchestrator per command id (an O_EXCL file naming its host).
+
+    The claimer gets True again: if it died before finishing, the redelivered command is
+    its to finish (every other host keeps getting False).
+    """
     claims_dir.mkdir(parents=True, exist_ok=True)
+    path = claims_dir / str(command_id)
     try:
-        fd = os.open(claims_dir / str(command_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
-        return False
-    os.close(fd)
+        try:
+            return path.read_text() == host
+        except OSError:
+            return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(host)
     return True
 
 
+def mark_done(claims_dir: Path, command_id: uuid.UUID) -> None:
+    """Record, for every orchestrator, that a shared-group command's work is complete."""
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    (claims_dir / f"{command_id}{DONE}").touch()
+
+
+def is_done(claims_dir: Path, command_id: uuid.UUID) -> bool:
+    """True once `mark_done` ran for this id (on any host)."""
+    return (claims_dir / f"{command_id}{DONE}").exists()
+
+
 def prune_claims(claims_dir: Path, older_than_s: float = 7 * 86400) -> None:
-    """Forget claims of commands older than a week."""
+    """Forget claims and done marks of commands older than a week."""
     cutoff = time.time() - older_than_s
     for path in claims_dir.glob("*") if claims_dir.is_dir() else []:
         with contextlib.suppress(OSError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import logging
+import math
 import os
 import resource
 import signal
@@ -67,6 +70,15 @@ class ProcessRuntime:
         self.settings = settings
         self.env = env or {}
         self.memory = settings.nnt_run_memory_bytes
+        self.pinned: dict[int, set[int]] = {}  # trainer pid -> its cores
+
+    def cores(self) -> set[int]:
+        """ceil(NNT_RUN_CPUS) of this process's cores, those the live runs use least."""
+        allowed = sorted(os.sched_getaffinity(0))
+        n = min(len(allowed), max(1, math.ceil(self.settings.nnt_run_cpus)))
+        self.pinned = {pid: c for pid, c in self.pinned.items() if psutil.pid_exists(pid)}
+        load = collections.Counter(c for cores in self.pinned.values() for c in cores)
+        return set(sorted(allowed, key=lambda c: (load[c], c))[:n])
 
     def start(self, spec: RunSpec, run_dir: Path) -> Handle:
         """Spawn `python -m orchestrator.launch RUN_DIR`; output goes to RUN_DIR/trainer.log."""
@@ -76,6 +88,7 @@ class ProcessRuntime:
         env = {**os.environ, **self.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
         if not spec.config.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""
+        cores = self.cores()
         with (run_dir / "trainer.log").open("ab") as log_file:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv
                 [self.settings.nnt_trainer_python, "-m", "orchestrator.launch", str(run_dir)],
@@ -84,17 +97,24 @@ class ProcessRuntime:
                 env=env,
                 start_new_session=True,
                 cwd=_project_root(),
-                preexec_fn=self._limits,  # noqa: PLW1509 - only setrlimit/nice, no locks
+                preexec_fn=functools.partial(self._limits, cores),  # noqa: PLW1509 - syscalls only
             )
-        log.info("simulation %s: trainer pid %d", spec.simulation_id, proc.pid)
+        self.pinned[proc.pid] = cores
+        log.info("simulation %s: trainer pid %d on cores %s", spec.simulation_id, proc.pid,
+                 sorted(cores))  # fmt: skip
         return Handle(spec.simulation_id, run_dir, proc, proc.pid, gpu=spec.config.gpu)
 
-    def _limits(self) -> None:
+    def _limits(self, cores: set[int]) -> None:
+        # Runs in the child between fork and exec: plain system calls only.
         # RLIMIT_AS would break TensorFlow, which reserves far more address space than it
         # uses; RLIMIT_DATA bounds heap and private mappings. The RSS watchdog does the rest.
         data = self.memory * 2
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+        # TensorFlow sizes its thread pools from the affinity mask, so this also keeps its
+        # threads from competing for the other runs' cores.
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, cores)
         with contextlib.suppress(OSError):
             os.nice(5)
 

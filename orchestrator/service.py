@@ -13,31 +13,25 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator import experiments, rules, store
-from orchestrator.rundirs import ACTIVE, RunDir, RunState, all_runs, claim, prune_claims
+from orchestrator import rules
+from orchestrator.creation import Creator, Deferred, queue_start, reject
+from orchestrator.publisher import Publisher
+from orchestrator.rundirs import ACTIVE, RunDir, RunState, all_runs, claim, is_done, prune_claims
 from orchestrator.runtime import Handle, Runtime
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas import codecs
 from schemas.commands import CreateCommand, LifecycleCommand
 from schemas.epochs import EpochEvent
-from schemas.resources import ResourceSample
 from schemas.status import Status
 
 log = logging.getLogger(__name__)
-
-
-class Publisher(Protocol):
-    """Where the orchestrator's events go."""
-
-    def status(self, simulation_id: uuid.UUID | None, status: Status, **fields: Any) -> None: ...
-    def resources(self, sample: ResourceSample) -> None: ...
-    def command(self, command: LifecycleCommand) -> None: ...
-    def flush(self, timeout: float = 10.0) -> None: ...
+LOG_REPEAT_S = 60.0
 
 
 class CommandLog:
@@ -51,8 +45,11 @@ class CommandLog:
             lines[-keep:]
         )
 
+    def __contains__(self, command_id: uuid.UUID) -> bool:
+        return str(command_id) in self.seen
+
     def add(self, command_id: uuid.UUID) -> bool:
-        """Record the id; False when it was seen before."""
+        """Record the id once its work is done; False when it was recorded before."""
         key = str(command_id)
         if key in self.seen:
             return False
@@ -75,13 +72,19 @@ class Orchestrator:
         self.commands = CommandLog(settings.state_dir / "commands.log")
         self.handles: dict[uuid.UUID, Handle] = {}
         self.watch = rules.Watch(settings)
-        self.told_waiting: set[uuid.UUID] = set()
+        self.told_waiting: dict[uuid.UUID, str] = {}
         self.last_sample = 0.0
+        self.last_logged: dict[tuple[uuid.UUID, str], float] = {}
+        self.creator = Creator(settings, publisher)
 
     # ---- the shared group: create and start -------------------------------------------------
 
-    def on_work(self, value: bytes | None) -> bool:
-        """Handle a command of the shared group; False when a `start` must wait for a slot."""
+    def on_work(self, value: bytes | None) -> bool | Deferred:
+        """Handle a command of the shared group.
+
+        True: done (commit it). False: a `start` waits for a slot or quota (hold it, uncommitted).
+        A Deferred: a `create` whose datasets must be downloaded; run it off the poll loop.
+        """
         try:
             command = codecs.load_command(value or b"")
         except ValidationError as exc:
@@ -90,9 +93,9 @@ class Orchestrator:
             return True
         try:
             if isinstance(command, CreateCommand):
-                if self.commands.add(command.command_id):
-                    self.create(command)
-                return True
+                if is_done(self.settings.claims_dir, command.command_id):
+                    return True
+                return self.creator.create(command) or True
             if command.type == "start":
                 return self.start(command)
         except Exception as exc:  # noqa: BLE001 - nothing a client sends may kill the loop
@@ -100,83 +103,47 @@ class Orchestrator:
             self._reject(command, f"internal error: {exc}")
         return True
 
-    def create(self, command: CreateCommand) -> None:
-        """Validate, fetch datasets, write run dirs; queue one `start` per simulation."""
-        try:
-            config, model, plans = experiments.plans(command)
-        except OrchestratorError as exc:
-            self._reject(command, str(exc))
-            return
-        described = {
-            "experiment_id": command.experiment_id,
-            "owner": command.issued_by,
-            "total_epochs": config.total_epochs,
-            "config": config.model_dump(mode="json"),
-        }
-        try:
-            datasets = experiments.datasets_of(config, self.settings)
-        except OrchestratorError as exc:
-            for plan in plans:
-                self.publisher.status(
-                    plan.simulation_id, "failed", name=plan.name, tags=plan.tags,
-                    message=str(exc), **described,
-                )  # fmt: skip
-            self._reject(command, str(exc))
-            return
-        runs = experiments.write_runs(command, config, model, datasets, self.settings)
-        for run in runs:
-            sid = run.plan.simulation_id
-            rd = RunDir(self.settings.runs_dir, sid)
-            with rd.locked():
-                if (rd.path / "state.json").exists() and rd.read().state != "queued":
-                    continue  # a redelivered create: this one already moved on
-                rd.write(RunState("queued"))
-            self.publisher.status(
-                sid, "queued", command_id=command.command_id, name=run.plan.name,
-                tags=run.plan.tags, message="waiting for a free slot", **described,
-            )  # fmt: skip
-            self._queue_start(sid, command.issued_by, uuid.uuid5(command.command_id, str(sid)))
-        self.publisher.status(
-            None, "accepted", command_id=command.command_id, experiment_id=command.experiment_id,
-            message=f"{len(runs)} simulation(s) queued",
-        )  # fmt: skip
-        self.publisher.flush()  # the starts are in Kafka before the create's offset is committed
-
-    def _queue_start(self, sid: uuid.UUID, issued_by: str, command_id: uuid.UUID) -> None:
-        self.publisher.command(
-            LifecycleCommand(
-                type="start", simulation_id=sid, issued_by=issued_by, command_id=command_id
-            )
-        )
+    def has_slot(self) -> bool:
+        """True while this host runs fewer than NNT_MAX_RUNS simulations."""
+        return len(self.handles) < self.settings.nnt_max_runs
 
     def start(self, command: LifecycleCommand) -> bool:
         """Start a queued simulation here when a slot and the owner's quota allow."""
         sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
         if not rd.exists():
-            if claim(self.settings.claims_dir, command.command_id):
+            if claim(self.settings.claims_dir, command.command_id, self.host):
                 self._reject(command, f"simulation {sid} is not known (deleted?)")
             return True
         with rd.locked():
             state = rd.read()
+            if str(command.command_id) in state.starts:
+                return True  # a redelivered start that already took effect
             if state.state != "queued":
                 self._reject(command, f"cannot start a {state.state} simulation; resume it")
                 return True
-            if len(self.handles) >= self.settings.nnt_max_runs:
+            if not self.has_slot():
+                n = self.settings.nnt_max_runs
+                self._tell_waiting(sid, "slot", f"waiting for a free slot: {self.host} runs "
+                                   f"{len(self.handles)} of NNT_MAX_RUNS={n}")  # fmt: skip
                 return False
             spec = rd.spec()
             verdict = rules.quota(self.settings, spec.owner, self._active_of(spec.owner))
             if verdict is not None:
                 impossible, reason = verdict
                 if impossible:
-                    self._fail(rd, state, reason)
+                    self._fail(rd, state, reason, command.command_id)
                     return True
-                if sid not in self.told_waiting:
-                    self.told_waiting.add(sid)
-                    self.publisher.status(sid, "queued", message=reason)
+                self._tell_waiting(sid, "quota", reason)
                 return False
-            self.told_waiting.discard(sid)
+            self.told_waiting.pop(sid, None)
             self._launch(rd, state, spec, command.command_id)
         return True
+
+    def _tell_waiting(self, sid: uuid.UUID, kind: str, reason: str) -> None:
+        """Answer a held start with `queued` and why, once per kind of wait."""
+        if self.told_waiting.get(sid) != kind:
+            self.told_waiting[sid] = kind
+            self.publisher.status(sid, "queued", message=reason)
 
     def _launch(self, rd: RunDir, state: RunState, spec: Any, cid: uuid.UUID) -> None:
         sid = rd.simulation_id
@@ -194,19 +161,24 @@ class Orchestrator:
         try:
             handle = self.runtime.start(spec, rd.path)
         except OrchestratorError as exc:
-            self._fail(rd, state, str(exc))
+            self._fail(rd, state, str(exc), cid)
             return
         except Exception as exc:  # noqa: BLE001 - a runtime failure fails the run, not us
             log.exception("simulation %s: start failed", sid)
-            self._fail(rd, state, f"could not start: {exc}")
+            self._fail(rd, state, f"could not start: {exc}", cid)
             return
         state.state, state.pid, state.container = "running", handle.pid, handle.container
+        state.handled(cid)
         rd.write(state)
         self.handles[sid] = handle
         self.watch.started(sid)
 
-    def _fail(self, rd: RunDir, state: RunState, message: str) -> None:
+    def _fail(
+        self, rd: RunDir, state: RunState, message: str, cid: uuid.UUID | None = None
+    ) -> None:
         state.state, state.message = "failed", message
+        if cid is not None:
+            state.handled(cid)
         rd.write(state)
         self.publisher.status(rd.simulation_id, "failed", message=message)
 
@@ -228,21 +200,24 @@ class Orchestrator:
             return  # the shared group answers garbage once
         if isinstance(command, CreateCommand) or command.type == "start":
             return
-        if not self.commands.add(command.command_id):
+        if command.command_id in self.commands:
             return
         try:
             self.lifecycle(command)
         except OrchestratorError as exc:
             self._reject(command, str(exc))
         except Exception as exc:  # noqa: BLE001
-            log.exception("command %s failed", command.command_id)
+            log.exception("simulation %s: command %s failed", command.simulation_id,
+                          command.command_id)  # fmt: skip
             self._reject(command, f"internal error: {exc}")
+        # Recorded once answered: an orchestrator that dies half-way acts on the redelivery.
+        self.commands.add(command.command_id)
 
     def lifecycle(self, command: LifecycleCommand) -> None:
         """Act on pause/resume/stop/delete: as the owner, or as the claimer of an idle run."""
         sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
         if not rd.exists():
-            if claim(self.settings.claims_dir, command.command_id):
+            if claim(self.settings.claims_dir, command.command_id, self.host):
                 if command.type == "delete":
                     self.publisher.status(sid, "deleted", command_id=command.command_id,
                                           message="nothing was left to delete")  # fmt: skip
@@ -254,7 +229,7 @@ class Orchestrator:
             mine = state.owned_by(self.host) and sid in self.handles
             if not mine and state.state in ACTIVE and state.state != "queued":
                 return  # another host runs it and answers
-            if not mine and not claim(self.settings.claims_dir, command.command_id):
+            if not mine and not claim(self.settings.claims_dir, command.command_id, self.host):
                 return
             action = getattr(self, f"_{command.type}")
             action(rd, state, command, mine)
@@ -275,7 +250,7 @@ class Orchestrator:
         elif not mine and state.state in ("stopped", "failed"):
             done = rules.checkpoint_epoch(rd.path)
             self._set(rd, state, "queued", cmd, f"resuming from the last checkpoint (epoch {done})")
-            self._queue_start(sid, cmd.issued_by, uuid.uuid5(cmd.command_id, "start"))
+            queue_start(self.publisher, sid, cmd.issued_by, uuid.uuid5(cmd.command_id, "start"))
             self.publisher.flush()
         else:
             raise OrchestratorError(f"cannot resume a {state.state} simulation")
@@ -296,11 +271,12 @@ class Orchestrator:
         if handle is not None:
             self.runtime.kill(handle)
         self.watch.forget(sid)
+        self.told_waiting.pop(sid, None)
         datasets = [p for p in rd.spec().datasets.model_dump().values() if p]
         state.state = "deleted"
         rd.write(state)
         shutil.rmtree(rd.path, ignore_errors=True)
-        removed = store.release(self.settings.datasets_dir, self.settings.runs_dir, datasets)
+        removed = self.creator.release(datasets)
         note = f"; {len(removed)} dataset file(s) no longer needed were removed" if removed else ""
         self.publisher.status(sid, "deleted", command_id=cmd.command_id,
                               message=f"deleted by {cmd.issued_by or 'a client'}{note}")  # fmt: skip
@@ -313,11 +289,7 @@ class Orchestrator:
         self.publisher.status(rd.simulation_id, status, command_id=cmd.command_id, message=message)
 
     def _reject(self, command: CreateCommand | LifecycleCommand, message: str) -> None:
-        sid = getattr(command, "simulation_id", None)
-        self.publisher.status(
-            sid, "rejected", command_id=command.command_id,
-            experiment_id=getattr(command, "experiment_id", None), message=message,
-        )  # fmt: skip
+        reject(self.publisher, command, message)
 
     def request_stop(self, sid: uuid.UUID, reason: str) -> None:
         """SIGTERM a run of this host; `reason` becomes its `stopped` message."""
@@ -332,35 +304,57 @@ class Orchestrator:
             event = codecs.loads(EpochEvent, value or b"")
         except ValidationError:
             return
-        if event.simulation_id not in self.handles:
+        sid = event.simulation_id
+        if sid not in self.handles:
             return
         reason = self.watch.epoch(event)
         if reason:
-            self.request_stop(event.simulation_id, reason)
+            self._guarded(sid, "auto-stop", self.request_stop, sid, reason)
 
     def tick(self) -> None:
-        """Notice ended runs; every few seconds sample resources and apply the stop rules."""
+        """Notice ended runs; every few seconds sample resources and apply the stop rules.
+
+        A runtime error (the container engine not answering) is logged with the run's id and
+        retried on the next tick; it never stops the loop or the other runs' checks.
+        """
         for sid, handle in list(self.handles.items()):
-            code = self.runtime.exit_code(handle)
-            if code is not None:
-                del self.handles[sid]
-                self._ended(sid, code)
+            self._guarded(sid, "exit check", self._check_exit, sid, handle)
         now = time.monotonic()
         if now - self.last_sample < self.settings.nnt_resource_period:
             return
         self.last_sample = now
         for sid, handle in list(self.handles.items()):
-            sample = self.runtime.sample(handle)
-            if sample is not None:
-                self.publisher.resources(sample)
-            action = self.watch.check(sid, sample)
-            if action == "kill":
-                self.runtime.kill(handle)
-            elif action:
-                self.request_stop(sid, action)
+            self._guarded(sid, "sampling", self._check_run, sid, handle)
+
+    def _check_exit(self, sid: uuid.UUID, handle: Handle) -> None:
+        code = self.runtime.exit_code(handle)
+        if code is not None:
+            del self.handles[sid]
+            self._ended(sid, code)
+
+    def _check_run(self, sid: uuid.UUID, handle: Handle) -> None:
+        sample = self.runtime.sample(handle)
+        if sample is not None:
+            self.publisher.resources(sample)
+        action = self.watch.check(sid, sample)
+        if action == rules.KILL:
+            self.runtime.kill(handle)
+        elif action:
+            self.request_stop(sid, action)
+
+    def _guarded(self, sid: uuid.UUID, what: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run one run's check; log a failure with its id (once a minute while it repeats)."""
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - one run's runtime error must not stop the loop
+            now, key = time.monotonic(), (sid, what)
+            if now - self.last_logged.get(key, -LOG_REPEAT_S) >= LOG_REPEAT_S:
+                self.last_logged[key] = now
+                log.exception("simulation %s: %s failed; retrying", sid, what)
 
     def _ended(self, sid: uuid.UUID, code: int) -> None:
         rd = RunDir(self.settings.runs_dir, sid)
+        overdue = sid in self.watch.overdue
         reason = self.watch.forget(sid)
         if not rd.exists():
             return
@@ -369,7 +363,13 @@ class Orchestrator:
             done, total = rules.checkpoint_epoch(rd.path), rd.spec().config.total_epochs
             if reason and code in (-15, 143):
                 code = 0  # SIGTERM before the trainer's handler was set: stopped, nothing lost
-            if code == 0 and done < total:
+            if reason and overdue:
+                grace = self.settings.nnt_stop_grace_seconds
+                code = 0  # killed for ignoring SIGTERM: still a stop, resumable from a checkpoint
+                reason = (
+                    f"{reason}; killed: SIGTERM ignored for {grace:g} s (NNT_STOP_GRACE_SECONDS)"
+                )
+            if code == 0 and (done < total or overdue):
                 state.state, state.reason = "stopped", reason or "stopped"
                 self.publisher.status(sid, "stopped", epoch=done, total_epochs=total,
                                       message=f"{state.reason}; resumes at epoch {done + 1}")  # fmt: skip
@@ -402,6 +402,11 @@ class Orchestrator:
                 continue
             self.handles[rd.simulation_id] = handle
             self.watch.started(rd.simulation_id, paused=state.state == "paused")
+            if rules.checkpoint_epoch(rd.path) >= rd.spec().config.total_epochs:
+                # Training is over: the trainer is evaluating or has already published its
+                # own `finished`; a `running` announced now would be newer than that and
+                # leave the simulation shown running forever.
+                continue
             current: Status = "paused" if state.state == "paused" else "running"
             self.publisher.status(rd.simulation_id, current,
                                   message=f"re-adopted by {self.host} after an orchestrator restart")  # fmt: skip
@@ -414,12 +419,17 @@ class Orchestrator:
         except (OSError, ValueError):
             return -1
 
-    def shutdown(self, timeout: float = 30.0) -> None:
-        """Processes are checkpointed and stopped; containers keep running (re-adopted later)."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Processes are checkpointed and stopped; containers keep running (re-adopted later).
+
+        A process still alive NNT_STOP_GRACE_SECONDS (or `timeout`) after SIGTERM is killed.
+        """
         if self.runtime.name == "process":
             for sid in list(self.handles):
-                self.request_stop(sid, "orchestrator shut down; resume to continue")
-            deadline = time.monotonic() + timeout
+                self._guarded(sid, "stop", self.request_stop, sid,
+                              "orchestrator shut down; resume to continue")  # fmt: skip
+            grace = self.settings.nnt_stop_grace_seconds if timeout is None else timeout
+            deadline = time.monotonic() + grace
             while self.handles and time.monotonic() < deadline:
                 self.tick()
                 time.sleep(0.2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +13,13 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
+ENGINE_SOCKETS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/podman/podman.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock",
+)
 
 
 class OrchestratorError(RuntimeError):
@@ -43,7 +52,11 @@ class OrchestratorSettings(BaseSettings):
     nnt_allow_pickle: bool = Field(default=False, description="let trainers load pandas pickles")
     # Limits of one run (both runtimes).
     nnt_run_memory_bytes: int = Field(default=2 * GIB, ge=64 * 1024**2, description="per run")
-    nnt_run_cpus: float = Field(default=1.0, gt=0, description="CPUs per run (docker: nano_cpus)")
+    nnt_run_cpus: float = Field(
+        default=1.0,
+        gt=0,
+        description="CPUs per run (docker: nano_cpus; process: pinned to ceil(value) cores)",
+    )
     nnt_run_pids: int = Field(default=512, ge=16, description="processes/threads per container")
     # Docker runtime.
     nnt_trainer_image: str = Field(default="nntracker-trainer:local", description="trainer image")
@@ -53,7 +66,15 @@ class OrchestratorSettings(BaseSettings):
     nnt_docker_host_mounts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated host paths bind-mounted read-only at the same place "
-        "(the local podman image needs /usr,/lib,/lib64,/etc, Python, venv, project)",
+        "(the local podman image needs /usr,/lib,/lib64,/etc, Python, venv, project); "
+        "a path that is or holds a Docker/podman socket is refused",
+    )
+    nnt_container_network: str = Field(
+        default="host",
+        min_length=1,
+        description="network mode of trainer containers: `host` (local: Kafka on 127.0.0.1) "
+        "or, in production, a network that reaches only Kafka (NNT_KAFKA_BOOTSTRAP must then "
+        "be an address valid inside it)",
     )
     # Quotas and auto-stop rules.
     nnt_quota_max_runs: int = Field(default=0, ge=0, description="active runs per owner; 0: none")
@@ -64,9 +85,18 @@ class OrchestratorSettings(BaseSettings):
         default=1800, gt=0, description="stop a running run with no epoch for this long"
     )
     nnt_resource_period: float = Field(default=5.0, gt=0, description="seconds between samples")
+    nnt_stop_grace_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a stopped run still alive this long after SIGTERM is killed (it resumes "
+        "from its last checkpoint)",
+    )
     # Dataset URLs.
     nnt_max_dataset_bytes: int = Field(default=2 * GIB, ge=1, description="largest download")
     nnt_fetch_timeout: float = Field(default=30.0, gt=0, description="connect/read timeout, s")
+    nnt_fetch_total_seconds: float = Field(
+        default=1800.0, gt=0, description="longest one download may take (off the poll loop)"
+    )
     nnt_url_allow_loopback: bool = Field(
         default=False,
         description="TEST ONLY: let dataset URLs reach exactly 127.0.0.1 (the tests' local server). "
@@ -90,6 +120,17 @@ class OrchestratorSettings(BaseSettings):
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("nnt_docker_host_mounts")
+    @classmethod
+    def _no_engine_socket(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if reason := engine_socket_in(path):
+                raise ValueError(
+                    f"{path!r} {reason}: a container that sees the engine's socket controls "
+                    "the host; mount narrower paths"
+                )
         return value
 
     @field_validator("nnt_hostname")
@@ -118,6 +159,32 @@ class OrchestratorSettings(BaseSettings):
     def claims_dir(self) -> Path:
         """Command claims shared by all orchestrators: one answer per command."""
         return self.nnt_home / "orchestrator" / "claims"
+
+
+def _known_sockets() -> list[Path]:
+    """Where container engines listen on this host (DOCKER_HOST's socket included)."""
+    paths = [Path(p) for p in ENGINE_SOCKETS]
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host.startswith("unix://"):
+        paths.append(Path(docker_host.removeprefix("unix://")))
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    paths += [Path(runtime_dir) / "podman" / "podman.sock", Path(runtime_dir) / "docker.sock"]
+    return paths
+
+
+def engine_socket_in(raw: str) -> str | None:
+    """Why bind-mounting `raw` would hand a container the engine's socket, or None."""
+    path = Path(raw).resolve()
+    try:
+        if stat.S_ISSOCK(path.stat().st_mode):
+            return "is a socket"
+    except OSError:
+        pass
+    for sock in _known_sockets():
+        for candidate in {sock, sock.resolve()}:
+            if candidate == path or path in candidate.parents:
+                return f"contains the container engine socket {candidate}"
+    return None
 
 
 def load() -> OrchestratorSettings:

@@ -44,9 +44,11 @@ def referenced(runs_dir: Path) -> set[str]:
     return used
 
 
-def release(store: Path, runs_dir: Path, paths: list[str]) -> list[Path]:
-    """Delete those of `paths` that live in the store and no run directory references."""
-    used = referenced(runs_dir)
+def release(
+    store: Path, runs_dir: Path, paths: list[str], keep: set[str] | None = None
+) -> list[Path]:
+    """Delete those of `paths` that live in the store and no run directory (or `keep`) needs."""
+    used = referenced(runs_dir) | {str(Path(p).resolve()) for p in keep or ()}
     removed = []
     for raw in paths:
         path = Path(raw).resolve()

@@ -11,7 +11,15 @@ import math
 import uuid
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 OptionValue = bool | int | float | str | None | list[Any] | dict[str, Any]
 
@@ -124,7 +132,14 @@ class _Strict(BaseModel):
 
 
 def _typed(value: Any) -> Any:
-    """Turn option strings the seed stored ("0.01", "true") into real numbers and booleans."""
+    """Turn option strings the seed stored ("0.01", "true") into real numbers and booleans.
+
+    Lists and objects are typed item by item: `["0.5", "0.9"]` becomes `[0.5, 0.9]`.
+    """
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
     if isinstance(value, str):
         low = value.strip().lower()
         if low in ("true", "false"):
@@ -258,6 +273,18 @@ class ExperimentConfig(_Strict):
         bad = [v for v in value if not 0 < v <= 10]
         if bad:
             raise ValueError(f"each learning rate must be > 0 and <= 10, got {bad}")
+        return value
+
+    @field_validator("validation_split")
+    @classmethod
+    def _split_or_file(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # The seed silently ignored the fraction when a validation file was also given.
+        if value is not None and info.data.get("dataset_val"):
+            raise ValueError(
+                "validation_split cannot be combined with dataset_val: the validation file "
+                "is used as it is; remove validation_split, or remove dataset_val to cut "
+                "the validation set from dataset_train"
+            )
         return value
 
     @field_validator("tags")

@@ -20,13 +20,20 @@ class LivePoint(Event):
 
 
 class LiveUpdate(Event):
-    """Only the new points of one simulation (or tag aggregate) since the last update."""
+    """Only the new points of one simulation (or tag aggregate) since the last update.
 
-    kind: Literal["epochs", "status", "tag"]
+    `owner`: on `status` and `row`, the simulation's owner; on `tag`, whose tag group it is
+    (tag aggregates are per owner and tag; an update without owner reaches nobody).
+    `row`: a simulation's list row changed in the web (tags, name, a new run); the web sends
+    these so that every web process's list pages hear of them, not only its own.
+    """
+
+    kind: Literal["epochs", "status", "tag", "row"]
     simulation_id: uuid.UUID | None = None
     tag: str | None = None
     owner: str | None = None
     points: list[LivePoint] = Field(default_factory=list)
     status: dict[str, Any] | None = None
     aggregates: list[dict[str, Any]] = Field(default_factory=list)
+    row: dict[str, Any] | None = None
     sent_at: datetime = Field(default_factory=utcnow)

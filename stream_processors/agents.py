@@ -7,15 +7,21 @@ consumer commits only acked offsets (every `broker_commit_interval`), so a crash
 COMMIT and the offset commit replays rows that ON CONFLICT DO NOTHING ignores, and a crash
 before COMMIT replays rows never written: at-least-once delivery, exactly-once rows.
 Sink agents run with concurrency=1 (faust-streaming issue 606 loses messages otherwise).
+
+Every write first takes the deletion guard (stream_processors.deletion): rows of a simulation
+already deleted are skipped, and a `deleted` status purges the simulation's rows in its own
+transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from faust.types import EventT, StreamT
@@ -24,8 +30,8 @@ from schemas.epochs import EpochEvent
 from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
-from schemas.tensors import TensorHeader, unpack
-from stream_processors import aggregates, downsample, projection, rows
+from schemas.tensors import TensorHeader
+from stream_processors import aggregates, decoding, deletion, downsample, projection, rows
 from stream_processors.app import (
     app,
     epochs_topic,
@@ -39,6 +45,7 @@ from stream_processors.app import (
     tensors_topic,
     throttle,
 )
+from stream_processors.liveness import PartitionWatch, state_lines
 from stream_processors.outputs import dead_letter, send_live
 from stream_processors.sink import SinkError
 from stream_processors.throttle import live_point
@@ -46,18 +53,22 @@ from stream_processors.throttle import live_point
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[tuple]
-Write = Callable[[Conn, list[T]], Awaitable[Any]]
+Write = Callable[[Conn, list[T]], Awaitable[list[T]]]
 
 BATCH = settings.nnt_stream_batch_size
 WITHIN = settings.nnt_stream_batch_within
+# Events stored (or skipped as deleted) per (topic, partition) since the last report.
+stored: Counter[tuple[str, int]] = Counter()
 
 
-async def decode(events: Sequence[EventT], parse: Callable[[bytes], T]) -> list[tuple[EventT, T]]:
-    """Parse every event; the undecodable ones go to the dead-letter topic."""
+async def decode(events: Sequence[EventT], parse: decoding.Parse[T]) -> list[tuple[EventT, T]]:
+    """Parse every event (a missing `at` taken from the record, see decoding); the
+    undecodable ones go to the dead-letter topic."""
     out = []
     for event in events:
+        msg = event.message
         try:
-            out.append((event, parse(event.message.value or b"")))
+            out.append((event, parse(msg.value or b"", msg.timestamp)))
         except ValueError as exc:  # pydantic.ValidationError and TensorCodecError are ValueErrors
             await dead_letter(event, f"cannot decode: {exc}")
     return out
@@ -72,47 +83,74 @@ async def persist(items: list[tuple[EventT, T]], write: Write[T]) -> list[T]:
     if not items:
         return []
     try:
-        await sink.run(lambda conn: write(conn, [obj for _, obj in items]))
-        return [obj for _, obj in items]
+        written = await sink.run(lambda conn: write(conn, [obj for _, obj in items]))
+        stored.update((ev.message.topic, ev.message.partition) for ev, _ in items)
+        return written
     except SinkError as exc:
         if len(items) == 1:
             await dead_letter(items[0][0], f"database refused it: {exc}")
             return []
-    written: list[T] = []
+    out: list[T] = []
     for item in items:
-        written += await persist([item], write)
-    return written
+        out += await persist([item], write)
+    return out
 
 
-async def write_epochs(conn: Conn, events: list[EpochEvent]) -> None:
+async def alive(conn: Conn, objs: list[T], sid: Callable[[T], uuid.UUID]) -> list[T]:
+    """The objects whose simulation is not deleted (see deletion.guard)."""
+    gone = await deletion.guard(conn, {sid(o) for o in objs})
+    if not gone:
+        return objs
+    kept = [o for o in objs if sid(o) not in gone]
+    for deleted in sorted(gone):
+        log.info("simulation %s: skipping late events, it was deleted", deleted)
+    log.info("skipped %d late events of deleted simulations", len(objs) - len(kept))
+    return kept
+
+
+async def write_epochs(conn: Conn, events: list[EpochEvent]) -> list[EpochEvent]:
     """Epoch metrics and raw batch points of a batch of epoch events."""
+    events = await alive(conn, events, lambda e: e.simulation_id)
     await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_copy_text(events))
     await sink.copy(conn, rows.BATCH_METRIC, rows.batch_rows(events))
+    return events
 
 
-async def write_tensors(conn: Conn, chunks: list[tuple[TensorHeader, bytes]]) -> None:
+Chunk = tuple[TensorHeader, bytes]
+
+
+async def write_tensors(conn: Conn, chunks: list[Chunk]) -> list[Chunk]:
     """One row per tensor chunk, full values only every `nnt_full_tensor_period` epochs."""
+    chunks = await alive(conn, chunks, lambda c: c[0].simulation_id)
     kept = downsample.thin_at_sink(chunks, policy.full_tensor_period)
     await sink.copy(conn, rows.TENSOR, [rows.tensor_row(h, p, r) for h, p, r in kept])
+    return chunks
 
 
-async def write_resources(conn: Conn, samples: list[ResourceSample]) -> None:
+async def write_resources(conn: Conn, samples: list[ResourceSample]) -> list[ResourceSample]:
     """One row per resource sample."""
+    samples = await alive(conn, samples, lambda s: s.simulation_id)
     await sink.copy(conn, rows.RESOURCE, [rows.resource_row(s) for s in samples])
+    return samples
 
 
-async def write_status(conn: Conn, events: list[StatusEvent]) -> dict[uuid.UUID, str]:
-    """History rows, then the projection in event order; returns owners of changed rows."""
+async def write_status(conn: Conn, events: list[StatusEvent]) -> list[StatusEvent]:
+    """History rows, then the projection in event order; a `deleted` event purges its
+    simulation's rows. Events of simulations deleted before this batch are skipped."""
+    await deletion.lock_for_purge(
+        conn, {e.simulation_id for e in events if e.simulation_id and e.status == "deleted"}
+    )
+    gone = await deletion.deleted_among(conn, {e.simulation_id for e in events if e.simulation_id})
+    events = [e for e in events if e.simulation_id not in gone]
     await sink.copy(
         conn, rows.STATUS_EVENT, [rows.status_row(e) for e in events if e.simulation_id]
     )
-    owners: dict[uuid.UUID, str] = {}
     for event in events:
         if projection.is_lifecycle(event):
-            owner = await projection.project(conn, event)
-            if owner is not None and event.simulation_id is not None:
-                owners[event.simulation_id] = owner
-    return owners
+            await projection.project(conn, event)
+            if event.status == "deleted" and event.simulation_id is not None:
+                await deletion.purge(conn, event.simulation_id)
+    return events
 
 
 async def flush_live() -> None:
@@ -125,7 +163,8 @@ async def flush_live() -> None:
 async def persist_epochs(stream: StreamT) -> None:
     """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, then throttled nnt.live points."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        written = await persist(await decode(batch, EpochEvent.model_validate_json), write_epochs)
+        items = await decode(batch, decoding.json_event(EpochEvent))
+        written = await persist(items, write_epochs)
         for event in written:
             throttle.add(event.simulation_id, [live_point(event)])
         await flush_live()
@@ -136,21 +175,22 @@ async def persist_epochs(stream: StreamT) -> None:
 async def persist_tensors(stream: StreamT) -> None:
     """nnt.tensors -> nnt_tensor, one row per chunk."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        await persist(await decode(batch, unpack), write_tensors)
+        await persist(await decode(batch, decoding.tensor_chunk), write_tensors)
 
 
 @app.agent(resources_topic, concurrency=1)
 async def persist_resources(stream: StreamT) -> None:
     """nnt.resources -> nnt_resource."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        await persist(await decode(batch, ResourceSample.model_validate_json), write_resources)
+        items = await decode(batch, decoding.json_event(ResourceSample))
+        await persist(items, write_resources)
 
 
 @app.agent(status_topic, concurrency=1)
 async def persist_status(stream: StreamT) -> None:
     """nnt.status -> nnt_status_event history, the nnt_simulation projection, live status."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        items = await decode(batch, StatusEvent.model_validate_json)
+        items = await decode(batch, decoding.json_event(StatusEvent))
         for _, event in items:
             if event.simulation_id is None:
                 log.info(
@@ -208,6 +248,70 @@ async def live_timer() -> None:
         await flush_live()
     if tag_throttle.pending():
         await aggregates.flush_tag_live()
+
+
+@app.timer(settings.nnt_stream_report_s)
+async def report() -> None:
+    """Log what this worker stored since the last report, per topic and partition."""
+    counts = dict(stored)
+    stored.clear()
+    for topic in sorted({t for t, _ in counts}):
+        parts = sorted(p for t, p in counts if t == topic)
+        total = sum(counts[(topic, p)] for p in parts)
+        log.info(
+            "stored %d events of %s from partitions %s in the last %.0fs",
+            total,
+            topic,
+            parts,
+            settings.nnt_stream_report_s,
+        )
+
+
+SINK_TOPICS = (
+    epochs_topic.get_topic_name(),
+    tensors_topic.get_topic_name(),
+    status_topic.get_topic_name(),
+    resources_topic.get_topic_name(),
+)
+watch = PartitionWatch(settings.nnt_stall_checks)
+
+
+@app.task
+async def dump_state_on_sigusr1() -> None:
+    """`kill -USR1 <worker>` logs the consumer's view of each sink partition."""
+    import signal
+
+    def dump() -> None:
+        log.warning("worker state on SIGUSR1:\n%s", "\n".join(state_lines(app, SINK_TOPICS)))
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+
+@app.timer(settings.nnt_partition_check_s)
+async def keep_partitions_moving() -> None:
+    """Move again a sink partition Faust stopped reading (stream_processors.liveness)."""
+    consumer = app.consumer
+    tps = [tp for tp in consumer.assignment() if tp.topic in SINK_TOPICS]
+    if app.rebalancing or app.in_recovery or not tps:
+        watch.reset()
+        return
+    try:
+        ends = await consumer.highwaters(*tps)
+    except Exception as exc:  # the broker is away: nothing to decide this time
+        log.info("partition check skipped: %s", exc)
+        return
+    reads = {tp: consumer._read_offset.get(tp) for tp in tps}
+    committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
+    moves = watch.check(consumer.unfetched(SINK_TOPICS), reads, ends, committed, not sink.busy)
+    if not (moves.resume or moves.seek):
+        return
+    log.warning("partitions out of fetching %s, or not moving with messages waiting %s: "
+                "moving them again\n%s", sorted(moves.resume), sorted(moves.seek),
+                "\n".join(state_lines(app, SINK_TOPICS)))  # fmt: skip
+    consumer.resume_partitions(moves.resume)
+    for tp in moves.seek:
+        done, read = committed.get(tp), reads.get(tp)
+        await consumer.read_again(tp, done if done is not None else (read or -1) + 1)
 
 
 @app.timer(settings.nnt_maintenance_interval_s)

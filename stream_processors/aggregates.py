@@ -1,9 +1,10 @@
-"""Live tag aggregates: epoch points re-keyed by tag, folded into a Faust table, persisted to
-nnt_tag_aggregate and streamed (throttled) to nnt.live as `LiveUpdate(kind="tag")`.
+"""Live tag aggregates: epoch points re-keyed by (owner, tag), folded into a Faust table,
+persisted to nnt_tag_aggregate and streamed (throttled) to nnt.live as
+`LiveUpdate(kind="tag", owner=..., tag=...)`. Scoped to the owner: users never share a group.
 
 Flow: the epochs agent, once its rows are committed, sends each tagged simulation's points
-to the internal tag-points topic keyed by tag; `aggregate_tags` consumes it, so all keys of
-one tag ("tag|metric|epoch") live in one partition of the table. Table changelog messages go
+to the internal tag-points topic keyed by (owner, tag); `aggregate_tags` consumes it, so all
+keys of one group (tags.key) live in one partition of the table. Table changelog messages go
 to the partition of the event that caused them (set explicitly: a batch mixes partitions).
 """
 
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from typing import cast
 
 import psycopg
 from faust.types import EventT, StreamT
@@ -39,7 +41,7 @@ from stream_processors.sink import SinkError
 log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[tuple]
 
-TAGS_SQL = "SELECT id::text, tags FROM nnt_simulation WHERE id = ANY(%s::uuid[])"
+TAGS_SQL = "SELECT id::text, owner_name, tags FROM nnt_simulation WHERE id = ANY(%s::uuid[])"
 POINTS_SQL = (
     "SELECT simulation_id, metric, epoch, value, at FROM nnt_epoch_metric "
     "WHERE simulation_id = ANY(%s::uuid[])"
@@ -47,11 +49,17 @@ POINTS_SQL = (
 
 
 async def _read(sql: str, ids: list[str]) -> list[tuple]:
-    """Rows of one read query through the sink; none when the tables are missing."""
+    """Rows of one read query through the sink; none when the tables are missing (the web
+    may not have migrated yet: aggregates wait, ingestion does not)."""
 
     async def work(conn: Conn) -> list[tuple]:
-        cur = await conn.execute(sql, (ids,))
-        return await cur.fetchall()
+        try:
+            async with conn.transaction():  # a savepoint: a missing table is an answer
+                cur = await conn.execute(sql, (ids,))
+                return await cur.fetchall()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+            log.warning("tag aggregates: cannot read (%s)", " ".join(str(exc).split()))
+            return []
 
     try:
         return await sink.run(work)
@@ -60,26 +68,43 @@ async def _read(sql: str, ids: list[str]) -> list[tuple]:
         return []
 
 
-async def lookup_tags(sids: Iterable[str]) -> dict[str, list[str]]:
-    """Tags per simulation: the table (status events), else nnt_simulation (cached)."""
-    now, out, missing = time.monotonic(), {}, []
-    for sid in set(sids):
-        known = simulation_tags.data.get(sid)
-        if known is None:
-            known = tag_cache.get(sid, now)
-        if known is None:
-            missing.append(sid)
-        else:
-            out[sid] = list(known)
+def _from_table(sid: str) -> tuple[str, list[str]] | None:
+    """(owner or "", tags) the status events told of a simulation; None if none did."""
+    doc = simulation_tags.data.get(sid)
+    if doc is None:
+        return None
+    if isinstance(doc, list):  # written before owners were kept
+        return "", list(doc)
+    return str(doc.get("owner") or ""), list(doc.get("tags") or [])
+
+
+async def lookup_tags(sids: Iterable[str]) -> dict[str, tags.Tagged]:
+    """Owner and tags per simulation.
+
+    nnt_simulation's owner_name and tags when it has a row with an owner (the web renames
+    owners and edits tags), else what the status events told (the table), else ("", []):
+    nobody's. Database answers are cached for NNT_TAG_CACHE_S.
+    """
+    now, wanted = time.monotonic(), set(sids)
+    stored = {sid: tag_cache.get(sid, now) for sid in wanted}
+    missing = [sid for sid, hit in stored.items() if hit is None]
     if missing:
-        found = {sid: list(t or []) for sid, t in await _read(TAGS_SQL, missing)}
+        found = {
+            sid: (owner or "", list(t or [])) for sid, owner, t in await _read(TAGS_SQL, missing)
+        }
         for sid in missing:
-            out[sid] = found.get(sid, [])
-            tag_cache.put(sid, out[sid], now)
+            answer: tags.Tagged = found.get(sid, ("", []))
+            stored[sid] = answer
+            tag_cache.put(sid, answer, now)
+    out: dict[str, tags.Tagged] = {}
+    for sid, hit in stored.items():
+        db_owner, db_tags = hit or ("", [])
+        told = _from_table(sid)
+        out[sid] = (db_owner, db_tags) if db_owner or told is None else told
     return out
 
 
-async def contribute(points: list[tags.Point], known: dict[str, list[str]] | None = None) -> None:
+async def contribute(points: list[tags.Point], known: dict[str, tags.Tagged] | None = None) -> None:
     """Send the points of tagged simulations to the tag-points topic and wait for the broker.
 
     Waiting matters: the caller's events are acked after this returns, so a crash before
@@ -89,8 +114,10 @@ async def contribute(points: list[tags.Point], known: dict[str, list[str]] | Non
         return
     tag_map = known if known is not None else await lookup_tags(p[0] for p in points)
     futures = [
-        await tag_points_topic.send(key=tag.encode(), value=tags.encode(tag, pts))
-        for tag, pts in tags.by_tag(points, tag_map).items()
+        await tag_points_topic.send(
+            key=tags.group_key(owner, tag), value=tags.encode(owner, tag, pts)
+        )
+        for (owner, tag), pts in tags.by_tag(points, tag_map).items()
     ]
     for fut in futures:
         await fut
@@ -101,24 +128,29 @@ async def contribute_events(events: Sequence[EpochEvent]) -> None:
     if not events:
         return
     known = await lookup_tags(str(e.simulation_id) for e in events)
-    tagged = [e for e in events if known.get(str(e.simulation_id))]
+    tagged = [e for e in events if known[str(e.simulation_id)][1]]
     await contribute(tags.points(tagged), known)
 
 
 async def remember_tags(items: Sequence[tuple[EventT, StatusEvent]]) -> None:
-    """Keep the table's tags current; count the past epochs of a simulation newly tagged."""
-    changed: dict[str, list[str]] = {}
+    """Keep the table's owners and tags current; count the past epochs of a simulation newly
+    tagged."""
+    changed: list[str] = []
     for event, status in items:
         if status.simulation_id is None or status.tags is None:
             continue
-        sid, new = str(status.simulation_id), list(status.tags)
-        if simulation_tags.data.get(sid) != new:
-            simulation_tags.data[sid] = new
-            simulation_tags.send_changelog(event.message.partition, sid, new)
-            changed[sid] = new
+        sid = str(status.simulation_id)
+        told = _from_table(sid)
+        owner = status.owner or (told[0] if told else "")
+        doc = {"owner": owner, "tags": list(status.tags)}
+        if simulation_tags.data.get(sid) != doc:
+            simulation_tags.data[sid] = doc
+            simulation_tags.send_changelog(event.message.partition, sid, doc)
+            if told is None or told[1] != doc["tags"]:
+                changed.append(sid)
     if changed:  # epochs may have arrived before the tags: fold in what is already stored
-        found = [tags.db_point(*r) for r in await _read(POINTS_SQL, list(changed))]
-        await contribute([p for p in found if p is not None], changed)
+        found = [tags.db_point(*r) for r in await _read(POINTS_SQL, changed)]
+        await contribute([p for p in found if p is not None])
 
 
 def fold(batch: Sequence[EventT]) -> tuple[dict[str, tags.Aggregate], dict[str, tags.Aggregate]]:
@@ -126,12 +158,12 @@ def fold(batch: Sequence[EventT]) -> tuple[dict[str, tags.Aggregate], dict[str, 
     touched: dict[str, tags.Aggregate] = {}
     changed: dict[str, tags.Aggregate] = {}
     for event in batch:
-        tag, points = tags.decode(event.message.value or b"")
+        owner, tag, points = tags.decode(event.message.value or b"")
         state = {}
         for p in points:
-            k = tags.key(tag, p[1], p[2])
+            k = tags.key(owner, tag, p[1], p[2])
             state[k] = touched.get(k) or tags.Aggregate.from_json(tag_aggregates.data.get(k))
-        now_changed = tags.apply(state, tag, points)
+        now_changed = tags.apply(state, owner, tag, points)
         touched.update(state)
         changed.update(now_changed)
         for k, agg in now_changed.items():
@@ -167,19 +199,22 @@ async def aggregate_tags(stream: StreamT) -> None:
         touched, changed = fold(await valid(batch))
         now = datetime.now(UTC)
         # Every touched key is written, changed or not: a replay after a crash between the
-        # table update and the commit must still reach the database.
+        # table update and the commit must still reach the database. A refused write is
+        # retried, never skipped: the batch stays unacked until the rows are in.
         table_rows = [agg.row(*tags.split_key(k), now) for k, agg in touched.items()]
-        try:
-            await sink.run(partial(write_aggregates, rows=table_rows))
-        except SinkError as exc:
-            log.error("tag aggregates: %d rows refused: %s", len(table_rows), exc)
+        if table_rows:
+            await sink.run_until_written(
+                partial(write_aggregates, rows=table_rows),
+                f"tag aggregates: {len(table_rows)} rows",
+            )
         for k, agg in changed.items():
-            tag, metric, epoch = tags.split_key(k)
-            tag_throttle.add(tag, {(metric, epoch): agg.live(metric, epoch)})
+            owner, tag, metric, epoch = tags.split_key(k)
+            tag_throttle.add((owner, tag), {(metric, epoch): agg.live(metric, epoch)})
         await flush_tag_live()
 
 
 async def flush_tag_live() -> None:
-    """Send the coalesced aggregates of every tag whose interval has passed."""
-    for tag, aggregates in tag_throttle.due(time.monotonic()):
-        await send_live(LiveUpdate(kind="tag", tag=str(tag), aggregates=aggregates))
+    """Send the coalesced aggregates of every (owner, tag) whose interval has passed."""
+    for group, aggregates in tag_throttle.due(time.monotonic()):
+        owner, tag = cast(tags.Group, group)
+        await send_live(LiveUpdate(kind="tag", tag=tag, owner=owner, aggregates=aggregates))

@@ -6,9 +6,11 @@ from typing import Any
 
 import faust
 from faust.sensors.monitor import Monitor
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 
 from schemas import topics
 from schemas.topics import MAX_MESSAGE_BYTES
+from stream_processors.consumer import RewindingConsumer
 from stream_processors.downsample import Policy
 from stream_processors.settings import load
 from stream_processors.sink import Sink
@@ -35,12 +37,40 @@ class LeanMonitor(Monitor):
         """Skip per-message counters."""
 
 
+class IdempotentProducer(AIOKafkaDriverProducer):
+    """Faust's aiokafka producer with acks=all and idempotence: a retried send is never
+    duplicated or reordered. faust-streaming 0.15 turns idempotence on only inside
+    exactly-once transactions and has no setting for it, so it is added here."""
+
+    def _settings_extra(self) -> Any:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class StreamApp(faust.App):
+    """faust.App whose producer is an IdempotentProducer and whose consumer reads again what
+    its fetcher skipped (stream_processors.consumer)."""
+
+    def _new_producer(self) -> Any:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _new_consumer(self) -> Any:
+        return RewindingConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            loop=self.loop,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+        )
+
+
 settings = load()
 settings.datadir.mkdir(parents=True, exist_ok=True)
 
-app = faust.App(
+app = StreamApp(
     "nntracker-stream",
     broker=f"kafka://{settings.nnt_kafka_bootstrap}",
+    topic_replication_factor=settings.nnt_stream_replication_factor,
     # Payloads are decoded by schemas (JSON or the binary tensor codec), so a bad message is
     # ours to dead-letter instead of a Faust serializer error.
     key_serializer="raw",
@@ -61,6 +91,7 @@ app = faust.App(
     broker_heartbeat_interval=2.0,
     # Room for two full batches per stream: the next batch is fetched while one is written.
     stream_buffer_maxsize=max(4096, 2 * settings.nnt_stream_batch_size),
+    producer_acks=-1,  # acks=all (IdempotentProducer insists on it too)
     producer_max_request_size=MAX_MESSAGE_BYTES,
     consumer_max_fetch_size=MAX_MESSAGE_BYTES,
 )

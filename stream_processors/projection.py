@@ -1,7 +1,9 @@
 """Status projection: keep the web's nnt_simulation rows current from nnt.status events.
 
 Out-of-order safe: a row changes only when the event is at least as recent as `status_at`.
-A `deleted` event never re-creates a row the web has already removed.
+`deleted` is final: it applies whatever its time (a lagging clock cannot keep a run alive),
+and no later event moves a deleted row again. A `deleted` event never re-creates a row the
+web has already removed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ _SET = """
     total_epochs = CASE WHEN %(total_epochs)s::int > 0 THEN %(total_epochs)s::int ELSE s.total_epochs END,
     message = %(message)s::text,
     error = CASE WHEN %(status)s::text = 'failed' THEN %(message)s::text ELSE s.error END,
-    tags = COALESCE(%(tags)s::varchar(64)[], s.tags),
     status_at = %(at)s::timestamptz,
     updated_at = now(),
     started_at = COALESCE(s.started_at, %(started_at)s::timestamptz),
@@ -45,11 +46,11 @@ VALUES (
     COALESCE(%(config)s::jsonb, '{{}}'::jsonb), COALESCE(%(tags)s::varchar(64)[], '{{}}'), %(at)s::timestamptz,
     %(started_at)s::timestamptz, %(finished_at)s::timestamptz)
 ON CONFLICT (id) DO UPDATE SET {_SET}
-WHERE s.status_at <= %(at)s::timestamptz
+WHERE s.status_at <= %(at)s::timestamptz AND s.status <> 'deleted'
 RETURNING s.owner_name
 """
 
-UPDATE = f"UPDATE nnt_simulation AS s SET {_SET} WHERE s.id = %(id)s::uuid AND s.status_at <= %(at)s::timestamptz RETURNING s.owner_name"
+MARK_DELETED = f"UPDATE nnt_simulation AS s SET {_SET} WHERE s.id = %(id)s::uuid AND s.status <> 'deleted' RETURNING s.owner_name"
 
 
 def params(event: StatusEvent) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def is_lifecycle(event: StatusEvent) -> bool:
 
 async def project(conn: psycopg.AsyncConnection[tuple], event: StatusEvent) -> str | None:
     """Apply one lifecycle event; return the simulation's owner name when the row changed."""
-    sql = UPDATE if event.status == "deleted" else UPSERT
+    sql = MARK_DELETED if event.status == "deleted" else UPSERT
     try:
         async with conn.transaction():  # a savepoint: a failed projection keeps the history
             cur = await conn.execute(sql, params(event))

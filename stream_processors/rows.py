@@ -92,10 +92,21 @@ RESOURCE = Table(
 )
 TAG_AGGREGATE = Table(
     "nnt_tag_aggregate",
-    ("tag", "metric", "epoch", "count", "sum", "sumsq", "min", "max", "updated_at"),
-    ("text", "text", "int4", "int8", "float8", "float8", "float8", "float8", "timestamptz"),
+    ("owner", "tag", "metric", "epoch", "count", "sum", "sumsq", "min", "max", "updated_at"),
+    (
+        "text",
+        "text",
+        "text",
+        "int4",
+        "int8",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "timestamptz",
+    ),
 )
-TAG_AGGREGATE_KEY = ("tag", "metric", "epoch")
+TAG_AGGREGATE_KEY = ("owner", "tag", "metric", "epoch")
 
 
 def epoch_rows(events: Iterable[EpochEvent]) -> list[Row]:

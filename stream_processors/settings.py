@@ -63,10 +63,38 @@ class StreamSettings(BaseSettings):
     nnt_maintenance_interval_s: float = Field(
         default=60.0, gt=0, le=86400, description="seconds between downsampling/retention passes"
     )
+    nnt_stream_report_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="seconds between log lines counting the events this worker stored, per "
+        "topic and partition",
+    )
     nnt_tag_cache_s: float = Field(
         default=30.0,
         ge=0,
         description="seconds a simulation's tags read from the database are trusted",
+    )
+    nnt_partition_check_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds between checks that every assigned partition is read "
+        "(stream_processors/liveness.py)",
+    )
+    nnt_stall_checks: int = Field(
+        default=6,
+        ge=2,
+        le=1000,
+        description="checks in a row a partition may stand still with messages waiting "
+        "before it is sought back to its committed offset",
+    )
+    nnt_stream_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="replicas of the worker's own topics (table changelogs, tag points): "
+        "3 on a production cluster",
     )
 
     @field_validator("nnt_home")

@@ -27,6 +27,18 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def is_schema_error(exc: psycopg.Error) -> bool:
+    """Whether the database refused the write for its schema or rights, not the content.
+
+    SQLSTATE class 42 (undefined table or column, insufficient privilege, datatype
+    mismatch...) and 3F (invalid schema) are psycopg's ProgrammingError; a read-only
+    transaction (25006: a standby after a failover) passes too. Every event of every batch
+    would fail the same way, so the write is retried until someone fixes the database;
+    dead-lettering them would throw good events away.
+    """
+    return isinstance(exc, (psycopg.ProgrammingError, psycopg.errors.ReadOnlySqlTransaction))
+
+
 class SinkError(StreamError):
     """The database refused a batch for its content (not for being unreachable)."""
 
@@ -40,6 +52,11 @@ class Sink:
         self._conn: psycopg.AsyncConnection[tuple] | None = None
         self._staged: set[str] = set()
         self._lock = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """A write is in flight or waiting for the connection."""
+        return self._lock.locked()
 
     async def open(self) -> None:
         """Connect now (at start), so a missing database shows in the log before any event."""
@@ -81,7 +98,8 @@ class Sink:
 
         It returns only once the transaction committed, so the caller's events (acked by
         Faust after the caller returns) are never acked for rows that were not written.
-        Content errors raise SinkError at once: retrying them would stall the partition.
+        Schema errors (is_schema_error) are retried too, logged as errors. Content errors
+        raise SinkError at once: retrying them would stall the partition.
         """
         delay = 0.5
         async with self._lock:
@@ -99,7 +117,29 @@ class Sink:
                     delay = min(delay * 2, self._retry_max_s)
                 except psycopg.Error as exc:
                     self._staged.clear()  # a rolled-back transaction took its CREATE TEMP with it
-                    raise SinkError(f"{type(exc).__name__}: {one_line(exc)}") from exc
+                    if not is_schema_error(exc):
+                        raise SinkError(f"{type(exc).__name__}: {one_line(exc)}") from exc
+                    log.error(
+                        "database schema refused the write (%s: %s); fix the database, "
+                        "retrying in %.1fs",
+                        type(exc).__name__,
+                        one_line(exc),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry_max_s)
+
+    async def run_until_written(self, work: Work[T], what: str) -> T:
+        """Like run(), but a content error is retried with back-off too (logged), never
+        dropped: for derived rows that must reach the database, whose events stay unacked."""
+        delay = 0.5
+        while True:
+            try:
+                return await self.run(work)
+            except SinkError as exc:
+                log.error("%s refused (%s); retrying in %.1fs", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
 
     async def close(self) -> None:
         """Close the connection (idle: waits for the write in hand)."""

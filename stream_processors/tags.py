@@ -1,4 +1,8 @@
-"""Live tag aggregates, pure: contributions of epoch points and their (tag, metric, epoch) state.
+"""Live tag aggregates, pure: contributions of epoch points and their (owner, tag, metric, epoch)
+state.
+
+Aggregates are scoped to the simulations' owner: two users who pick the same tag get two
+separate groups (a tag is a user's label, never a shared namespace).
 
 Replay safety: an aggregate remembers the value each simulation contributed, so the same
 epoch point delivered twice counts once; a later value of the same simulation, metric and
@@ -18,18 +22,27 @@ from schemas.epochs import EpochEvent
 
 # A contribution: simulation id, metric, epoch, value, event time (POSIX seconds).
 Point = tuple[str, str, int, float, float]
+# Whose tag: (owner username, tag). Owner "" is a run no user owns (visible to staff only).
+Group = tuple[str, str]
+# What is known of a simulation: its owner and its tags.
+Tagged = tuple[str, list[str]]
 
 
-def key(tag: str, metric: str, epoch: int) -> str:
-    """Table key of one aggregate ("tag|metric|epoch"; the tag may itself hold '|')."""
-    return f"{tag}|{metric}|{epoch}"
+def key(owner: str, tag: str, metric: str, epoch: int) -> str:
+    """Table key of one aggregate: a JSON array, unambiguous whatever the names hold."""
+    return json.dumps([owner, tag, metric, epoch], separators=(",", ":"), ensure_ascii=False)
 
 
-def split_key(table_key: str) -> tuple[str, str, int]:
-    """Inverse of key()."""
-    rest, _, epoch = table_key.rpartition("|")
-    tag, _, metric = rest.rpartition("|")
-    return tag, metric, int(epoch)
+def split_key(table_key: str) -> tuple[str, str, str, int]:
+    """Inverse of key(): (owner, tag, metric, epoch)."""
+    owner, tag, metric, epoch = json.loads(table_key)
+    return str(owner), str(tag), str(metric), int(epoch)
+
+
+def group_key(owner: str, tag: str) -> bytes:
+    """Message key of one (owner, tag) on the tag-points topic: all its aggregates in one
+    partition."""
+    return json.dumps([owner, tag], separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def points(events: Iterable[EpochEvent]) -> list[Point]:
@@ -48,27 +61,30 @@ def db_point(sid: Any, metric: str, epoch: int, value: float | None, at: datetim
     return (str(sid), metric, epoch, float(value), at.timestamp())
 
 
-def by_tag(contributions: Iterable[Point], tags: dict[str, list[str]]) -> dict[str, list[Point]]:
-    """Contributions grouped by each tag of their simulation (untagged ones dropped)."""
-    out: dict[str, list[Point]] = {}
+def by_tag(contributions: Iterable[Point], tagged: dict[str, Tagged]) -> dict[Group, list[Point]]:
+    """Contributions grouped by (owner, tag) of their simulation (untagged ones dropped)."""
+    out: dict[Group, list[Point]] = {}
     for point in contributions:
-        for tag in tags.get(point[0], ()):
-            out.setdefault(tag, []).append(point)
+        owner, tags = tagged.get(point[0], ("", []))
+        for tag in tags:
+            out.setdefault((owner, tag), []).append(point)
     return out
 
 
-def encode(tag: str, contributions: list[Point]) -> bytes:
-    """The message of one tag's contributions on the internal tag-points topic."""
-    return json.dumps({"tag": tag, "points": contributions}).encode()
+def encode(owner: str, tag: str, contributions: list[Point]) -> bytes:
+    """The message of one (owner, tag)'s contributions on the internal tag-points topic."""
+    return json.dumps({"owner": owner, "tag": tag, "points": contributions}).encode()
 
 
-def decode(data: bytes) -> tuple[str, list[Point]]:
-    """Inverse of encode(); raises ValueError on anything malformed."""
+def decode(data: bytes) -> tuple[str, str, list[Point]]:
+    """Inverse of encode(); raises ValueError on anything malformed (an owner is required)."""
     try:
         doc = json.loads(data)
-        return str(doc["tag"]), [
-            (str(s), str(m), int(e), float(v), float(t)) for s, m, e, v, t in doc["points"]
-        ]
+        return (
+            str(doc["owner"]),
+            str(doc["tag"]),
+            [(str(s), str(m), int(e), float(v), float(t)) for s, m, e, v, t in doc["points"]],
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad tag points message: {exc}") from exc
 
@@ -159,18 +175,30 @@ class Aggregate:
             "std": self.std,
         }
 
-    def row(self, tag: str, metric: str, epoch: int, now: datetime) -> tuple[Any, ...]:
+    def row(self, owner: str, tag: str, metric: str, epoch: int, now: datetime) -> tuple[Any, ...]:
         """The nnt_tag_aggregate row (absolute values: an upsert is replay-safe)."""
-        return (tag, metric, epoch, self.count, self.sum, self.sumsq, self.min, self.max, now)
+        return (
+            owner,
+            tag,
+            metric,
+            epoch,
+            self.count,
+            self.sum,
+            self.sumsq,
+            self.min,
+            self.max,
+            now,
+        )
 
 
 def apply(
-    state: dict[str, Aggregate], tag: str, contributions: Iterable[Point]
+    state: dict[str, Aggregate], owner: str, tag: str, contributions: Iterable[Point]
 ) -> dict[str, Aggregate]:
-    """Fold one tag's contributions into `state` (table key -> aggregate); return the changed."""
+    """Fold one (owner, tag)'s contributions into `state` (table key -> aggregate); return the
+    changed."""
     changed: dict[str, Aggregate] = {}
     for sid, metric, epoch, value, at in contributions:
-        k = key(tag, metric, epoch)
+        k = key(owner, tag, metric, epoch)
         agg = state.get(k)
         if agg is None:
             agg = state[k] = Aggregate()
@@ -180,19 +208,20 @@ def apply(
 
 
 class TagCache:
-    """Tags read from nnt_simulation, trusted for `ttl` seconds (the web may retag a run)."""
+    """Owner and tags read from nnt_simulation, trusted for `ttl` seconds (the web may retag a
+    run or rename its owner)."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._tags: dict[str, tuple[list[str], float]] = {}
+        self._tags: dict[str, tuple[Tagged, float]] = {}
 
-    def get(self, sid: str, now: float) -> list[str] | None:
-        """Cached tags of a simulation, None when unknown or expired."""
+    def get(self, sid: str, now: float) -> Tagged | None:
+        """Cached owner and tags of a simulation, None when unknown or expired."""
         hit = self._tags.get(sid)
         return hit[0] if hit is not None and now - hit[1] < self.ttl else None
 
-    def put(self, sid: str, tags: list[str], now: float) -> None:
-        """Remember a simulation's tags (an empty list too: untagged is an answer)."""
+    def put(self, sid: str, tags: Tagged, now: float) -> None:
+        """Remember a simulation's owner and tags (no tags too: untagged is an answer)."""
         self._tags[sid] = (tags, now)
         if len(self._tags) > 100_000:  # bound memory: forget the oldest half
             for old in sorted(self._tags, key=lambda s: self._tags[s][1])[:50_000]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -12,30 +13,57 @@ from infra.settings import StackSettings
 
 
 def free_port(pair: bool = False) -> int:
-    """A free loopback port (and the next one too when `pair`, for Kafka's controller)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port < 65000 and not (pair and process.port_in_use(port + 1)):
+    """A free loopback port (and the next one too when `pair`, for Kafka's controller).
+
+    Picked below the kernel's ephemeral range: a port the kernel hands out (bind to 0) is
+    soon handed out again as the source port of some client's connection, which then holds
+    it while a service starts, or while a fault test has that service stopped to restart it.
+    """
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, low - 2)
+        if all(_bindable(p) for p in ((port, port + 1) if pair else (port,))):
             return port
-    raise RuntimeError("no free port pair found")
+    raise RuntimeError("no free port (pair) found below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, 20100)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return not process.port_in_use(port)
 
 
 @dataclass
 class Running:
-    """A started service and how to stop it."""
+    """A started service, how to stop it, and how to start it again on the same port and data."""
 
     spec: process.ServiceSpec
     proc: subprocess.Popen[bytes]
+    log_file: Path | None = None
 
     def stop(self) -> None:
         """Stop it and everything it started."""
         process.stop(self.proc, self.spec.stop_timeout, self.spec.stop_signal)
 
+    def start_again(self) -> None:
+        """Start it again after a stop (same command, port and data directory); wait until ready."""
+        assert self.log_file is not None and self.proc.poll() is not None
+        self.proc = _spawn_ready(self.spec, self.log_file)
 
-def start(spec: process.ServiceSpec, log_file: Path) -> Running:
-    """Spawn with output to a file and wait until ready."""
+
+def _spawn_ready(spec: process.ServiceSpec, log_file: Path) -> subprocess.Popen[bytes]:
     out = log_file.open("ab")
     proc = process.spawn(spec, stdout=out.fileno())
     out.close()
@@ -47,7 +75,12 @@ def start(spec: process.ServiceSpec, log_file: Path) -> Running:
             f"{spec.name} did not start; its log: {log_file}\n"
             + log_file.read_text(errors="replace")[-3000:]
         ) from None
-    return Running(spec, proc)
+    return proc
+
+
+def start(spec: process.ServiceSpec, log_file: Path) -> Running:
+    """Spawn with output to a file and wait until ready."""
+    return Running(spec, _spawn_ready(spec, log_file), log_file)
 
 
 def start_kafka(home: Path) -> tuple[str, Running]:

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import confluent_kafka
+import psycopg
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,15 +26,31 @@ class Worker:
     def __init__(self, bootstrap: str, pg_url: str, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.log = home / "worker.log"
-        env = {**os.environ, "NNT_KAFKA_BOOTSTRAP": bootstrap, "DATABASE_URL": pg_url,
-               "NNT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        # A worker restarted in the same home appends to the same log: read only its own part.
+        self.log_from = self.log.stat().st_size if self.log.exists() else 0
+        env = {
+            **os.environ,
+            "NNT_KAFKA_BOOTSTRAP": bootstrap,
+            "DATABASE_URL": pg_url,
+            "NNT_HOME": str(home),
+            "PYTHONUNBUFFERED": "1",
+            # A stalled partition is moved again after 6 checks: 18 s here, 60 s by default.
+            "NNT_PARTITION_CHECK_S": os.environ.get("NNT_PARTITION_CHECK_S", "3"),
+        }
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "stream_processors"], cwd=ROOT,
-                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream_processors"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def text(self) -> str:
-        """The worker's log so far."""
-        return self.log.read_text(errors="replace")
+        """This worker process's log so far."""
+        with self.log.open("rb") as fh:
+            fh.seek(self.log_from)
+            return fh.read().decode(errors="replace")
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Until Faust reports ready (partitions assigned)."""
@@ -55,7 +73,9 @@ def until(probe: Callable[[], T | None], timeout: float, worker: Worker | None =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker is not None and worker.proc.poll() is not None:
-            raise AssertionError(f"worker exited {worker.proc.returncode}:\n{worker.text()[-4000:]}")
+            raise AssertionError(
+                f"worker exited {worker.proc.returncode}:\n{worker.text()[-4000:]}"
+            )
         value = probe()
         if value:
             return value
@@ -76,10 +96,14 @@ class Reader:
     """Reads a topic from the beginning with its own consumer group."""
 
     def __init__(self, bootstrap: str, topic: str, group: str) -> None:
-        self.consumer = confluent_kafka.Consumer({
-            "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        })
+        self.consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         self.consumer.subscribe([topic])
         self.seen: list[tuple[bytes | None, bytes]] = []
 
@@ -93,3 +117,57 @@ class Reader:
     def close(self) -> None:
         """Leave the group."""
         self.consumer.close()
+
+
+def rows(pg_url: str, sql: str, *params: object) -> list[tuple]:
+    """Run one query and return its rows."""
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def produce_to(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[str, bytes]],
+    partition: int | None = None,
+    timestamp_ms: int | None = None,
+) -> None:
+    """Produce (key, value) messages, optionally to one partition (so a marker sent after them
+    is read after them) and with a fixed record timestamp (what a redelivery carries)."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    extra: dict[str, int] = {}
+    if partition is not None:
+        extra["partition"] = partition
+    if timestamp_ms is not None:
+        extra["timestamp"] = timestamp_ms
+    for key, value in messages:
+        producer.produce(topic, key=key.encode(), value=value, **extra)
+    assert producer.flush(30) == 0
+
+
+def find_command(bootstrap: str, key: str, timeout: float = 30.0) -> Any:
+    """The first command on nnt.commands keyed `key` (read from the start of every partition:
+    the session's topic holds every earlier test's commands too), or None after `timeout`."""
+    from schemas import topics
+    from schemas.codecs import load_command
+
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+        }  # fmt: skip
+    )
+    try:
+        meta = consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
+        consumer.assign(
+            [confluent_kafka.TopicPartition(topics.COMMANDS, p, 0) for p in meta.partitions]
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error() and msg.key() == key.encode():
+                return load_command(msg.value())
+    finally:
+        consumer.close()
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import warnings
 from typing import Any
 
 import keras
@@ -16,6 +17,7 @@ from schemas.experiment import CollectSpec
 from schemas.status import Status, StatusEvent
 from schemas.tensors import Kind, TensorHeader, TensorStats
 from trainer import probes, stats
+from trainer.errors import ConfigError
 from trainer.publisher import KafkaPublisher, Publisher, key_of, send_event
 from trainer.reporting import tensor_messages
 
@@ -88,11 +90,15 @@ class TrackerCallback(keras.callbacks.Callback):
         self._prev_grads: dict[str, np.ndarray] = {}
         self._activations: probes.ActivationProbe | None = None
         self._probe_broken = False
+        self._probe_warned = False
 
     # Keras hooks -----------------------------------------------------------------------
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Learn the epoch count and announce the run."""
+        """Check the layer names, find a probe batch, learn the epoch count, announce the run."""
+        check_layers(self.model, self.collect.layers)
+        if self.probe is None and (self.collect.gradients or self.collect.activations):
+            self._fallback_probe()
         self.total_epochs = self.total_epochs or int(self.params.get("epochs") or 0)
         if self.announce:
             self.status("running", self.completed)
@@ -131,6 +137,26 @@ class TrackerCallback(keras.callbacks.Callback):
         if self.announce:
             self.status("finished", self.completed)
         self.publisher.flush()
+
+    def _fallback_probe(self) -> None:
+        """No `probe=`: take the first training samples, or say once that none will be sent."""
+        self.probe = probes.training_head(self.model, self.collect.probe_size)
+        if self.probe is not None:
+            log.info(
+                "simulation %s: probe batch = the first %d training samples",
+                self.simulation_id,
+                len(self.probe[0]),
+            )
+        elif not self._probe_warned:
+            self._probe_warned = True
+            warnings.warn(
+                "TrackerCallback: no probe= batch was given and none could be taken from the "
+                "data passed to model.fit (a generator, or several inputs), so gradients and "
+                "activations are NOT sent. Pass probe=(x[:64], y[:64]), or "
+                "collect=CollectSpec(gradients=False, activations=False) to silence this.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # Publishing ------------------------------------------------------------------------
 
@@ -250,6 +276,17 @@ class TrackerCallback(keras.callbacks.Callback):
         key = key_of(self.simulation_id)
         for message in tensor_messages(header, array if full else None):
             self.publisher.send(topics.TENSORS, key, message)
+
+
+def check_layers(model: keras.Model, layers: list[str] | None) -> None:
+    """Refuse `collect.layers` names the model does not have, listing the ones it has."""
+    names = [layer.name for layer in model.layers]
+    unknown = [name for name in layers or [] if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"collect.layers: no layer named {', '.join(map(repr, unknown))} in the model; "
+            f"use names among: {', '.join(names)}"
+        )
 
 
 def _scalars(logs: dict[str, Any]) -> dict[str, float | None]:

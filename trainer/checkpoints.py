@@ -1,4 +1,7 @@
-"""Checkpoints in RUN_DIR/checkpoints: model weights, optimizer state and epoch, atomically."""
+"""Checkpoints in RUN_DIR/checkpoints: model weights, optimizer state and epoch, atomically.
+
+Every checkpoint is taken at an epoch boundary: the state after exactly `epoch` whole epochs.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +68,8 @@ def restore(run_dir: Path, model: keras.Model) -> int:
     with np.load(path / "optimizer.npz", allow_pickle=False) as data:
         values = [data[f"arr_{i}"] for i in range(len(data.files))]
     if values:
-        model.optimizer.build(model.trainable_variables)
+        if not model.optimizer.built:  # a rewind in the same process finds it built
+            model.optimizer.build(model.trainable_variables)
         for variable, value in zip(model.optimizer.variables, values, strict=True):
             variable.assign(value)
     log.info("resumed from %s after epoch %d", path.name, state["epoch"])

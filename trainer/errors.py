@@ -21,3 +21,7 @@ class ModelError(TrainerError):
 
 class CompileError(TrainerError):
     """An optimizer, loss or metric of the configuration is unknown or misconfigured."""
+
+
+class ConfigError(TrainerError):
+    """A configuration field does not fit the model it is used with."""

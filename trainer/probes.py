@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,47 @@ def owners(model: keras.Model, trainable_only: bool) -> list[Variable]:
         variables = layer.trainable_weights if trainable_only else layer.weights
         out.extend(Variable(index, layer.name, v.path, v) for v in variables)
     return out
+
+
+def training_head(model: keras.Model, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first `size` training samples of the `model.fit` call now running, or None.
+
+    Keras shows callbacks no batch, so this reads what `fit` was given from its frame: arrays
+    (NumPy or tensors), a `tf.data.Dataset` or a `keras.utils.PyDataset` (their first batch).
+    A Python generator would lose a batch to the peek, and multi-input data is not probed:
+    both give None.
+    """
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+                return _head(frame.f_locals.get("x"), frame.f_locals.get("y"), size)
+            frame = frame.f_back
+        return None
+    except Exception:  # whatever the data is, a failed peek only means no fallback probe
+        log.debug("no probe batch from the training data", exc_info=True)
+        return None
+    finally:
+        del frame  # frames hold the caller's locals: never keep one alive
+
+
+def _head(x: Any, y: Any, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        x, y = _pair(next(iter(x.take(1))))
+    elif isinstance(x, keras.utils.PyDataset):
+        x, y = _pair(x[0])
+    if x is None or y is None or not hasattr(x, "shape") or not hasattr(y, "shape"):
+        return None
+    return np.asarray(x[:size]), np.asarray(y[:size])
+
+
+def _pair(batch: Any) -> tuple[Any, Any]:
+    """(features, labels) of a batch `(x, y)` or `(x, y, sample_weight)`; else (None, None)."""
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    return None, None
 
 
 def _loss_fn(model: keras.Model) -> Any:

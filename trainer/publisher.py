@@ -66,6 +66,7 @@ class KafkaPublisher:
                 "bootstrap.servers": bootstrap,
                 "client.id": client_id,
                 "message.max.bytes": topics.MAX_MESSAGE_BYTES,
+                "acks": "all",
                 "enable.idempotence": True,  # retries never reorder or duplicate a run's events
                 "linger.ms": 20,
                 "queue.buffering.max.kbytes": 512 * 1024,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,14 +24,19 @@ from trainer.publisher import KafkaPublisher, Publisher, send_event
 from trainer.settings import TrainerSettings, load_settings
 
 log = logging.getLogger(__name__)
+# How long a checkpoint waits for the broker to acknowledge its epoch's events: a little over
+# librdkafka's default message.timeout.ms (300 s), after which undelivered events fail anyway,
+# so a broker restart only pauses training at the next epoch boundary.
+DELIVERY_WAIT_S = 310.0
 
 
 class Stopper(keras.callbacks.Callback):
-    """Turns SIGTERM into a stop after the current batch."""
+    """Turns SIGTERM into a stop after the current batch, then rewinds to the epoch boundary."""
 
-    def __init__(self) -> None:
+    def __init__(self, rewind: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.requested = False
+        self.rewind = rewind
 
     def install(self) -> Any:
         """Catch SIGTERM from now on; returns the handler it replaced."""
@@ -46,22 +52,53 @@ class Stopper(keras.callbacks.Callback):
         if self.requested:
             self.model.stop_training = True
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """A request that came between epochs stops before the next one starts any batch."""
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """A request that came during validation stops before the next epoch starts."""
         self.on_train_batch_end(0)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """A request that came between epochs stops after the next epoch's first batch."""
+        self.on_train_batch_end(0)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Before the tracker reports the last epoch, drop the interrupted epoch's updates.
+
+        Runs first among the callbacks, so what is published and what a resume starts from
+        are both the state after the last complete epoch.
+        """
+        if self.requested and self.rewind is not None:
+            self.rewind()
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves a checkpoint after every epoch the tracker published."""
+    """Saves a checkpoint after every complete epoch (published or not)."""
 
     def __init__(self, run_dir: Path, tracker: TrackerCallback) -> None:
         super().__init__()
         self.run_dir, self.tracker = run_dir, tracker
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Checkpoint a complete, logged epoch."""
+        """Checkpoint an epoch that ran to its end; an interrupted one is never saved.
+
+        A published epoch is checkpointed only once the broker has acknowledged its events:
+        a trainer killed in between (SIGKILL, OOM, host crash) resumes from the checkpoint
+        before it and publishes the epoch again, instead of resuming after an epoch whose
+        events died in the producer's queue and never reached the database.
+        """
+        if self.tracker.completed != epoch + 1:
+            return
         if self.tracker.logged == epoch + 1:
-            checkpoints.save(self.run_dir, self.model, epoch + 1)
+            left = self.tracker.publisher.flush(DELIVERY_WAIT_S)
+            if left:
+                log.error(
+                    "simulation %s: %d events of epoch %d not acknowledged by Kafka within "
+                    "%.0f s; checkpointing anyway",
+                    self.tracker.simulation_id,
+                    left,
+                    epoch + 1,
+                    DELIVERY_WAIT_S,
+                )
+        checkpoints.save(self.run_dir, self.model, epoch + 1)
 
 
 def read_spec(run_dir: Path) -> RunSpec:
@@ -97,8 +134,9 @@ class Run:
         self.spec, self.run_dir, self.publisher = spec, run_dir, publisher
         self.settings = settings or load_settings()
         self.callbacks = list(callbacks or [])
-        self.stopper = Stopper()
+        self.stopper = Stopper(rewind=self._rewind)
         self.tracker: TrackerCallback | None = None
+        self.model: keras.Model | None = None
 
     def status(
         self, status: Status, epoch: int, message: str = "", metrics: dict[str, float] | None = None
@@ -127,7 +165,11 @@ class Run:
         try:
             return self._train()
         except Exception as exc:
-            last = self.tracker.completed if self.tracker else 0
+            # Before the tracker exists (a resumed run failing in preparation), the last good
+            # epoch is the checkpoint's, not 0.
+            last = (
+                self.tracker.completed if self.tracker else checkpoints.latest_epoch(self.run_dir)
+            )
             log.exception("simulation %s failed after epoch %d", self.spec.simulation_id, last)
             self.status("failed", last, describe(exc))
             return 1
@@ -146,16 +188,18 @@ class Run:
         keras.utils.set_random_seed(spec.seed)
         prepared = prepare(spec, self.settings)
         self._write_mappings(prepared)
+        self.model = prepared.model
         done = checkpoints.restore(self.run_dir, prepared.model)
         self.tracker = self._tracker(prepared, done)
         if done < config.total_epochs and not self.stopper.requested:
             self._fit(prepared, done)
         if self.stopper.requested and self.tracker.completed < config.total_epochs:
-            checkpoints.save(self.run_dir, prepared.model, self.tracker.completed)
+            # The checkpoint of the last complete epoch is already on disk (Checkpointer).
             self.status(
                 "stopped",
                 self.tracker.completed,
-                f"stopped on request; resumes at epoch {self.tracker.completed + 1}",
+                f"stopped on request after epoch {self.tracker.completed}; resumes at epoch "
+                f"{self.tracker.completed + 1} from its first batch",
             )
             return 0
         metrics = self._evaluate(prepared)
@@ -204,6 +248,20 @@ class Run:
                 Checkpointer(self.run_dir, self.tracker),
                 *self.callbacks,
             ],
+        )
+
+    def _rewind(self) -> None:
+        """Back to the last epoch-boundary checkpoint: a stopped epoch's batches are dropped."""
+        total = self.spec.config.total_epochs
+        if self.model is None or self.tracker is None or self.tracker.completed >= total:
+            return
+        restored = checkpoints.restore(self.run_dir, self.model)
+        log.info(
+            "simulation %s: stopped mid-epoch %d; its batches are dropped, a resume starts "
+            "from the checkpoint after epoch %d",
+            self.spec.simulation_id,
+            self.tracker.completed + 1,
+            restored,
         )
 
     def _evaluate(self, prepared: Prepared) -> dict[str, float]:

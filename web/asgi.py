@@ -32,8 +32,12 @@ class StartBridge:
         return await self.app(scope, receive, send)
 
 
-router = ProtocolTypeRouter({
-    "http": django_app,
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-})
+router = ProtocolTypeRouter(
+    {
+        "http": django_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
 application = StartBridge(router)

@@ -58,6 +58,12 @@ class WebSettings(BaseSettings):
     nnt_login_window_s: int = Field(
         default=900, ge=1, description="Window of counted failures, and the lockout length"
     )
+    nnt_register_max_per_ip: int = Field(
+        default=10, ge=1, description="Accounts created from one IP address per window"
+    )
+    nnt_register_window_s: int = Field(
+        default=3600, ge=1, description="Window of counted registrations per IP address"
+    )
     nnt_quota_max_concurrent_runs: int = Field(
         default=4, ge=1, description="Default per-user limit of simultaneously active runs"
     )

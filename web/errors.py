@@ -75,6 +75,7 @@ def request_errors(errors: list[dict[str, Any]]) -> dict[str, str]:
 
 def install(api: NinjaAPI) -> None:
     """Register the handlers of every WebError, and of request validation, on the API."""
+    from django.db import DataError
     from ninja.errors import ValidationError
 
     def handle(request: HttpRequest, exc: WebError) -> HttpResponse:
@@ -84,5 +85,14 @@ def install(api: NinjaAPI) -> None:
         body = {"detail": "invalid request", "errors": request_errors(exc.errors)}
         return api.create_response(request, body, status=422)
 
+    def handle_data(request: HttpRequest, exc: DataError) -> HttpResponse:
+        # A safety net: inputs are checked for NUL where they enter, but PostgreSQL has the
+        # last word, and a NUL it refuses is the caller's input, not a server fault.
+        if "NUL" not in str(exc):
+            raise exc
+        body = {"detail": "text cannot contain NUL characters (\\u0000); remove them"}
+        return api.create_response(request, body, status=422)
+
     api.add_exception_handler(WebError, handle)
     api.add_exception_handler(ValidationError, handle_request)
+    api.add_exception_handler(DataError, handle_data)

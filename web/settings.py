@@ -121,6 +121,9 @@ if NNT_HTTPS:
 # Failed logins per (username, IP) within the window lock that pair out (web.accounts.throttle).
 NNT_LOGIN_MAX_FAILURES = ENV.nnt_login_max_failures
 NNT_LOGIN_WINDOW_S = ENV.nnt_login_window_s
+# Accounts created per IP within the window (pages and API alike).
+NNT_REGISTER_MAX_PER_IP = ENV.nnt_register_max_per_ip
+NNT_REGISTER_WINDOW_S = ENV.nnt_register_window_s
 # Per-user quota defaults; admins override them per user in the console.
 NNT_QUOTA_MAX_CONCURRENT_RUNS = ENV.nnt_quota_max_concurrent_runs
 NNT_QUOTA_MAX_MEMORY_BYTES = ENV.nnt_quota_max_memory_bytes

@@ -24,12 +24,14 @@ digits = load_digits()
 x = (digits.images / 16.0).astype("float32")
 y = digits.target.astype("int32")
 
-model = keras.Sequential([
-    keras.layers.Input((8, 8)),
-    keras.layers.Flatten(),
-    keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(10),
-])
+model = keras.Sequential(
+    [
+        keras.layers.Input((8, 8)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10),
+    ]
+)
 model.compile(
     optimizer=keras.optimizers.Adam(1e-3),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

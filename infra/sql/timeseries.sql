@@ -69,8 +69,10 @@ CREATE TABLE IF NOT EXISTS nnt_resource (
     PRIMARY KEY (simulation_id, at)
 ) {partition_clause};
 
--- Live tag aggregates: one row per (tag, metric, epoch), kept current by the Faust table.
+-- Live tag aggregates: one row per (owner, tag, metric, epoch), kept current by the Faust
+-- table. Scoped to the simulations' owner (username): users never share a tag group.
 CREATE TABLE IF NOT EXISTS nnt_tag_aggregate (
+    owner      text             NOT NULL DEFAULT '',
     tag        text             NOT NULL,
     metric     text             NOT NULL,
     epoch      integer          NOT NULL,
@@ -80,8 +82,22 @@ CREATE TABLE IF NOT EXISTS nnt_tag_aggregate (
     min        double precision,
     max        double precision,
     updated_at timestamptz      NOT NULL DEFAULT now(),
-    PRIMARY KEY (tag, metric, epoch)
+    PRIMARY KEY (owner, tag, metric, epoch)
 );
+
+-- Databases created before the owner column: their rows mixed users' runs and cannot be
+-- split, so they are dropped (new epochs rebuild them); the key gains the owner.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'nnt_tag_aggregate'
+                     AND column_name = 'owner') THEN
+        DELETE FROM nnt_tag_aggregate;
+        ALTER TABLE nnt_tag_aggregate ADD COLUMN owner text NOT NULL DEFAULT '';
+        ALTER TABLE nnt_tag_aggregate DROP CONSTRAINT IF EXISTS nnt_tag_aggregate_pkey;
+        ALTER TABLE nnt_tag_aggregate ADD PRIMARY KEY (owner, tag, metric, epoch);
+    END IF;
+END $$;
 
 -- Tensor payloads are zstd-compressed by the trainer: storing them EXTERNAL (out of line,
 -- never pglz'd) saves the futile second compression attempt on every write and read.

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -19,6 +20,26 @@ from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_LINE = re.compile(r"NN Tracker is up: (\S+)")
+CHROMIUM = os.environ.get("NNT_CHROMIUM", "/usr/bin/chromium")
+# Headless Chromium as root in a container, with nothing fetched in the background.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(playwright: Any, flags: list[str] | None = None) -> Any:
+    """Debian's Chromium under Playwright (a clear failure where it is not installed)."""
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=flags or CHROMIUM_FLAGS)
+
+
 DEMO_LINE = re.compile(r"demo ready: open (\S+)\s+\(login: (\S+) / (\S+)\)")
 
 
@@ -29,6 +50,7 @@ class UpProcess:
     proc: subprocess.Popen[str]
     home: Path
     ports: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)  # what `nntracker` commands need to reach it
     lines: list[str] = field(default_factory=list)
     inbox: queue.Queue[str] = field(default_factory=queue.Queue)
 
@@ -46,12 +68,25 @@ class UpProcess:
             if match:
                 return match
         tail = "\n".join(self.lines[-60:])
-        raise AssertionError(f"`nntracker up` never printed {pattern.pattern!r}; last lines:\n{tail}")
+        raise AssertionError(
+            f"`nntracker up` never printed {pattern.pattern!r}; last lines:\n{tail}"
+        )
 
     def interrupt(self, timeout: float = 90) -> int:
         """Ctrl-C, as a user would; returns the exit code."""
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout)
+
+    def child(self, *argv_part: str) -> psutil.Process:
+        """The supervised component whose command line holds `argv_part` (e.g. "web", "serve")."""
+        for proc in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                cmd = proc.cmdline()
+            except psutil.Error:
+                continue
+            if all(part in cmd for part in argv_part):
+                return proc
+        raise AssertionError(f"no child of `nntracker up` runs {' '.join(argv_part)}")
 
     def leftovers(self) -> list[str]:
         """Processes still running that belong to this stack (by NNT_HOME or port)."""
@@ -72,13 +107,24 @@ class UpProcess:
 def start_up(home: Path, demo: bool = True) -> UpProcess:
     """Start the stack on free ports (with the demo); output is collected line by line."""
     kafka_port, web_port, pg_port = free_port(pair=True), free_port(), free_port()
-    env = {**os.environ, "NNT_HOME": str(home), "NNT_WEB_PORT": str(web_port),
-           "NNT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}", "NNT_PG_PORT": str(pg_port),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "NNT_HOME": str(home),
+        "NNT_WEB_PORT": str(web_port),
+        "NNT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "NNT_PG_PORT": str(pg_port),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "infra", "up", *(["--demo"] if demo else [])], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    up = UpProcess(proc, home, {"kafka": kafka_port, "web": web_port, "pg": pg_port})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra", "up", *(["--demo"] if demo else [])],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    up = UpProcess(proc, home, {"kafka": kafka_port, "web": web_port, "pg": pg_port}, env)
 
     def pump() -> None:
         assert proc.stdout is not None

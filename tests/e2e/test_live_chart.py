@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from infra.process import port_in_use
-from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, start_up
+from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, launch_chromium, start_up
 
-CHROMIUM = os.environ.get("NNT_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -31,20 +26,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
 
 @pytest.fixture(scope="module")
 def browser_page() -> Iterator[Page]:
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         yield page
         browser.close()
 
 
-def test_it_shows_the_demo_chart_growing_over_a_websocket(stack: UpProcess, browser_page: Page) -> None:
+def test_it_shows_the_demo_chart_growing_over_a_websocket(
+    stack: UpProcess, browser_page: Page
+) -> None:
     match = stack.wait_for(DEMO_LINE, timeout=420)
     url, user, password = match.groups()
     page = browser_page
     frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    page.on(
+        "websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload)))
+    )
     http_requests: list[str] = []
     page.on("request", lambda req: http_requests.append(req.url))
 
@@ -76,7 +74,9 @@ def test_it_shows_the_demo_chart_growing_over_a_websocket(stack: UpProcess, brow
 
 
 def test_it_leaves_nothing_running_after_ctrl_c(stack: UpProcess) -> None:
-    stack.wait_for(DEMO_LINE, timeout=420) if not any("demo ready" in x for x in stack.lines) else None
+    stack.wait_for(DEMO_LINE, timeout=420) if not any(
+        "demo ready" in x for x in stack.lines
+    ) else None
     code = stack.interrupt()
     assert code == 0, "\n".join(stack.lines[-40:])
     time.sleep(1)

@@ -1,7 +1,8 @@
 """A new user's whole journey in Chromium against `nntracker up --demo`:
-register → create an experiment by upload → watch the chart grow live → pause → resume →
-compare with the other run → download and open the zip. Screenshots of every page go to
-test-artifacts/journey-*.png."""
+home → log-in and register pages → register → create an experiment with the form → the list
+follows tags and new runs live → watch the chart grow live → pause → resume → compare with the
+other run → download and open the zip → the account page; then an administrator's console
+and list. Screenshots of every page (1366x768 viewport) go to test-artifacts/journey-*.png."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -21,10 +24,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, start_up
+from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, launch_chromium, start_up
 
-CHROMIUM = os.environ.get("NNT_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
+FLAGS = [  # WebGL charts: SwiftShader stands in for the GPU
     "--headless",
     "--no-sandbox",
     "--disable-quic",
@@ -56,11 +58,10 @@ def stack() -> Iterator[UpProcess]:
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Page]:
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = launch_chromium(pw, FLAGS)
         context = browser.new_context(
-            viewport={"width": 1366, "height": 900}, accept_downloads=True
+            viewport={"width": 1366, "height": 768}, accept_downloads=True
         )
         tab = context.new_page()
         problems: list[str] = []
@@ -106,11 +107,10 @@ def _experiment(folder: Path, name: str) -> tuple[dict, Path, dict[str, Path]]:
 
 def _create_with_form(
     page: Page, base: str, config: dict, model: Path, data: dict[str, Path]
-) -> bool:
-    """The create form in JSON mode, if that page exists; False otherwise."""
+) -> None:
+    """The create form in JSON mode; it must work (no fallback to the API)."""
     resp = page.goto(f"{base}/experiments/new/")
-    if resp is None or resp.status != 200 or page.locator("#id_config_json").count() == 0:
-        return False
+    assert resp is not None and resp.status == 200, "the create-experiment page is missing"
     page.check("input[name=mode][value=json]")
     page.fill("#id_config_json", json.dumps(config, indent=2))
     page.set_input_files("#id_model", str(model))
@@ -119,13 +119,18 @@ def _create_with_form(
     shot(page, "02-create-form")
     page.click("#experiment-form button[type=submit]")
     page.wait_for_url(re.compile(r"/simulations/"), timeout=60_000)
-    return True
 
 
-def _create_with_api(
-    page: Page, base: str, config: dict, model: Path, data: dict[str, Path]
-) -> None:
+def _api(page: Page, base: str, method: str, url: str, **kwargs: object) -> object:
+    """A call of the REST API with the browser's session, as another tab's script would."""
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    headers = {"X-CSRFToken": token, "Referer": base}
+    resp = page.request.fetch(f"{base}{url}", method=method, headers=headers, **kwargs)
+    assert resp.ok, f"{method} {url}: {resp.status} {resp.text()[:300]}"
+    return resp.json()
+
+
+def _upload(page: Page, base: str, config: dict, model: Path, data: dict[str, Path]) -> dict:
     files = {
         f"dataset_{role}": {
             "name": p.name,
@@ -139,13 +144,42 @@ def _create_with_api(
         "mimeType": "application/json",
         "buffer": model.read_bytes(),
     }
-    resp = page.request.post(
-        f"{base}/api/experiments",
-        headers={"X-CSRFToken": token, "Referer": base},
-        multipart={"config": json.dumps(config), **files},
+    return _api(
+        page, base, "POST", "/api/experiments", multipart={"config": json.dumps(config), **files}
+    )  # type: ignore[return-value]
+
+
+def _row_text(page: Page, sim_id: str) -> str:
+    row = page.locator(f'#simulations tr[data-simulation-id="{sim_id}"]')
+    return row.inner_text() if row.count() else ""
+
+
+def _ensure_admin(stack: UpProcess) -> tuple[str, str]:
+    """A staff account in the running stack, made with `nntracker manage ensure_user`."""
+    name, password = "journey-admin", "Admin-Quartz-4711"
+    env = {**os.environ, "NNT_HOME": str(stack.home), "NNT_PG_PORT": str(stack.ports["pg"])}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra",
+            "manage",
+            "ensure_user",
+            "--username",
+            name,
+            "--password",
+            password,
+            "--staff",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert resp.status == 201, resp.text()
-    page.goto(f"{base}/simulations/")
+    assert done.returncode == 0, done.stderr
+    return name, password
 
 
 def _badge(page: Page) -> str:
@@ -163,23 +197,54 @@ def test_a_new_user_runs_watches_compares_and_downloads(
     base = re.match(r"(https?://[^/]+)", match.group(1)).group(1)
     user, password = f"journey{uuid.uuid4().hex[:6]}", "Quartz-Zebra-4711"
 
+    # what a visitor sees: home, log-in and register pages
+    page.goto(f"{base}/")
+    assert page.locator("a[href='/accounts/register/']").count() > 0
+    shot(page, "00-home")
+    page.goto(f"{base}/accounts/login/")
+    shot(page, "00-login")
+
     # register
     page.goto(f"{base}/accounts/register/")
     page.fill("input[name=username]", user)
     page.fill("input[name=password1]", password)
     page.fill("input[name=password2]", password)
+    shot(page, "00-register")
     page.click("form.form button[type=submit]")
     page.wait_for_url(lambda url: "/register/" not in url, timeout=30_000)
     page.goto(f"{base}/simulations/")
     assert "No simulations yet" in page.content()
     shot(page, "01-empty-list")
 
-    # create an experiment by upload: two learning rates, two simulations
+    # a second tab keeps the (empty) list open while the form creates the experiment there
+    watcher = page.context.new_page()
+    watcher.goto(f"{base}/simulations/")
+    watcher.evaluate("window.__sameDocument = true")
+    until(lambda: watcher.locator("#live-conn.on").count(), 30, "the list's socket", watcher)
+
+    # create an experiment with the form: two learning rates, two simulations
     config, model, data = _experiment(tmp_path, f"journey-{uuid.uuid4().hex[:4]}")
-    if not _create_with_form(page, base, config, model, data):
-        _create_with_api(page, base, config, model, data)
+    _create_with_form(page, base, config, model, data)
     rows = page.locator("#simulations tbody tr")
     until(lambda: rows.count() == 2, 60, "two simulations in the list", page)
+
+    # the other tab got both rows without reloading, then follows a tag added elsewhere
+    live_rows = watcher.locator("#simulations tbody tr")
+    until(lambda: live_rows.count() == 2, 30, "new runs to appear on the open list", watcher)
+    assert watcher.evaluate("window.__sameDocument") is True, "the list reloaded"
+    assert "No simulations yet" not in watcher.content()
+    sims = page.request.get(f"{base}/api/simulations?sort=name").json()
+    assert len(sims) == 2
+    first, second = sims[0], sims[1]
+    assert first["name"] in _row_text(watcher, first["id"])
+    _api(page, base, "POST", f"/api/simulations/{first['id']}/tags", data={"tag": "live-tag"})
+    until(
+        lambda: "live-tag" in _row_text(watcher, first["id"]), 30, "the new tag on the row", watcher
+    )
+    assert watcher.evaluate("window.__sameDocument") is True
+    shot(watcher, "03-list-live")
+    watcher.close()
+
     # the list goes live without reload: a row leaves "queued" by WebSocket
     until(
         lambda: any(
@@ -191,9 +256,6 @@ def test_a_new_user_runs_watches_compares_and_downloads(
         page,
     )
     shot(page, "03-list")
-    sims = page.request.get(f"{base}/api/simulations?sort=name").json()
-    assert len(sims) == 2
-    first, second = sims[0], sims[1]
 
     # watch the chart grow live
     page.goto(f"{base}/simulations/{first['id']}/")
@@ -295,6 +357,40 @@ def test_a_new_user_runs_watches_compares_and_downloads(
         assert biases["hidden.bias"].shape[1:] == (128,)
         assert json.loads(zf.read("config.json"))["simulation"]["id"] == first["id"]
 
-    # the list again, after everything
+    # the list again, after everything, and the account page
     page.goto(f"{base}/simulations/")
     shot(page, "09-list-after")
+    page.goto(f"{base}/accounts/")
+    assert user in page.locator("h1 + p").inner_text()
+    shot(page, "10-account")
+
+    # log out, and back in with the form
+    page.click("details.usermenu summary")
+    page.click("details.usermenu button[type=submit]")
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("form.form button[type=submit]")
+    page.wait_for_url(re.compile(r"/simulations/$"), timeout=30_000)
+
+    # an administrator: the console, this user's page, and the list of every user's runs
+    admin, admin_password = _ensure_admin(stack)
+    staff = page.context.browser.new_context(viewport={"width": 1366, "height": 768})
+    console = staff.new_page()
+    console.goto(f"{base}/accounts/login/")
+    console.fill("input[name=username]", admin)
+    console.fill("input[name=password]", admin_password)
+    console.click("form.form button[type=submit]")
+    console.wait_for_url(re.compile(r"/simulations/$"), timeout=30_000)
+    until(
+        lambda: first["id"] in console.content(), 30, "the user's runs on the staff list", console
+    )
+    shot(console, "11-staff-list")
+    console.goto(f"{base}/console/")
+    assert user in console.content()
+    shot(console, "12-console-users")
+    console.locator("a[href^='/console/users/']", has_text=user).first.click()
+    console.wait_for_url(re.compile(r"/console/users/\d+/$"))
+    assert first["name"] in console.content()
+    shot(console, "13-console-user")
+    staff.close()

@@ -20,7 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture(scope="module")
-def thin_worker(kafka_bootstrap: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def thin_worker(
+    kafka_bootstrap: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     worker = Worker(kafka_bootstrap, pg_url, tmp_path_factory.mktemp("thin-worker"))
     worker.wait_ready()
     yield worker
@@ -38,29 +40,49 @@ def train_tracked(bootstrap: str, epochs: int):
     x = (digits.images / 16.0).astype("float32")
     y = digits.target.astype("int32")
     keras.utils.set_random_seed(7)
-    model = keras.Sequential([
-        keras.layers.Input((8, 8)), keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(32, activation="relu", name="hidden"), keras.layers.Dense(10, name="logits"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.layers.Input((8, 8)),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(32, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     callback = TrackerCallback(bootstrap, "thin path", tags=["thin"], probe=(x[:32], y[:32]))
-    history = model.fit(x[:1200], y[:1200], validation_data=(x[1200:], y[1200:]), epochs=epochs,
-                        batch_size=64, verbose=0, callbacks=[callback])
+    history = model.fit(
+        x[:1200],
+        y[:1200],
+        validation_data=(x[1200:], y[1200:]),
+        epochs=epochs,
+        batch_size=64,
+        verbose=0,
+        callbacks=[callback],
+    )
     return callback, history, model
 
 
-def test_it_stores_exactly_what_keras_reported(kafka_bootstrap: str, pg_url: str, thin_worker: Worker) -> None:
+def test_it_stores_exactly_what_keras_reported(
+    kafka_bootstrap: str, pg_url: str, thin_worker: Worker
+) -> None:
     epochs = 4
     callback, history, model = train_tracked(kafka_bootstrap, epochs)
     sid = callback.simulation_id
-    reported = {(name, epoch + 1): value for name, values in history.history.items()
-                for epoch, value in enumerate(values)}
+    reported = {
+        (name, epoch + 1): value
+        for name, values in history.history.items()
+        for epoch, value in enumerate(values)
+    }
 
     def stored() -> dict[tuple[str, int], float] | None:
         with psycopg.connect(pg_url) as conn:
-            rows = conn.execute("SELECT metric, epoch, value FROM nnt_epoch_metric WHERE simulation_id = %s",
-                                (sid,)).fetchall()
+            rows = conn.execute(
+                "SELECT metric, epoch, value FROM nnt_epoch_metric WHERE simulation_id = %s", (sid,)
+            ).fetchall()
         found = {(m, e): v for m, e, v in rows if (m, e) in reported}
         return found if len(found) == len(reported) else None
 
@@ -73,7 +95,8 @@ def test_it_stores_exactly_what_keras_reported(kafka_bootstrap: str, pg_url: str
             rows = conn.execute(
                 "SELECT layer_name, kind, dtype, shape, compression, chunk, chunks, data FROM nnt_tensor "
                 "WHERE simulation_id = %s AND epoch = %s AND kind IN ('kernel', 'bias') ORDER BY layer_index, kind, chunk",
-                (sid, epochs)).fetchall()
+                (sid, epochs),
+            ).fetchall()
         return rows if len({(r[0], r[1]) for r in rows}) == 4 else None
 
     rows = until(last_tensors, 120, thin_worker)
@@ -82,7 +105,11 @@ def test_it_stores_exactly_what_keras_reported(kafka_bootstrap: str, pg_url: str
         parts = b"".join(bytes(r[7]) for r in rows if (r[0], r[1]) == (layer, kind))
         rebuilt[(layer, kind)] = tensors.decode_array(parts, dtype, shape, compression)
     hidden, logits = model.get_layer("hidden"), model.get_layer("logits")
-    expected = {("hidden", "kernel"): hidden.kernel, ("hidden", "bias"): hidden.bias,
-                ("logits", "kernel"): logits.kernel, ("logits", "bias"): logits.bias}
+    expected = {
+        ("hidden", "kernel"): hidden.kernel,
+        ("hidden", "bias"): hidden.bias,
+        ("logits", "kernel"): logits.kernel,
+        ("logits", "bias"): logits.bias,
+    }
     for key, variable in expected.items():
         assert rebuilt[key].tobytes() == np.asarray(variable).astype(np.float32).tobytes(), key

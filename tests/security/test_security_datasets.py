@@ -365,3 +365,17 @@ def test_it_refuses_data_that_does_not_fit_the_model(
 ) -> None:
     with pytest.raises(DatasetError, match=rf"dataset_val: {message}"):
         fit_to_model(split, *model, "dataset_val")
+
+
+def test_it_refuses_an_allowed_plain_pickle_over_the_limit_before_unpickling(
+    tmp_path: Path, canary: Path
+) -> None:
+    # Even where the operator allows pickles, a plain one past the size cap is never opened.
+    path = tmp_path / "big.pkl"
+    path.write_bytes(pickle.dumps([Canary(canary), b"\0" * CAP]))
+    config = ExperimentConfig(dataset_train="stored:x")
+    with pytest.raises(
+        DatasetError, match=rf"dataset_train: file is \d+ bytes, over the size limit of {CAP}"
+    ):
+        load_split(path, "train", config, allow_pickle=True, max_bytes=CAP)
+    assert not canary.exists()

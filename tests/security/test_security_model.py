@@ -10,6 +10,7 @@ import base64
 import json
 import marshal
 import resource
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 import keras
 import pytest
 
+from orchestrator.experiments import parse_experiment
+from orchestrator.settings import OrchestratorError
+from schemas.commands import CreateCommand
 from trainer.errors import ModelError
 from trainer.model import load_model
 from trainer.runner import read_spec
@@ -335,3 +339,28 @@ def test_it_refuses_a_layer_output_bomb_before_allocating() -> None:
     with pytest.raises(ModelError, match=r"layer 'repeat' outputs 10000000000 values per sample"):
         load_model(config, 50_000_000)
     assert peak_rss_mib() - before < 1024
+
+
+# The model as it arrives in a `create` command from any Kafka client (a string or an object).
+COMMAND_MODELS: list[tuple[str, Any, str]] = [
+    ("truncated-json-text", '{"class_name": "Sequential", "config": {', r"model: not valid JSON"),
+    ("nested-json-text", "[" * 100_000 + "]" * 100_000, r"model: not valid JSON \(RecursionError"),
+    ("nan-literal-text", '{"class_name": NaN', r"model: not valid JSON"),
+    ("a-list", [sequential()], r"model: the Keras model JSON is required \(an object\)"),
+    ("a-number", 1e9, r"model: the Keras model JSON is required"),
+    ("missing", None, r"model: the Keras model JSON is required"),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "message"), [c[1:] for c in COMMAND_MODELS], ids=[c[0] for c in COMMAND_MODELS]
+)
+def test_the_orchestrator_refuses_a_malformed_model_in_a_create_command(
+    model: Any, message: str
+) -> None:
+    experiment: Json = {"dataset_train": "stored:" + "0" * 64 + ".csv"}
+    if model is not None:
+        experiment["model"] = model
+    command = CreateCommand(experiment_id=uuid.uuid4(), issued_by="mallory", experiment=experiment)
+    with pytest.raises(OrchestratorError, match=message):
+        parse_experiment(command)

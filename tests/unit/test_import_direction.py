@@ -11,7 +11,16 @@ ROOT = Path(__file__).resolve().parents[2]
 OURS = {"schemas", "trainer", "orchestrator", "stream_processors", "web", "infra"}
 FORBIDDEN = {
     "schemas": OURS - {"schemas"},
-    "trainer": {"django", "faust", "web", "stream_processors", "orchestrator", "infra", "channels", "ninja"},
+    "trainer": {
+        "django",
+        "faust",
+        "web",
+        "stream_processors",
+        "orchestrator",
+        "infra",
+        "channels",
+        "ninja",
+    },
     "orchestrator": {"web", "django", "faust"},
     "stream_processors": {"web", "django"},
     "infra": {"web"},
@@ -56,3 +65,14 @@ def test_it_gives_every_test_module_a_unique_basename() -> None:
     # pytest's default import mode collides on equal basenames in folders without __init__.py.
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_it_never_imports_a_conftest_by_name() -> None:
+    # `from conftest import x` resolves to whichever conftest pytest loaded last.
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").rglob("*.py")
+        if p.resolve() != Path(__file__).resolve()
+        and ("from conftest import" in p.read_text() or "import conftest" in p.read_text())
+    ]
+    assert offenders == []

@@ -1,17 +1,28 @@
-"""REST endpoints of accounts: exchange a username and password for a token; list and revoke."""
+"""REST endpoints of accounts: register, exchange a username and password for a token, list and
+revoke tokens, change one's username or password.
+
+Validation and throttles are the account pages' own forms (web.accounts.forms)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from django.contrib.auth import authenticate
+from django import forms
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from web.accounts import throttle
 from web.accounts.auth import API_AUTH
+from web.accounts.forms import (
+    RegisterForm,
+    ThrottledPasswordChangeForm,
+    UsernameForm,
+    is_throttled,
+)
 from web.accounts.models import ApiToken
-from web.errors import NotFound, Throttled, Unauthorized
+from web.errors import Invalid, NotFound, Throttled, Unauthorized
 
 router = Router(tags=["accounts"])
 
@@ -44,6 +55,8 @@ class TokenInfoOut(Schema):
 @router.post("/tokens", response={201: TokenOut}, auth=None)
 def create_token(request: HttpRequest, body: TokenIn) -> Status[TokenOut]:
     """Issue a bearer token for scripts (failed attempts count toward the login lockout)."""
+    if "\x00" in body.username + body.password:  # no account has one; PostgreSQL refuses it
+        raise Unauthorized("wrong username or password")
     ip = throttle.client_ip(request)
     wait = throttle.locked_for(body.username, ip)
     if wait:
@@ -69,4 +82,106 @@ def revoke_token(request: HttpRequest, token_id: int) -> Status[None]:
     deleted, _ = ApiToken.objects.filter(pk=token_id, user=request.auth).delete()
     if not deleted:
         raise NotFound(f"no token {token_id}")
+    return Status(204, None)
+
+
+class RegisterIn(Schema):
+    """A new account: the same rules as the register page (one password: no typing twice)."""
+
+    username: str
+    password: str
+
+
+class AccountOut(Schema):
+    """The caller's account."""
+
+    id: int
+    username: str
+    is_staff: bool
+    date_joined: datetime
+
+
+class RegisteredOut(AccountOut):
+    """A new account and a token for it (shown only once)."""
+
+    token: str
+
+
+class UsernameIn(Schema):
+    """A new username, confirmed with the current password."""
+
+    username: str
+    password: str
+
+
+class PasswordIn(Schema):
+    """The current password and the new one."""
+
+    old_password: str
+    new_password: str
+
+
+def _account(user: Any) -> dict[str, Any]:
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "is_staff": user.is_staff,
+        "date_joined": user.date_joined,
+    }
+
+
+def _validate(form: forms.Form, what: str, fields: dict[str, str]) -> None:
+    """Raise Throttled or Invalid (errors under the API's field names) unless the form is valid."""
+    if form.is_valid():
+        return
+    message = is_throttled(form)
+    if message:
+        raise Throttled(message)
+    errors: dict[str, str] = {}
+    for field, messages in form.errors.items():
+        errors.setdefault(fields.get(field, field), " ".join(messages))
+    raise Invalid(f"invalid {what}", errors)
+
+
+@router.post("/accounts", response={201: RegisteredOut}, auth=None)
+def register(request: HttpRequest, body: RegisterIn) -> Status[RegisteredOut]:
+    """Create an account (sign-ups per address are limited) and issue its first token."""
+    data = {"username": body.username, "password1": body.password, "password2": body.password}
+    form = RegisterForm(data, ip=throttle.client_ip(request))
+    _validate(form, "registration", {"password1": "password", "password2": "password"})
+    user = form.save()
+    _, token = ApiToken.issue(user, name="registration")
+    return Status(201, RegisteredOut(**_account(user), token=token))
+
+
+@router.get("/accounts/me", response=AccountOut, auth=API_AUTH)
+def me(request: HttpRequest) -> dict[str, Any]:
+    """Who the token or session belongs to."""
+    return _account(request.auth)
+
+
+@router.post("/accounts/me/username", response=AccountOut, auth=API_AUTH)
+def change_username(request: HttpRequest, body: UsernameIn) -> dict[str, Any]:
+    """Rename the account; the runs follow. A wrong password counts toward the login lockout."""
+    data = {"username": body.username, "password": body.password}
+    form = UsernameForm(request.auth, data, ip=throttle.client_ip(request))
+    _validate(form, "username change", {})
+    return _account(form.save())
+
+
+@router.post("/accounts/me/password", response={204: None}, auth=API_AUTH)
+def change_password(request: HttpRequest, body: PasswordIn) -> Status[None]:
+    """Change the password (Django's validators apply); tokens stay valid, other sessions end."""
+    data = {
+        "old_password": body.old_password,
+        "new_password1": body.new_password,
+        "new_password2": body.new_password,
+    }
+    form = ThrottledPasswordChangeForm(request.auth, data, ip=throttle.client_ip(request))
+    _validate(
+        form, "password change", {"new_password1": "new_password", "new_password2": "new_password"}
+    )
+    user = form.save()
+    if hasattr(request, "session"):
+        update_session_auth_hash(request, user)  # a browser session calling the API stays in
     return Status(204, None)

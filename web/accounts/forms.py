@@ -1,4 +1,7 @@
-"""Account forms: registration, throttled login, username change."""
+"""Account forms: registration, throttled login, username and password change.
+
+Pages and the REST API (web.accounts.api) validate through these same forms, so both apply
+the same rules and the same throttles."""
 
 from __future__ import annotations
 
@@ -6,15 +9,76 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.db import transaction
 from django.db.models import Q
 
 from web.accounts import throttle
 
+THROTTLED = "throttled"
+
+
+def confirm_password(
+    user: Any, password: str, ip: str | None, wrong: forms.ValidationError
+) -> None:
+    """Check the current password under the login throttle: a wrong one counts as a failed login."""
+    username = user.get_username()
+    wait = throttle.locked_for(username, ip)
+    if wait:
+        raise forms.ValidationError(throttle.lockout_message(wait), code=THROTTLED)
+    if not user.check_password(password):
+        throttle.record_failure(username, ip)
+        raise wrong
+    throttle.clear(username, ip)
+
+
+def is_throttled(form: forms.Form) -> str | None:
+    """The throttle's message when a form failed because of it, else None."""
+    for errors in form.errors.as_data().values():
+        for error in errors:
+            if error.code == THROTTLED:
+                return " ".join(error.messages)
+    return None
+
 
 class RegisterForm(UserCreationForm):
-    """Username and password twice; Django's password validators apply."""
+    """Username and password twice; Django's password validators apply; sign-ups per IP are
+    limited (NNT_REGISTER_MAX_PER_IP per NNT_REGISTER_WINDOW_S)."""
+
+    def __init__(self, *args: Any, ip: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ip = ip
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse before anything else when this address created too many accounts."""
+        wait = throttle.registration_wait(self.ip)
+        if wait:
+            raise forms.ValidationError(throttle.registration_message(wait), code=THROTTLED)
+        return super().clean()
+
+    def save(self, commit: bool = True) -> Any:
+        """Create the user and count the sign-up against the address."""
+        user = super().save(commit=commit)
+        throttle.record_registration(self.ip)
+        return user
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """Django's password change (old password, new one twice, validators) under the throttle."""
+
+    def __init__(self, user: Any, *args: Any, ip: str | None = None, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.ip = ip
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)
+
+    def clean_old_password(self) -> str:
+        """The current password, checked; failures count toward the login lockout."""
+        password = self.cleaned_data.get("old_password") or ""
+        wrong = forms.ValidationError(
+            self.error_messages["password_incorrect"], code="password_incorrect"
+        )
+        confirm_password(self.user, password, self.ip, wrong)
+        return password
 
 
 class ThrottledLoginForm(AuthenticationForm):
@@ -43,9 +107,10 @@ class UsernameForm(forms.Form):
     username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
     password = forms.CharField(widget=forms.PasswordInput, label="Current password", strip=False)
 
-    def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, user: Any, *args: Any, ip: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        self.ip = ip
 
     def clean_username(self) -> str:
         """Valid by the user model's rules and not taken by someone else."""
@@ -60,10 +125,9 @@ class UsernameForm(forms.Form):
         return name
 
     def clean_password(self) -> str:
-        """The current password, checked."""
+        """The current password, checked; failures count toward the login lockout."""
         password = self.cleaned_data["password"]
-        if not self.user.check_password(password):
-            raise forms.ValidationError("Wrong password.")
+        confirm_password(self.user, password, self.ip, forms.ValidationError("Wrong password."))
         return password
 
     def save(self) -> Any:

@@ -1,4 +1,4 @@
-"""Account tables: API tokens (only a SHA-256 is stored), quotas, failed logins."""
+"""Account tables: API tokens (only a SHA-256 is stored), quotas, failed logins, sign-ups."""
 
 from __future__ import annotations
 
@@ -80,3 +80,18 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}@{self.ip} {self.at}"
+
+
+class Registration(models.Model):
+    """One account created, counted per IP by web.accounts.throttle (no user link: it outlives
+    deleted accounts, which is the point of a sign-up limit)."""
+
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "nnt_registration"
+        indexes = [models.Index(fields=["ip", "at"], name="nnt_registration_key")]
+
+    def __str__(self) -> str:
+        return f"{self.ip} {self.at}"

@@ -6,12 +6,18 @@ from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from web.accounts.forms import RegisterForm, ThrottledLoginForm, TokenForm, UsernameForm
+from web.accounts import throttle
+from web.accounts.forms import (
+    RegisterForm,
+    ThrottledLoginForm,
+    ThrottledPasswordChangeForm,
+    TokenForm,
+    UsernameForm,
+)
 from web.accounts.models import ApiToken
 
 
@@ -27,7 +33,7 @@ def register(request: HttpRequest) -> HttpResponse:
     """Create an account and log it in."""
     if request.user.is_authenticated:
         return redirect("simulations:list")
-    form = RegisterForm(request.POST or None)
+    form = RegisterForm(request.POST or None, ip=throttle.client_ip(request))
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -43,11 +49,10 @@ def _account_page(request: HttpRequest, **forms: object) -> HttpResponse:
         "username_form": UsernameForm(
             request.user, initial={"username": request.user.get_username()}
         ),
-        "password_form": PasswordChangeForm(request.user),
+        "password_form": ThrottledPasswordChangeForm(request.user),
         "token_form": TokenForm(),
         "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
     }
-    context["password_form"].fields["old_password"].widget.attrs.pop("autofocus", None)
     context.update(forms)
     status = 400 if any(getattr(f, "errors", None) for f in forms.values()) else 200
     return render(request, "accounts/account.html", context, status=status)
@@ -64,7 +69,7 @@ def change_username(request: HttpRequest) -> HttpResponse:
     """Rename the account (the current password confirms it)."""
     if request.method != "POST":
         return redirect("account")
-    form = UsernameForm(request.user, request.POST)
+    form = UsernameForm(request.user, request.POST, ip=throttle.client_ip(request))
     if not form.is_valid():
         return _account_page(request, username_form=form)
     form.save()
@@ -77,7 +82,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
     """Change the password; this session stays logged in, other sessions end."""
     if request.method != "POST":
         return redirect("account")
-    form = PasswordChangeForm(request.user, request.POST)
+    form = ThrottledPasswordChangeForm(request.user, request.POST, ip=throttle.client_ip(request))
     if not form.is_valid():
         return _account_page(request, password_form=form)
     user = form.save()

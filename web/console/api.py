@@ -13,6 +13,7 @@ from web.accounts import quotas
 from web.accounts.auth import API_AUTH
 from web.console import users
 from web.errors import Forbidden
+from web.simulations.listing import MAX_OFFSET
 from web.simulations.models import Simulation
 
 router = Router(tags=["admin"], auth=API_AUTH)
@@ -133,7 +134,7 @@ def list_users(request: HttpRequest, filters: Query[UserFilterIn]) -> list[dict[
     _staff(request)
     qs = users.users(filters.q, filters.staff, filters.active, filters.sort)
     limit = max(1, min(filters.limit, 1000))
-    offset = max(0, filters.offset)
+    offset = max(0, min(filters.offset, MAX_OFFSET))  # OFFSET is a bigint in PostgreSQL
     return [_out(u) for u in qs[offset : offset + limit]]
 
 
@@ -184,4 +185,4 @@ def user_simulations(request: HttpRequest, user_id: int) -> list[Simulation]:
     """The user's simulations (not deleted), newest first."""
     _staff(request)
     target = users.get_user(user_id)
-    return list(Simulation.objects.filter(owner=target).exclude(status="deleted")[:1000])
+    return list(users.simulations_of(target).exclude(status="deleted")[:1000])

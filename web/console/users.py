@@ -9,11 +9,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 
 from schemas.commands import LifecycleCommand
 from web.errors import Forbidden, NotFound
-from web.simulations import commands
+from web.simulations import access, commands
 from web.simulations.models import TERMINAL, Simulation
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,28 @@ class Usage:
         return 100.0 * self.memory_bytes / self.memory_limit_bytes
 
 
+def simulations_of(user: Any) -> QuerySet[Simulation]:
+    """Every row of the user's runs, those matched by owner name included (any status)."""
+    return Simulation.objects.filter(access.owned_by(user))
+
+
+def _count_of_user(condition: Q) -> Subquery:
+    """Correlated count of the outer user's runs (by key or by owner name) meeting a condition."""
+    mine = Q(owner=OuterRef("pk")) | Q(owner__isnull=True, owner_name=OuterRef("username"))
+    rows = (
+        Simulation.objects.filter(mine & condition)
+        .order_by()
+        .annotate(n=Func(F("id"), function="COUNT"))
+        .values("n")
+    )
+    return Subquery(rows, output_field=IntegerField())
+
+
 def users(search: str = "", staff: str = "", active: str = "", sort: str = "username") -> QuerySet:
     """Users with their simulation counts, searched, filtered and sorted."""
     qs = get_user_model().objects.annotate(
-        n_simulations=Count("simulations", filter=~Q(simulations__status="deleted"), distinct=True),
-        n_running=Count("simulations", filter=Q(simulations__status="running"), distinct=True),
+        n_simulations=_count_of_user(~Q(status="deleted")),
+        n_running=_count_of_user(Q(status="running")),
     )
     if search.strip():
         term = search.strip()
@@ -80,10 +97,7 @@ def get_user(user_id: int) -> Any:
 def counts(user: Any) -> dict[str, int]:
     """Simulations of a user by status: total (not deleted), running, finished, failed, and more."""
     rows = (
-        Simulation.objects.filter(owner=user)
-        .exclude(status="deleted")
-        .values_list("status")
-        .annotate(n=Count("pk"))
+        simulations_of(user).exclude(status="deleted").values_list("status").annotate(n=Count("pk"))
     )
     by_status = dict(rows)
     out = {"total": sum(by_status.values())}
@@ -95,7 +109,7 @@ def counts(user: Any) -> dict[str, int]:
 
 def usage(user: Any) -> Usage:
     """Latest nnt_resource row of each running simulation of the user, summed."""
-    ids = list(Simulation.objects.filter(owner=user, status="running").values_list("id", flat=True))
+    ids = list(simulations_of(user).filter(status="running").values_list("id", flat=True))
     if not ids:
         return Usage(0.0, 0, None, None, None, 0, None)
     sql = """
@@ -145,10 +159,11 @@ def set_active(actor: Any, target: Any, active: bool) -> None:
 def delete(actor: Any, target: Any) -> int:
     """Send `delete` for the user's unfinished runs, then remove the user and their rows.
 
+    Runs matched by owner name go too: a later account of the same name must not inherit them.
     Returns how many runs were told to stop. If Kafka does not acknowledge, nothing is deleted.
     """
     _not_self(actor, target, "delete")
-    live = list(Simulation.objects.filter(owner=target).exclude(status__in=TERMINAL))
+    live = list(simulations_of(target).exclude(status__in=TERMINAL))
     with transaction.atomic():
         for sim in live:
             commands.publish(
@@ -156,6 +171,7 @@ def delete(actor: Any, target: Any) -> int:
                     type="delete", simulation_id=sim.id, issued_by=actor.get_username()
                 )
             )
+        simulations_of(target).delete()
         target.delete()
     log.info(
         "%s deleted user %s (%d runs told to delete)", actor.get_username(), target.pk, len(live)

@@ -18,7 +18,6 @@ from web.accounts import quotas
 from web.console import users
 from web.console.forms import GIB, QuotaForm, UserFilterForm
 from web.errors import Forbidden, KafkaUnavailable, NotFound
-from web.simulations.models import Simulation
 
 View = Callable[..., HttpResponse]
 
@@ -87,7 +86,7 @@ def user_detail(
     quota_form.fields["max_memory_gib"].widget.attrs["placeholder"] = (
         f"default {quotas.defaults()[1] / GIB:g}"
     )
-    sims = Simulation.objects.filter(owner=target).exclude(status="deleted")[:200]
+    sims = users.simulations_of(target).exclude(status="deleted")[:200]
     context = {
         "target": target,
         "counts": users.counts(target),

@@ -55,8 +55,12 @@ class LiveBridge:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka down, broker restart, ...: log and retry
-                log.warning("live bridge: Kafka at %s unavailable (%s); retrying in %.0fs",
-                            self.bootstrap, exc, backoff)
+                log.warning(
+                    "live bridge: Kafka at %s unavailable (%s); retrying in %.0fs",
+                    self.bootstrap,
+                    exc,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
@@ -64,8 +68,11 @@ class LiveBridge:
         from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(
-            topics.LIVE, bootstrap_servers=self.bootstrap, auto_offset_reset="latest",
-            group_id=None, enable_auto_commit=False,
+            topics.LIVE,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="latest",
+            group_id=None,
+            enable_auto_commit=False,
             client_id=f"nnt-web-live-{uuid.uuid4().hex[:8]}",
         )
         try:

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from web.errors import NotFound
-from web.live.messages import simulation_group, tag_group, user_group
+from web.live.messages import STAFF_GROUP, simulation_group, tag_group, user_group
 from web.simulations import access, metrics
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,16 @@ def _since(scope: dict[str, Any]) -> int | None:
 
 
 @database_sync_to_async
-def _has_tag(user: Any, tag: str) -> bool:
-    """Whether the user (staff: anyone) has a simulation carrying the tag."""
-    return access.visible(user).exclude(status="deleted").filter(tags__contains=[tag]).exists()
+def _tag_owner(user: Any, page: uuid.UUID, tag: str) -> str | None:
+    """Whose tag group a page may follow: its simulation's owner, when the user may see that
+    simulation and the owner has a run carrying the tag (staff: any owner's; others: only
+    their own). None: refused."""
+    try:
+        owner = access.get_visible(user, page).owner_name
+    except NotFound:
+        return None
+    runs = access.visible(user).exclude(status="deleted").filter(owner_name=owner)
+    return owner if runs.filter(tags__contains=[tag]).exists() else None
 
 
 class SimulationConsumer(AsyncJsonWebsocketConsumer):
@@ -104,8 +111,10 @@ class SimulationConsumer(AsyncJsonWebsocketConsumer):
                 sid = None
             if sid is not None and await _may_see(user, sid):
                 group = simulation_group(sid)
-        elif isinstance(wanted.get("tag"), str) and await _has_tag(user, wanted["tag"]):
-            group = tag_group(wanted["tag"])
+        elif isinstance(wanted.get("tag"), str):
+            page = self.scope["url_route"]["kwargs"]["simulation_id"]
+            owner = await _tag_owner(user, page, wanted["tag"])
+            group = tag_group(owner, wanted["tag"]) if owner is not None else None
         if group:
             await self._join(group)
             answer["ok"] = True
@@ -117,7 +126,9 @@ class SimulationConsumer(AsyncJsonWebsocketConsumer):
 
 
 class UserConsumer(AsyncJsonWebsocketConsumer):
-    """The simulation list: joins `user-<username>`, which gets the status of all their runs."""
+    """The simulation list: joins `user-<username>`, which gets the status and row changes of
+    all their runs; staff join the staff group instead, which gets those of every run (their
+    list shows all runs, and one group means no duplicates)."""
 
     group: str | None = None
 
@@ -127,7 +138,7 @@ class UserConsumer(AsyncJsonWebsocketConsumer):
         if not getattr(user, "is_authenticated", False):
             await self.close(code=FORBIDDEN)
             return
-        self.group = user_group(user.get_username())
+        self.group = STAFF_GROUP if user.is_staff else user_group(user.get_username())
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

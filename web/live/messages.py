@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from typing import Any
@@ -12,6 +13,7 @@ from schemas.live import LiveUpdate
 # Channels group names: ASCII letters, digits, hyphens, underscores, periods; under 100 chars.
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 EVENT_TYPE = "live.message"
+STAFF_GROUP = "staff-lists"  # every staff list page: they see all runs
 
 
 def _safe(prefix: str, value: str) -> str:
@@ -30,9 +32,11 @@ def user_group(username: str) -> str:
     return _safe("user", username)
 
 
-def tag_group(tag: str) -> str:
-    """Group of the browsers watching one tag."""
-    return _safe("tag", tag)
+def tag_group(owner: str, tag: str) -> str:
+    """Group of the browsers watching one user's tag (users who pick the same tag never
+    share a group): a hash of the pair, so no owner and tag can spell another's."""
+    pair = json.dumps([owner, tag], separators=(",", ":"), ensure_ascii=False)
+    return f"tag-h{hashlib.sha1(pair.encode()).hexdigest()}"
 
 
 def payload(update: LiveUpdate) -> dict[str, Any]:
@@ -43,6 +47,8 @@ def payload(update: LiveUpdate) -> dict[str, Any]:
         return {"kind": "epochs", "simulation_id": sim, "points": points}
     if update.kind == "status":
         return {"kind": "status", "simulation_id": sim, "status": update.status or {}}
+    if update.kind == "row":
+        return {"kind": "simulation", "simulation_id": sim, "simulation": update.row or {}}
     return {"kind": "tag", "tag": update.tag, "aggregates": update.aggregates}
 
 
@@ -52,8 +58,10 @@ def routes(update: LiveUpdate) -> list[tuple[str, dict[str, Any]]]:
     groups: list[str] = []
     if update.kind in ("epochs", "status") and update.simulation_id:
         groups.append(simulation_group(update.simulation_id))
-    if update.kind == "status" and update.owner:
+    if update.kind in ("status", "row") and update.owner:
         groups.append(user_group(update.owner))
-    if update.kind == "tag" and update.tag:
-        groups.append(tag_group(update.tag))
+    if update.kind in ("status", "row") and update.simulation_id:
+        groups.append(STAFF_GROUP)  # staff lists show every user's runs
+    if update.kind == "tag" and update.tag and update.owner is not None:  # no owner: nobody's
+        groups.append(tag_group(update.owner, update.tag))
     return [(g, event) for g in groups]

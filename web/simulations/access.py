@@ -11,14 +11,19 @@ from web.errors import NotFound
 from web.simulations.models import Simulation
 
 
+def owned_by(user: Any) -> Q:
+    """The user's runs: by foreign key, or by owner name for runs created outside the web
+    (a Kafka client, the SDK) before the account existed."""
+    return Q(owner=user) | Q(owner__isnull=True, owner_name=user.get_username())
+
+
 def visible(user: Any) -> QuerySet[Simulation]:
-    """Simulations the user may see (runs created outside the web match by owner name)."""
+    """Simulations the user may see: their own; staff see all."""
     if not getattr(user, "is_authenticated", False):
         return Simulation.objects.none()
     if user.is_staff:
         return Simulation.objects.all()
-    by_name = Q(owner__isnull=True, owner_name=user.get_username())
-    return Simulation.objects.filter(Q(owner=user) | by_name)
+    return Simulation.objects.filter(owned_by(user))
 
 
 def get_visible(user: Any, simulation_id: uuid.UUID) -> Simulation:

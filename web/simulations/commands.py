@@ -25,6 +25,18 @@ class Publisher(Protocol):
         """Deliver and wait for the acknowledgement."""
 
 
+def producer_config(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+    """The web's producer settings: idempotent, acks=all, giving up after `timeout_s`."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "message.timeout.ms": int(timeout_s * 1000),
+        "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
+        "logger": logging.getLogger("web.kafka"),
+    }
+
+
 class KafkaPublisher:
     """confluent-kafka producer that waits for delivery, bounded by a timeout."""
 
@@ -33,14 +45,7 @@ class KafkaPublisher:
 
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "message.timeout.ms": int(timeout_s * 1000),
-            "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
-            "logger": logging.getLogger("web.kafka"),
-        })
+        self.producer = Producer(producer_config(bootstrap, timeout_s))
 
     def publish(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one message; raise KafkaUnavailable unless Kafka acknowledged it."""
@@ -55,8 +60,10 @@ class KafkaPublisher:
         if left:
             self.producer.purge()  # never deliver late a command the caller saw fail
             self.producer.flush(0)
-            raise KafkaUnavailable(f"Kafka at {self.bootstrap} did not answer "
-                                   f"within {self.timeout_s:g}s; nothing was created, try again")
+            raise KafkaUnavailable(
+                f"Kafka at {self.bootstrap} did not answer "
+                f"within {self.timeout_s:g}s; nothing was created, try again"
+            )
         if errors:
             raise KafkaUnavailable(f"Kafka refused the command: {errors[0]}")
 
@@ -81,8 +88,9 @@ def set_publisher(publisher: Publisher | None) -> None:
         _publisher = publisher
 
 
-def create_command(experiment_id: uuid.UUID, config: ExperimentConfig, model: dict[str, Any],
-                   username: str) -> CreateCommand:
+def create_command(
+    experiment_id: uuid.UUID, config: ExperimentConfig, model: dict[str, Any], username: str
+) -> CreateCommand:
     """The `create` command: the validated configuration plus the model JSON under `model`."""
     experiment = config.model_dump(mode="json") | {"model": model}
     return CreateCommand(experiment_id=experiment_id, experiment=experiment, issued_by=username)

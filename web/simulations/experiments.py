@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from pydantic import ValidationError
 
 from schemas.experiment import ExperimentConfig, error_fields, expand
 from web.errors import Invalid
+from web.live import notify
 from web.simulations import commands, storage
 from web.simulations.models import Experiment, Simulation
 
 log = logging.getLogger(__name__)
 DATASET_FIELDS = ("dataset_train", "dataset_test", "dataset_val")
+NUL_FIX = "remove the NUL character (\\u0000): text cannot hold one"
+STORED = re.compile(r"^stored:[0-9a-f]{64}\.[a-z0-9]{1,8}$")
+DATASET_FIX = (
+    "give an http:// or https:// URL, or upload the file; file://, other schemes and "
+    "local paths are not allowed"
+)
 
 
 class Upload(Protocol):
@@ -48,6 +57,9 @@ def parse_config(text: str | bytes) -> dict[str, Any]:
         raise Invalid("config is not valid JSON", {"config": f"not valid JSON: {exc}"}) from None
     if not isinstance(data, dict):
         raise Invalid("config must be a JSON object", {"config": "must be a JSON object"})
+    where = nul_path(data)
+    if where is not None:
+        raise Invalid("config contains a NUL character", {where or "config": NUL_FIX})
     return data
 
 
@@ -61,7 +73,29 @@ def parse_model(upload: Upload | None) -> dict[str, Any]:
         raise Invalid("model is not JSON", {"model": "not a Keras model JSON file"}) from None
     if not isinstance(data, dict):
         raise Invalid("model must be a JSON object", {"model": "must be a JSON object"})
+    where = nul_path(data)
+    if where is not None:
+        raise Invalid("model contains a NUL character", {"model": f"{NUL_FIX} (at {where or '/'})"})
     return data
+
+
+def nul_path(data: Any, path: str = "") -> str | None:
+    """Dotted path of the first key or string holding a NUL (PostgreSQL cannot store it)."""
+    if isinstance(data, str):
+        return path if "\x00" in data else None
+    items: Any = ()
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = ((str(i), v) for i, v in enumerate(data))
+    for key, value in items:
+        here = f"{path}.{key}" if path else str(key)
+        if "\x00" in key:
+            return here
+        found = nul_path(value, here)
+        if found is not None:
+            return found
+    return None
 
 
 def validate(raw: dict[str, Any]) -> ExperimentConfig:
@@ -72,16 +106,47 @@ def validate(raw: dict[str, Any]) -> ExperimentConfig:
         raise Invalid("invalid experiment configuration", error_fields(exc)) from None
 
 
+def check_dataset_refs(raw: dict[str, Any], files: dict[str, Upload | None]) -> None:
+    """A dataset given as text must be an http(s) URL or a stored-file reference: file://,
+    other schemes and paths are refused here, at submission, not later by the orchestrator."""
+    errors: dict[str, str] = {}
+    for field in DATASET_FIELDS:
+        value = raw.get(field)
+        if files.get(field) is not None or not isinstance(value, str) or STORED.match(value):
+            continue  # an upload replaces the text; a wrong type is the schema's to name
+        try:
+            parts = urlsplit(value.strip())
+            usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            usable = False
+        if not usable:
+            errors[field] = DATASET_FIX
+    if errors:
+        raise Invalid("datasets must be uploads or http(s) URLs", errors)
+
+
 def check(raw: dict[str, Any], files: dict[str, Upload | None]) -> None:
     """Validate before any file is written: an uploaded dataset stands in for its field."""
     placeholders = {f: "stored:pending" for f, upload in files.items() if upload is not None}
     for field, upload in files.items():
         if upload is not None:
             storage.extension(upload.name or "", field)
-    validate(raw | placeholders)
+    errors: dict[str, str] = {}  # every problem at once
+    try:
+        check_dataset_refs(raw, files)
+    except Invalid as exc:
+        errors |= exc.errors
+    try:
+        validate(raw | placeholders)
+    except Invalid as exc:
+        errors = exc.errors | errors
+    if errors:
+        raise Invalid("invalid experiment configuration", errors)
 
 
-def attach_datasets(raw: dict[str, Any], files: dict[str, Upload | None], root: Path) -> dict[str, Any]:
+def attach_datasets(
+    raw: dict[str, Any], files: dict[str, Upload | None], root: Path
+) -> dict[str, Any]:
     """Store uploaded datasets and point the config at them (uploads win over URLs)."""
     out = dict(raw)
     for field in DATASET_FIELDS:
@@ -100,17 +165,36 @@ def create(owner: Any, raw: dict[str, Any], model: dict[str, Any]) -> Created:
     username = owner.get_username()
     with transaction.atomic():
         experiment = Experiment.objects.create(
-            id=experiment_id, owner=owner, name=config.name,
-            config=config.model_dump(mode="json"), model_json=model,
+            id=experiment_id,
+            owner=owner,
+            name=config.name,
+            config=config.model_dump(mode="json"),
+            model_json=model,
         )
-        Simulation.objects.bulk_create([
-            Simulation(id=plan.simulation_id, experiment=experiment, owner=owner,
-                       owner_name=username, name=plan.name, tags=plan.tags, index=plan.index,
-                       total_epochs=config.total_epochs, status="queued",
-                       config=plan.model_dump(mode="json"))
-            for plan in plans
-        ])
+        Simulation.objects.bulk_create(
+            [
+                Simulation(
+                    id=plan.simulation_id,
+                    experiment=experiment,
+                    owner=owner,
+                    owner_name=username,
+                    name=plan.name,
+                    tags=plan.tags,
+                    index=plan.index,
+                    total_epochs=config.total_epochs,
+                    status="queued",
+                    config=plan.model_dump(mode="json"),
+                )
+                for plan in plans
+            ]
+        )
         # Publish inside the transaction: if Kafka fails, the rows roll back.
         commands.publish(commands.create_command(experiment_id, config, model, username))
+        transaction.on_commit(lambda: _announce(experiment_id))
     log.info("experiment %s created with %d simulations", experiment_id, len(plans))
     return Created(experiment_id, [p.simulation_id for p in plans])
+
+
+def _announce(experiment_id: uuid.UUID) -> None:
+    """Show the new rows on open list pages at once (the orchestrator's statuses follow)."""
+    notify.rows_changed(list(Simulation.objects.filter(experiment_id=experiment_id)))

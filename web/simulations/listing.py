@@ -12,6 +12,9 @@ from django.db.models.functions import Cast, Lower
 from web.simulations import access
 from web.simulations.models import STATUSES, Simulation
 
+# Paging past this is refused (API) or clamped: PostgreSQL's OFFSET is a bigint.
+MAX_OFFSET = 1_000_000_000
+
 SORTS = {
     "-created": ("-created_at", "index"),
     "created": ("created_at", "index"),
@@ -64,8 +67,14 @@ class Query:
 
 
 def search(user: Any, query: Query) -> QuerySet[Simulation]:
-    """The user's simulations (staff: all) matching the query, sorted."""
+    """The user's simulations (staff: all) matching the query, sorted.
+
+    Every filter is a bound parameter (LIKE wildcards in `q` are escaped by the ORM); text with a
+    NUL character matches nothing, since PostgreSQL cannot store one (and would refuse the query).
+    """
     qs = access.visible(user)
+    if any("\x00" in text for text in (query.q, query.status, query.tag)):
+        return qs.none()
     qs = qs.filter(status=query.status) if query.status else qs.exclude(status="deleted")
     if query.tag:
         qs = qs.filter(tags__contains=[query.tag])

@@ -23,8 +23,13 @@ class Experiment(models.Model):
     """One upload: a configuration and a model that expand into simulations."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID())
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.CASCADE, related_name="experiments")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="experiments",
+    )
     name = models.CharField(max_length=200, db_default="")
     config = models.JSONField(db_default={})
     model_json = models.JSONField(db_default={})
@@ -42,10 +47,16 @@ class Simulation(models.Model):
     """One training run of an experiment's grid."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID())
-    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.CASCADE,
-                                   related_name="simulations")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.CASCADE, related_name="simulations")
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="simulations"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="simulations",
+    )
     owner_name = models.CharField(max_length=150, db_default="", blank=True)
     name = models.CharField(max_length=300, db_default="")
     status = models.CharField(max_length=20, db_default="queued")

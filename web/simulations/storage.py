@@ -19,8 +19,10 @@ def extension(filename: str, field: str) -> str:
     ext = Path(filename or "").suffix.lower()
     if ext not in EXTENSIONS:
         allowed = " ".join(EXTENSIONS)
-        raise Invalid("unsupported dataset file", {field: f"file type {ext or 'none'!r} "
-                                                    f"is not one of {allowed}"})
+        raise Invalid(
+            "unsupported dataset file",
+            {field: f"file type {ext or 'none'!r} is not one of {allowed}"},
+        )
     return ext
 
 
@@ -35,6 +37,7 @@ def store(chunks: Iterable[bytes], ext: str, root: Path) -> str:
                 digest.update(chunk)
                 handle.write(chunk)
         name = digest.hexdigest() + ext
+        os.chmod(tmp, 0o644)  # trainer containers read it as another (unprivileged) user
         os.replace(tmp, root / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

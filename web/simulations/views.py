@@ -72,6 +72,8 @@ def simulation_list(request: HttpRequest) -> HttpResponse:
         "create_url": create_url(),
         **_assets(),
         "experiment_name": _experiment_name(request, query),
+        # New runs are inserted live where they belong: at the top of the newest-first page.
+        "live_insert": page.number == 1 and query.sort == "-created",
     }
     return render(request, "simulations/list.html", context)
 

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra import podman
 from schemas import codecs, topics
@@ -197,3 +199,45 @@ def epoch_tap(kafka_bootstrap: str) -> Iterator[Tap]:
 def home(tmp_path: Path) -> Path:
     tmp_path.chmod(0o755)
     return tmp_path
+
+
+def partition_of(key: uuid.UUID) -> int:
+    """librdkafka's default partitioner (consistent_random: CRC32 of the key)."""
+    return zlib.crc32(str(key).encode()) % topics.PARTITIONS[topics.COMMANDS]
+
+
+def sleeper_python(directory: Path) -> str:
+    """A stand-in for the trainer's Python that just sleeps: holds a slot, costs no CPU."""
+    script = directory / "sleeper-python"
+    script.write_text("#!/bin/sh\nexec sleep 600\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def rows(pg_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Run one query and return its rows."""
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def skip_history(bootstrap: str, group: str, host: str) -> None:
+    """Start an orchestrator's groups at the end of nnt.commands: earlier tests' commands
+    (same session broker) are not replayed into this one."""
+    for name in (group, f"{group}.host.{host}"):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name,
+                             "enable.auto.commit": False})  # fmt: skip
+        parts = consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
+        ends = [TopicPartition(topics.COMMANDS, p, _end(consumer, p)) for p in parts.partitions]
+        consumer.commit(offsets=ends, asynchronous=False)
+        consumer.close()
+
+
+def _end(consumer: Consumer, partition: int) -> int:
+    """High watermark of one nnt.commands partition (a new topic may still elect its leader)."""
+    for _ in range(60):
+        with contextlib.suppress(KafkaException):
+            return int(
+                consumer.get_watermark_offsets(TopicPartition(topics.COMMANDS, partition), 5)[1]
+            )
+        time.sleep(0.5)
+    raise AssertionError(f"{topics.COMMANDS}[{partition}] has no leader after 30 s")

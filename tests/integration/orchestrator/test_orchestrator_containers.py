@@ -1,8 +1,11 @@
-"""The docker runtime on real podman: a hardened container per run, its whole lifecycle,
-re-adoption after SIGKILL of the orchestrator, and the GPU refusal on a host without one."""
+"""The docker runtime on real podman: a hardened container per run, its whole lifecycle (with
+its epochs in PostgreSQL), re-adoption after SIGKILL of the orchestrator, delete of a running
+K-fold run beside its sibling, orphan removal, and the GPU refusal on a host without one."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import time
 import uuid
@@ -13,7 +16,7 @@ import docker
 import pytest
 
 from infra import podman
-from orchestrator.containers import DockerRuntime
+from orchestrator.containers import LABEL_HOST, LABEL_SIMULATION, DockerRuntime
 from orchestrator.settings import OrchestratorSettings
 from schemas.commands import CreateCommand
 from schemas.experiment import ExperimentConfig, expand, simulation_id
@@ -24,18 +27,39 @@ from tests.integration.orchestrator.conftest import (
     Tap,
     demo_experiment,
     epochs_of,
+    rows,
+    skip_history,
     until,
 )
+from tests.streamworker import Worker
 
 EPOCHS = 20
+FOLD_EPOCHS = 12
+
+
+def container_host(home: Path, bootstrap: str, docker_host: str, slots: int) -> Orch:
+    group = f"test-{uuid.uuid4()}"
+    skip_history(bootstrap, group, "box-host")
+    env = {**podman.runtime_env(), "DOCKER_HOST": docker_host, "NNT_MAX_RUNS": str(slots)}
+    return Orch(home, bootstrap, "box-host", group, **env).start()
 
 
 @pytest.fixture
 def box(home: Path, kafka_bootstrap: str, docker_host: str) -> Iterator[Orch]:
-    env = {**podman.runtime_env(), "DOCKER_HOST": docker_host, "NNT_MAX_RUNS": "1"}
-    running = Orch(home, kafka_bootstrap, "box-host", f"test-{uuid.uuid4()}", **env).start()
+    running = container_host(home, kafka_bootstrap, docker_host, slots=1)
     yield running
     running.kill()
+
+
+@pytest.fixture
+def two_slots(home: Path, kafka_bootstrap: str, docker_host: str) -> Iterator[Orch]:
+    running = container_host(home, kafka_bootstrap, docker_host, slots=2)
+    yield running
+    running.kill()
+    for c in docker.from_env().containers.list(
+        all=True, filters={"label": f"{LABEL_HOST}=box-host"}
+    ):
+        c.remove(force=True)
 
 
 def containers_of(sid: uuid.UUID) -> list:
@@ -43,7 +67,7 @@ def containers_of(sid: uuid.UUID) -> list:
     return engine.containers.list(all=True, filters={"label": f"nntracker.simulation={sid}"})
 
 
-def assert_hardened(container) -> None:  # noqa: ANN001
+def assert_hardened(container, home: Path) -> None:  # noqa: ANN001
     attrs, host = container.attrs, container.attrs["HostConfig"]
     assert attrs["Config"]["User"] in ("65534:65534", "65534")
     assert host["ReadonlyRootfs"] is True
@@ -59,10 +83,24 @@ def assert_hardened(container) -> None:  # noqa: ANN001
     assert not any(
         "docker.sock" in m["Source"] or "podman.sock" in m["Source"] for m in attrs["Mounts"]
     )
+    sid = container.labels["nntracker.simulation"]
+    spec = json.loads((home / "runs" / sid / "run.json").read_text())
+    datasets = {p for p in spec["datasets"].values() if p}
+    mounted = {m["Source"] for m in attrs["Mounts"] if not m.get("RW")}
+    assert datasets and datasets <= mounted, "the run's own datasets, read-only"
+    assert not any(Path(m).is_relative_to(home / "datasets") for m in mounted - datasets), (
+        "no other file of the dataset store, and not the store itself"
+    )
 
 
 def test_it_runs_a_container_through_its_whole_lifecycle(
-    box: Orch, home: Path, client: Client, status_tap: Tap, epoch_tap: Tap
+    box: Orch,
+    home: Path,
+    client: Client,
+    status_tap: Tap,
+    epoch_tap: Tap,
+    stream_worker: Worker,
+    web_tables: str,
 ) -> None:
     create = CreateCommand(experiment_id=uuid.uuid4(), issued_by="ana",
                            experiment=demo_experiment(home, EPOCHS, batch_size=4))  # fmt: skip
@@ -73,7 +111,7 @@ def test_it_runs_a_container_through_its_whole_lifecycle(
     until(lambda: status_tap.status(sid, "running", "trainer"), 120, "trainer running", box)
     print(f"\ncontainer start to trainer running: {time.monotonic() - t0:.1f} s")
     (container,) = containers_of(sid)
-    assert_hardened(container)
+    assert_hardened(container, home)
     until(lambda: len(epochs_of(epoch_tap, sid)) >= 2, 120, "two epochs", box)
 
     client.lifecycle("pause", sid)
@@ -101,10 +139,86 @@ def test_it_runs_a_container_through_its_whole_lifecycle(
                    30, "every epoch event")  # fmt: skip
     assert sorted(epochs) == list(range(1, EPOCHS + 1)), "a resumed run repeats or skips nothing"
     until(lambda: not containers_of(sid), 30, "the finished container removed", box)
+    stored = until(lambda: epochs_in_db(web_tables, sid) == EPOCHS or None, 90,
+                   "every epoch in PostgreSQL", box)  # fmt: skip
+    assert stored, f"{stream_worker.text()[-2000:]}"
 
     client.lifecycle("delete", sid)
     until(lambda: status_tap.status(sid, "deleted"), 60, "deleted", box)
     assert not (home / "runs" / str(sid)).exists() and not containers_of(sid)
+
+
+def epochs_in_db(pg_url: str, sid: uuid.UUID) -> int:
+    """Distinct epochs the stream processors wrote for one simulation."""
+    sql = "SELECT count(DISTINCT epoch) FROM nnt_epoch_metric WHERE simulation_id = %s"
+    return int(rows(pg_url, sql, sid)[0][0])
+
+
+def test_it_deletes_a_running_fold_and_leaves_its_sibling_running_to_the_end(
+    two_slots: Orch, home: Path, client: Client, status_tap: Tap, epoch_tap: Tap
+) -> None:
+    # Small batches: slow enough epochs that the doomed fold is still running when deleted.
+    experiment = demo_experiment(home, FOLD_EPOCHS, batch_size=2, k_fold_validation=2)
+    create = CreateCommand(experiment_id=uuid.uuid4(), issued_by="ana", experiment=experiment)
+    client.send(create)
+    doomed, sibling = simulation_id(create.experiment_id, 0), simulation_id(create.experiment_id, 1)
+    for sid in (sibling, doomed):  # the doomed one last: it is deleted right after an epoch
+        until(lambda s=sid: epochs_of(epoch_tap, s), 180, f"an epoch of {sid}", two_slots)
+    (container,) = containers_of(doomed)
+    container.reload()
+    assert container.status == "running" and len(epochs_of(epoch_tap, doomed)) < FOLD_EPOCHS
+
+    client.lifecycle("delete", doomed)
+    until(lambda: status_tap.status(doomed, "deleted"), 60, "the running fold deleted", two_slots)
+    assert not containers_of(doomed), "no container is left with its label"
+    assert not (home / "runs" / str(doomed)).exists()
+    (other,) = containers_of(sibling)
+    other.reload()
+    assert other.status == "running", "the sibling fold's container is untouched"
+    until(lambda: status_tap.status(sibling, "finished", "trainer"), 240, "sibling finished",
+          two_slots)  # fmt: skip
+    assert sorted(epochs_of(epoch_tap, sibling)) == list(range(1, FOLD_EPOCHS + 1))
+    until(lambda: not containers_of(sibling), 30, "the finished container removed", two_slots)
+
+
+def test_it_removes_this_hosts_orphan_containers_only(home: Path, docker_host: str) -> None:
+    engine = docker.from_env()
+    image = podman.runtime_env()["NNT_TRAINER_IMAGE"]
+    known, orphan = uuid.uuid4(), uuid.uuid4()
+
+    def sleeper(host: str, sid: uuid.UUID) -> str:
+        labels = {LABEL_HOST: host, LABEL_SIMULATION: str(sid)}
+        return engine.containers.run(image, ["sleep", "600"], detach=True, labels=labels).id
+
+    ids = [sleeper("orphan-host", known), sleeper("orphan-host", orphan), sleeper("other", orphan)]
+    try:
+        settings = OrchestratorSettings(nnt_home=home, nnt_hostname="orphan-host")
+        assert DockerRuntime(settings).orphans({known}) == [str(orphan)]
+        left = {c.id for c in engine.containers.list(all=True) if c.id in ids}
+        assert left == {ids[0], ids[2]}, "its own run and another host's container stay"
+    finally:
+        for cid in ids:
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.containers.get(cid).remove(force=True)
+
+
+def test_it_mounts_only_the_runs_datasets_on_the_configured_network(
+    home: Path, docker_host: str
+) -> None:
+    env = {k.lower(): v for k, v in podman.runtime_env().items()}
+    settings = OrchestratorSettings(nnt_home=home, nnt_container_network="nnt-trainers", **env)
+    config = ExperimentConfig(dataset_train="stored:" + "a" * 64 + ".npz")
+    plan = expand(uuid.uuid4(), config)[0]
+    store = settings.datasets_dir
+    train, val = str(store / ("a" * 64 + ".npz")), str(store / ("b" * 64 + ".npz"))
+    spec = RunSpec(simulation_id=plan.simulation_id, name=plan.name, config=config, plan=plan,
+                   model={}, datasets=DatasetPaths(train=train, val=val))  # fmt: skip
+    options = DockerRuntime(settings).run_options(spec, home / "runs" / "x")
+    assert options["network_mode"] == "nnt-trainers"
+    volumes = options["volumes"]
+    assert volumes[train]["mode"] == volumes[val]["mode"] == "ro"
+    assert str(store) not in volumes
+    assert [p for p, v in volumes.items() if v["mode"] == "rw"] == [str(home / "runs" / "x")]
 
 
 def test_it_refuses_a_gpu_run_on_a_host_without_one(home: Path, docker_host: str) -> None:

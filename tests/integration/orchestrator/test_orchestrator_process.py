@@ -20,6 +20,7 @@ from tests.integration.orchestrator.conftest import (
     demo_experiment,
     epochs_of,
     kcat,
+    skip_history,
     until,
 )  # fmt: skip
 
@@ -28,9 +29,9 @@ EPOCHS = 15
 
 @pytest.fixture
 def orch(home: Path, kafka_bootstrap: str) -> Iterator[Orch]:
-    running = Orch(
-        home, kafka_bootstrap, "proc-host", f"test-{uuid.uuid4()}", NNT_MAX_RUNS="2"
-    ).start()
+    group = f"test-{uuid.uuid4()}"
+    skip_history(kafka_bootstrap, group, "proc-host")  # earlier tests' commands stay theirs
+    running = Orch(home, kafka_bootstrap, "proc-host", group, NNT_MAX_RUNS="2").start()
     yield running
     running.kill()
 
@@ -85,6 +86,24 @@ def test_it_pauses_resumes_stops_resumes_and_deletes_a_process(
     until(lambda: status_tap.status(sid, "deleted"), 60, "deleted", orch)
     assert not (home / "runs" / str(sid)).exists()
     assert datasets and not any(p.exists() for p in datasets), "unreferenced datasets are removed"
+
+
+def test_it_deletes_a_running_process_with_all_it_had(
+    orch: Orch, home: Path, client: Client, status_tap: Tap, epoch_tap: Tap
+) -> None:
+    create = CreateCommand(experiment_id=uuid.uuid4(), issued_by="ana",
+                           experiment=demo_experiment(home, 200, batch_size=4))  # fmt: skip
+    client.send(create)
+    sid = simulation_id(create.experiment_id, 0)
+    until(lambda: epochs_of(epoch_tap, sid), 120, "a first epoch", orch)
+    trainer = psutil.Process(state_of(home, sid)["pid"])
+    tree = [trainer, *trainer.children(recursive=True)]
+    assert trainer.status() != psutil.STATUS_ZOMBIE, "it is running when the delete comes"
+
+    client.lifecycle("delete", sid)
+    until(lambda: status_tap.status(sid, "deleted"), 60, "deleted", orch)
+    assert not any(p.is_running() for p in tree), "no process of the run is left"
+    assert not (home / "runs" / str(sid)).exists()
 
 
 def test_it_answers_every_kcat_command_with_a_reason(

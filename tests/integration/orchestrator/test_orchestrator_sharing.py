@@ -6,22 +6,22 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-import zlib
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from schemas import topics
 from schemas.commands import CreateCommand
 from schemas.experiment import simulation_id
-from tests.integration.orchestrator.conftest import Client, Orch, Tap, demo_experiment, until
+from tests.integration.orchestrator.conftest import (
+    Client,
+    Orch,
+    Tap,
+    demo_experiment,
+    partition_of,
+    until,
+)
 
 SIMS = 4
-
-
-def partition_of(sid: uuid.UUID) -> int:
-    """librdkafka's default partitioner (consistent_random: CRC32 of the key)."""
-    return zlib.crc32(str(sid).encode()) % topics.PARTITIONS[topics.COMMANDS]
 
 
 def split_experiment_id() -> uuid.UUID:

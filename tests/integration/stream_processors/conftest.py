@@ -1,35 +1,13 @@
-"""A running stream-processor worker for the integration tests of this folder."""
+"""The stream-processor tests of this folder call the shared worker `worker`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import psycopg
 import pytest
 
-from tests.streamworker import WEB_TABLES, Worker
-
-
-@pytest.fixture(scope="session")
-def web_tables(pg_url: str) -> str:
-    """pg_url with the web tables the status projection writes (minimal DDL if not migrated)."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(WEB_TABLES.read_text())
-    return pg_url
+from tests.streamworker import Worker
 
 
 @pytest.fixture(scope="module")
-def worker(
-    kafka_bootstrap: str, web_tables: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worker]:
-    """`python -m stream_processors` running against the session's Kafka and PostgreSQL."""
-    running = Worker(kafka_bootstrap, web_tables, tmp_path_factory.mktemp("stream-worker"))
-    running.wait_ready()
-    yield running
-    running.stop()
-
-
-def rows(pg_url: str, sql: str, *params: object) -> list[tuple]:
-    """Run one query and return its rows."""
-    with psycopg.connect(pg_url) as conn:
-        return conn.execute(sql, params).fetchall()
+def worker(stream_worker: Worker) -> Worker:
+    """The module's running worker (tests/integration/conftest.py)."""
+    return stream_worker

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import psycopg
 import pytest
-from conftest import rows
 
 from schemas import topics
 from schemas.codecs import dumps
@@ -16,13 +16,14 @@ from schemas.epochs import BatchPoint, EpochEvent
 from schemas.live import LiveUpdate
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader, TensorStats, pack
-from tests.streamworker import Reader, Worker, produce, until
+from tests.streamworker import Reader, Worker, produce, rows, until
 
 pytestmark = pytest.mark.integration
 
 AGGREGATES = (
     "SELECT metric, epoch, count, sum / count, min, max, sqrt(greatest(sumsq / count - "
-    "(sum / count) ^ 2, 0)) FROM nnt_tag_aggregate WHERE tag = %s ORDER BY metric, epoch"
+    "(sum / count) ^ 2, 0)) FROM nnt_tag_aggregate WHERE owner = %s AND tag = %s "
+    "ORDER BY metric, epoch"
 )
 
 
@@ -76,15 +77,20 @@ def test_it_aggregates_a_tag_live_and_counts_replays_once(
     tuned: Worker, kafka_bootstrap: str, web_tables: str
 ) -> None:
     tag, rng = f"grp-{uuid.uuid4().hex[:8]}", np.random.default_rng(7)
+    owner = f"ada-{tag}"
     sims = [uuid.uuid4() for _ in range(4)]
     # Three runs announce their tags on nnt.status; the fourth was tagged in the web only.
     rows(
         web_tables,
-        "INSERT INTO nnt_simulation (id, tags) VALUES (%s, %s) RETURNING id",
+        "INSERT INTO nnt_simulation (id, owner_name, tags) VALUES (%s, %s, %s) RETURNING id",
         sims[3],
+        owner,
         [tag],
     )
-    status = [StatusEvent(simulation_id=s, status="running", tags=[tag, "other"]) for s in sims[:3]]
+    status = [
+        StatusEvent(simulation_id=s, status="running", owner=owner, tags=[tag, "other"])
+        for s in sims[:3]
+    ]
     events = [
         EpochEvent(
             simulation_id=s,
@@ -107,7 +113,7 @@ def test_it_aggregates_a_tag_live_and_counts_replays_once(
             60,
             tuned,
         )
-        until(lambda: close(rows(web_tables, AGGREGATES, tag), want), 60, tuned)
+        until(lambda: close(rows(web_tables, AGGREGATES, owner, tag), want), 60, tuned)
 
         def live() -> dict | None:
             got = {}
@@ -133,7 +139,7 @@ def test_it_aggregates_a_tag_live_and_counts_replays_once(
         send(
             kafka_bootstrap,
             topics.STATUS,
-            [StatusEvent(simulation_id=marker, status="running", tags=[tag])],
+            [StatusEvent(simulation_id=marker, status="running", owner=owner, tags=[tag])],
         )
         send(
             kafka_bootstrap,
@@ -141,12 +147,118 @@ def test_it_aggregates_a_tag_live_and_counts_replays_once(
             [EpochEvent(simulation_id=marker, epoch=9, total_epochs=9, metrics={"loss": 5.0})],
         )
         until(
-            lambda: any(r[:2] == ("loss", 9) for r in rows(web_tables, AGGREGATES, tag)), 60, tuned
+            lambda: any(r[:2] == ("loss", 9) for r in rows(web_tables, AGGREGATES, owner, tag)),
+            60,
+            tuned,
         )
-        after = [r for r in rows(web_tables, AGGREGATES, tag) if r[1] != 9]
+        after = [r for r in rows(web_tables, AGGREGATES, owner, tag) if r[1] != 9]
         assert close(after, want)
     finally:
         reader.close()
+
+
+def live_by_owner(reader: Reader, tag: str) -> dict[str | None, dict[tuple[str, int], dict]]:
+    """The latest streamed aggregate per owner and (metric, epoch) of one tag."""
+    got: dict[str | None, dict[tuple[str, int], dict]] = {}
+    for value in reader.poll(tag):
+        update = LiveUpdate.model_validate_json(value)
+        got.setdefault(update.owner, {}).update(
+            {(a["metric"], a["epoch"]): a for a in update.aggregates}
+        )
+    return got
+
+
+def test_it_keeps_two_users_aggregates_of_the_same_tag_apart(
+    tuned: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
+    tag, rng = f"shared-{uuid.uuid4().hex[:8]}", np.random.default_rng(11)
+    ada, bob = f"ada-{tag}", f"bob-{tag}"
+    mine, theirs = [uuid.uuid4(), uuid.uuid4()], [uuid.uuid4()]
+    status = [
+        StatusEvent(simulation_id=s, status="running", owner=o, tags=[tag])
+        for o, sims in ((ada, mine), (bob, theirs))
+        for s in sims
+    ]
+    events = [
+        EpochEvent(
+            simulation_id=s,
+            epoch=1,
+            total_epochs=1,
+            metrics={"loss": float(rng.normal()) + (100.0 if s in theirs else 0.0)},
+        )
+        for s in mine + theirs
+    ]
+    reader = Reader(kafka_bootstrap, topics.LIVE, f"test-{tag}")
+    try:
+        send(kafka_bootstrap, topics.STATUS, status)
+        send(kafka_bootstrap, topics.EPOCHS, events)
+        for owner, sims in ((ada, mine), (bob, theirs)):
+            want = until(
+                lambda s=sims: (
+                    (w := expected_aggregates(web_tables, s)) and w[0][2] == len(s) and w
+                ),
+                60,
+                tuned,
+            )
+            until(lambda o=owner, w=want: close(rows(web_tables, AGGREGATES, o, tag), w), 60, tuned)
+        assert rows(
+            web_tables,
+            "SELECT DISTINCT owner FROM nnt_tag_aggregate WHERE tag = %s ORDER BY 1",
+            tag,
+        ) == [(ada,), (bob,)]
+
+        live = until(
+            lambda: (
+                (g := live_by_owner(reader, tag))
+                and g.get(ada, {}).get(("loss", 1), {}).get("count") == 2
+                and g.get(bob, {}).get(("loss", 1), {}).get("count") == 1
+                and g
+            ),
+            60,
+            tuned,
+        )
+        assert set(live) == {ada, bob}  # every update names its owner
+        assert live[bob][("loss", 1)]["min"] > 50 > live[ada][("loss", 1)]["max"]
+    finally:
+        reader.close()
+
+
+def test_it_retries_a_refused_aggregate_write_until_the_database_takes_it(
+    tuned: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
+    tag, sid = f"refused-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    owner = f"ada-{tag}"
+    log_from = len(tuned.text())
+    with psycopg.connect(web_tables, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE nnt_tag_aggregate ADD CONSTRAINT nnt_test_refuse "
+            f"CHECK (tag <> '{tag}') NOT VALID"
+        )
+        try:
+            send(
+                kafka_bootstrap,
+                topics.STATUS,
+                [StatusEvent(simulation_id=sid, status="running", owner=owner, tags=[tag])],
+            )
+            send(
+                kafka_bootstrap,
+                topics.EPOCHS,
+                [EpochEvent(simulation_id=sid, epoch=1, total_epochs=1, metrics={"loss": 2.5})],
+            )
+            until(
+                lambda: (
+                    "tag aggregates" in tuned.text()[log_from:]
+                    and "CheckViolation" in tuned.text()[log_from:]
+                ),
+                60,
+                tuned,
+            )
+            until(lambda: tuned.text()[log_from:].count("CheckViolation") >= 2, 60, tuned)
+            assert rows(web_tables, AGGREGATES, owner, tag) == []
+        finally:
+            conn.execute("ALTER TABLE nnt_tag_aggregate DROP CONSTRAINT nnt_test_refuse")
+    got = until(lambda: rows(web_tables, AGGREGATES, owner, tag), 60, tuned)
+    assert got == [("loss", 1, 1, 2.5, 2.5, 2.5, 0.0)]
 
 
 def test_it_keeps_every_epoch_metric_and_reduces_old_batch_points(

@@ -1,14 +1,22 @@
 """Django against a real PostgreSQL: a fresh database on the session's server, migrated.
 
 Uses the session `pg_url` of tests/conftest.py and creates its own database on that server, so
-other components' test tables never meet the web's migrations.
+other components' test tables never meet the web's migrations. `real_kafka` publishes commands
+to the session's broker and `command_log` reads them back; `live_web` serves the product's web
+server (daphne) on the same database for clients that need HTTP, such as the CLI.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,15 +49,17 @@ def web_db_url(pg_url: str) -> str:
 def django_ready(web_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Configure Django from the environment, as the product does, and migrate."""
     home = tmp_path_factory.mktemp("nnt-web-home")
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "web.settings",
-        "DATABASE_URL": web_db_url,
-        "NNT_HOME": str(home),
-        "NNT_ALLOWED_HOSTS": "testserver,localhost",
-        "NNT_KAFKA_BOOTSTRAP": "127.0.0.1:9",  # nothing listens: publishing must fail cleanly
-        "NNT_KAFKA_TIMEOUT_S": "1",
-        "NNT_LIVE_BRIDGE": "false",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "web.settings",
+            "DATABASE_URL": web_db_url,
+            "NNT_HOME": str(home),
+            "NNT_ALLOWED_HOSTS": "testserver,localhost",
+            "NNT_KAFKA_BOOTSTRAP": "127.0.0.1:9",  # nothing listens: publishing must fail cleanly
+            "NNT_KAFKA_TIMEOUT_S": "1",
+            "NNT_LIVE_BRIDGE": "false",
+        }
+    )
     import django
     from django.core.management import call_command
     from django.test.utils import setup_test_environment
@@ -78,3 +88,142 @@ def client(django_ready: Path) -> Any:
     from django.test import Client
 
     return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture()
+def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
+    """Publish through the real producer to the session's broker."""
+    from web.simulations import commands
+
+    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10))
+    yield kafka_bootstrap
+    commands.set_publisher(None)
+
+
+class CommandLog:
+    """What reached `nnt.commands` after this log was opened, read back from the broker."""
+
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        from schemas import topics
+
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"t-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+            }
+        )
+        meta = self.consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
+        starts = [
+            TopicPartition(topics.COMMANDS, p, self._high(TopicPartition(topics.COMMANDS, p)))
+            for p in meta.partitions
+        ]
+        self.consumer.assign(starts)
+        self.seen: list[tuple[bytes, bytes]] = []
+
+    def _high(self, partition: Any) -> int:
+        """The partition's end offset; a fresh broker may still be electing its leader."""
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return int(self.consumer.get_watermark_offsets(partition, timeout=5)[1])
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _drain(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg = self.consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                self.seen.append((msg.key() or b"", msg.value() or b""))
+
+    def for_key(self, key: str, expect: int = 1, timeout: float = 20) -> list[Any]:
+        """Commands keyed by `key`: waits until `expect` arrived, or drains briefly for 0."""
+        from schemas.codecs import load_command
+
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [load_command(v) for k, v in self.seen if k == key.encode()]
+            if (expect and len(found) >= expect) or time.monotonic() > deadline:
+                return found
+            self._drain(2.0 if not expect else 0.5)
+            if not expect:
+                return [load_command(v) for k, v in self.seen if k == key.encode()]
+
+    def close(self) -> None:
+        """Leave the broker."""
+        self.consumer.close()
+
+
+@pytest.fixture()
+def command_log(real_kafka: str) -> Iterator[CommandLog]:
+    """Commands published from now on, read back from the real broker."""
+    log = CommandLog(real_kafka)
+    yield log
+    log.close()
+
+
+@dataclass
+class LiveWeb:
+    """The product's web server (`python -m web serve`, daphne) on the test database."""
+
+    url: str
+    home: Path
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def live_web(
+    django_ready: Path,
+    web_db_url: str,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveWeb]:
+    """A real HTTP server, as `nntracker up` runs it, for clients that need one (the CLI)."""
+    from tests.services import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("live-web") / "web.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": web_db_url,
+        "NNT_HOME": str(django_ready),
+        "NNT_WEB_PORT": str(port),
+        "NNT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "NNT_KAFKA_TIMEOUT_S": "10",
+        "NNT_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "NNT_LIVE_BRIDGE": "false",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/openapi.json", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the web server did not start; its log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield LiveWeb(url, django_ready, log)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()

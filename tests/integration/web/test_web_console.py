@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.utils import timezone
+
+from tests.streamworker import find_command
 
 PASSWORD = "pw-long-enough-1"
 
@@ -47,15 +49,6 @@ def admin(client: Any, make_user: Any) -> Any:
     user = make_user(staff=True)
     client.force_login(user)
     return user
-
-
-@pytest.fixture()
-def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
-    from web.simulations import commands
-
-    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10))
-    yield kafka_bootstrap
-    commands.set_publisher(None)
 
 
 def test_it_sends_anonymous_users_to_login(client: Any) -> None:
@@ -99,10 +92,16 @@ def test_it_lists_searches_filters_and_sorts_users(client: Any, admin: Any, make
     assert idle.get_username() in html and "disabled" in html
     html = client.get("/console/", {"staff": "yes", "q": busy.get_username()}).content.decode()
     assert "No user matches" in html
-    rows = re.findall(
-        r'data-user-id="(\d+)"', client.get("/console/", {"sort": "-simulations"}).content.decode()
-    )
-    assert rows.index(str(busy.pk)) < rows.index(str(idle.pk))
+    # Sorted among users of one search only: the shared test database has more users than a page.
+    from django.contrib.auth import get_user_model
+
+    prefix = f"sort{uuid.uuid4().hex[:8]}"
+    few = get_user_model().objects.create_user(f"{prefix}-few", password="pw-long-enough-1")
+    many = get_user_model().objects.create_user(f"{prefix}-many", password="pw-long-enough-1")
+    _sim(many, "running")
+    _sim(many, "finished")
+    page = client.get("/console/", {"sort": "-simulations", "q": prefix}).content.decode()
+    assert re.findall(r'data-user-id="(\d+)"', page) == [str(many.pk), str(few.pk)]
 
 
 def test_it_grants_revokes_disables_and_enables(client: Any, admin: Any, make_user: Any) -> None:
@@ -176,31 +175,12 @@ def test_it_keeps_a_user_with_live_runs_when_kafka_is_down(
 def test_it_tells_live_runs_to_delete_before_removing_the_user(
     client: Any, admin: Any, make_user: Any, real_kafka: str
 ) -> None:
-    from confluent_kafka import Consumer, TopicPartition
-
-    from schemas import topics
-    from schemas.codecs import load_command
 
     target = make_user()
     sim = _sim(target, "running")
     auth = _token(client, admin)
     assert client.delete(f"/api/admin/users/{target.pk}", **auth).status_code == 204
-    consumer = Consumer(
-        {
-            "bootstrap.servers": real_kafka,
-            "group.id": f"t-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    meta = consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
-    consumer.assign([TopicPartition(topics.COMMANDS, p, 0) for p in meta.partitions])
-    found = None
-    for _ in range(60):
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error() and msg.key() == str(sim.id).encode():
-            found = load_command(msg.value())
-            break
-    consumer.close()
+    found = find_command(real_kafka, str(sim.id))
     assert found is not None and found.type == "delete" and found.issued_by == admin.get_username()
 
 
@@ -302,3 +282,135 @@ def test_it_serves_the_admin_api(client: Any, make_user: Any) -> None:
         **auth,
     )
     assert bad.status_code == 422
+
+
+# Every admin API operation and what it sends. A new /api/admin/ endpoint fails
+# test_it_covers_every_admin_endpoint until it is added here (and so is checked for 403).
+ADMIN_OPS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/admin/users"): {},
+    ("GET", "/api/admin/users/{user_id}"): {},
+    ("PATCH", "/api/admin/users/{user_id}"): {"is_staff": True, "is_active": False},
+    ("DELETE", "/api/admin/users/{user_id}"): {},
+    ("GET", "/api/admin/users/{user_id}/quota"): {},
+    ("PUT", "/api/admin/users/{user_id}/quota"): {"max_concurrent_runs": 999},
+    ("GET", "/api/admin/users/{user_id}/simulations"): {},
+}
+# Every console URL (by name), the method that changes something, and its form data.
+CONSOLE_PAGES: dict[str, tuple[str, dict[str, str]]] = {
+    "users": ("GET", {}),
+    "user": ("GET", {}),
+    "set_staff": ("POST", {"staff": "1"}),
+    "set_active": ("POST", {"active": "0"}),
+    "delete": ("POST", {}),
+    "set_quota": ("POST", {"max_concurrent_runs": "999"}),
+}
+
+
+def _admin_operations(client: Any) -> set[tuple[str, str]]:
+    paths = client.get("/api/openapi.json").json()["paths"]
+    return {(m.upper(), p) for p, ops in paths.items() if p.startswith("/api/admin/") for m in ops}
+
+
+def _untouched(target: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    from web.accounts.models import Quota
+
+    target = get_user_model().objects.get(pk=target.pk)  # still there
+    assert not target.is_staff and target.is_active
+    assert not Quota.objects.filter(user=target).exists()
+
+
+def test_it_covers_every_admin_endpoint(client: Any) -> None:
+    assert _admin_operations(client) == set(ADMIN_OPS), "add new endpoints to ADMIN_OPS"
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ADMIN_OPS))
+def test_it_answers_403_to_non_staff_on_every_admin_endpoint(
+    client: Any, make_user: Any, method: str, path: str
+) -> None:
+    user, target = make_user(), make_user()
+    _sim(target, "running")
+    url = path.replace("{user_id}", str(target.pk))
+    body = ADMIN_OPS[(method, path)]
+    extra = {"data": json.dumps(body), "content_type": "application/json"} if body else {}
+    resp = client.generic(method, url, **extra, **_token(client, user))
+    assert resp.status_code == 403, resp.content
+    assert "staff" in resp.json()["detail"]
+    client.force_login(user)  # the browser session of a non-staff user: refused the same way
+    csrf = {"HTTP_X_CSRFTOKEN": _csrf_cookie(client)}
+    assert client.generic(method, url, **extra, **csrf).status_code == 403
+    _untouched(target)
+
+
+def _csrf_cookie(client: Any) -> str:
+    client.get("/accounts/")
+    return client.cookies["csrftoken"].value
+
+
+def test_it_covers_every_console_page() -> None:
+    from web.console.urls import urlpatterns
+
+    assert {p.name for p in urlpatterns} == set(CONSOLE_PAGES), "add new pages to CONSOLE_PAGES"
+
+
+@pytest.mark.parametrize("name", sorted(CONSOLE_PAGES))
+def test_it_answers_403_to_non_staff_on_every_console_page(
+    client: Any, make_user: Any, name: str
+) -> None:
+    from django.urls import reverse
+
+    user, target = make_user(), make_user()
+    method, data = CONSOLE_PAGES[name]
+    kwargs = {"user_id": target.pk} if name != "users" else {}
+    url = reverse(f"console:{name}", kwargs=kwargs)
+    anonymous = client.get(url) if method == "GET" else client.post(url, data)
+    assert anonymous.status_code in (302, 403)
+    client.force_login(user)
+    assert client.get(url).status_code == 403
+    resp = _post(client, url, data, page="/accounts/")  # with a valid CSRF token
+    assert resp.status_code == 403, resp.content[:300]
+    _untouched(target)
+
+
+def test_it_counts_and_lists_runs_matched_by_owner_name(
+    client: Any, admin: Any, make_user: Any, real_kafka: str
+) -> None:
+    """Runs created outside the web (a Kafka client, the SDK) before the account existed carry
+    only the owner's name; the console must show them as the user's."""
+    from django.contrib.auth import get_user_model
+
+    from web.simulations.models import Simulation
+
+    target = make_user()
+    name = target.get_username()
+    by_name = Simulation.objects.create(
+        owner=None, owner_name=name, status="running", name="sdk run", total_epochs=5
+    )
+    Simulation.objects.create(owner=None, owner_name=name, status="finished", name="sdk done")
+    _sim(target, "finished")
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO nnt_resource VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [by_name.id, timezone.now(), 42.0, 2_000_000, None, None, None],
+        )
+    html = client.get(f"/console/users/{target.pk}/").content.decode()
+    assert "sdk run" in html and "sdk done" in html and f"/simulations/{by_name.id}/" in html
+    assert 'id="count-total">3<' in html and 'id="count-running">1<' in html
+    assert 'id="usage-cpu">42.0%<' in html
+    listed = client.get("/api/admin/users", {"q": name}).json()
+    assert (listed[0]["simulations"], listed[0]["running"]) == (3, 1)
+    rows = client.get(f"/api/admin/users/{target.pk}/simulations").json()
+    assert {r["name"] for r in rows} >= {"sdk run", "sdk done"} and len(rows) == 3
+    detail = client.get(f"/api/admin/users/{target.pk}").json()
+    assert detail["counts"]["total"] == 3 and detail["usage"]["cpu_percent"] == 42.0
+    # deleting the user takes those runs too: a later account of that name must not get them
+    resp = _post(
+        client,
+        f"/console/users/{target.pk}/delete/",
+        {},
+        page=f"/console/users/{target.pk}/delete/",
+    )
+    assert resp.status_code == 302
+    assert not get_user_model().objects.filter(pk=target.pk).exists()
+    assert not Simulation.objects.filter(owner_name=name).exists()

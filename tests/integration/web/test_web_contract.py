@@ -12,8 +12,11 @@ def test_it_fills_every_simulation_column_from_defaults(django_ready: Path) -> N
     sim = uuid.uuid4()
     with connection.cursor() as cur:
         cur.execute("INSERT INTO nnt_simulation (id) VALUES (%s)", [sim])
-        cur.execute("SELECT status, epoch, total_epochs, tags, config, owner_name, created_at "
-                    "FROM nnt_simulation WHERE id = %s", [sim])
+        cur.execute(
+            "SELECT status, epoch, total_epochs, tags, config, owner_name, created_at "
+            "FROM nnt_simulation WHERE id = %s",
+            [sim],
+        )
         status, epoch, total, tags, config, owner, created = cur.fetchone()
     assert (status, epoch, total, tags, owner) == ("queued", 0, 0, [], "")
     assert config in ({}, "{}") and created is not None
@@ -23,9 +26,11 @@ def test_it_upserts_like_the_status_projection(django_ready: Path) -> None:
     from web.simulations.models import Simulation
 
     sim = uuid.uuid4()
-    sql = ("INSERT INTO nnt_simulation (id, status, epoch, total_epochs, tags) "
-           "VALUES (%s, %s, %s, 10, %s) ON CONFLICT (id) DO UPDATE "
-           "SET status = EXCLUDED.status, epoch = EXCLUDED.epoch, updated_at = now()")
+    sql = (
+        "INSERT INTO nnt_simulation (id, status, epoch, total_epochs, tags) "
+        "VALUES (%s, %s, %s, 10, %s) ON CONFLICT (id) DO UPDATE "
+        "SET status = EXCLUDED.status, epoch = EXCLUDED.epoch, updated_at = now()"
+    )
     with connection.cursor() as cur:
         cur.execute(sql, [sim, "running", 3, ["a"]])
         cur.execute(sql, [sim, "running", 4, ["a"]])

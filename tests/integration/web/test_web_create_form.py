@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.streamworker import find_command
+
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
 APPENDIX_A = (
     "name",
@@ -113,28 +115,7 @@ def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
 
 
 def _create_command(bootstrap: str, experiment_id: str) -> Any:
-    from confluent_kafka import Consumer, TopicPartition
-
-    from schemas import topics
-    from schemas.codecs import load_command
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"t-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    meta = consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
-    consumer.assign([TopicPartition(topics.COMMANDS, p, 0) for p in meta.partitions])
-    try:
-        for _ in range(60):
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error() and msg.key() == experiment_id.encode():
-                return load_command(msg.value())
-    finally:
-        consumer.close()
-    return None
+    return find_command(bootstrap, experiment_id)
 
 
 def test_it_sends_anonymous_users_to_login(client: Any) -> None:

@@ -13,27 +13,38 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.streamworker import find_command
+
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
 
 
 def _config(**extra: Any) -> str:
-    base = {"name": f"exp-{uuid.uuid4().hex[:6]}", "total_epochs": 3,
-            "optimizers": [{"optimizer": "Adam"}, {"optimizer": "SGD"}],
-            "learning_rates": [0.01, 0.001], "tags": ["grid"]}
+    base = {
+        "name": f"exp-{uuid.uuid4().hex[:6]}",
+        "total_epochs": 3,
+        "optimizers": [{"optimizer": "Adam"}, {"optimizer": "SGD"}],
+        "learning_rates": [0.01, 0.001],
+        "tags": ["grid"],
+    }
     return json.dumps(base | extra)
 
 
 def _post(client: Any, token: str, config: str, **files: SimpleUploadedFile) -> Any:
-    data: dict[str, Any] = {"config": config,
-                            "model": SimpleUploadedFile("model.json", json.dumps(MODEL).encode())}
+    data: dict[str, Any] = {
+        "config": config,
+        "model": SimpleUploadedFile("model.json", json.dumps(MODEL).encode()),
+    }
     return client.post("/api/experiments", data | files, HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
 @pytest.fixture()
 def token(client: Any, make_user: Any) -> str:
     user = make_user()
-    resp = client.post("/api/tokens", {"username": user.get_username(), "password": "pw-long-enough-1"},
-                       content_type="application/json")
+    resp = client.post(
+        "/api/tokens",
+        {"username": user.get_username(), "password": "pw-long-enough-1"},
+        content_type="application/json",
+    )
     return resp.json()["token"]
 
 
@@ -48,8 +59,12 @@ def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
 
 
 def test_it_names_each_bad_field(client: Any, token: str) -> None:
-    resp = _post(client, token, _config(learning_rates=[-1], batch_size=0),
-                 dataset_train=SimpleUploadedFile("t.csv", b"a,b\n"))
+    resp = _post(
+        client,
+        token,
+        _config(learning_rates=[-1], batch_size=0),
+        dataset_train=SimpleUploadedFile("t.csv", b"a,b\n"),
+    )
     assert resp.status_code == 422
     errors = resp.json()["errors"]
     assert "learning_rates" in errors and "batch_size" in errors
@@ -76,12 +91,10 @@ def test_it_leaves_no_rows_when_kafka_is_down(client: Any, token: str) -> None:
     assert (Experiment.objects.count(), Simulation.objects.count()) == before
 
 
-def test_it_creates_the_grid_and_publishes_create(client: Any, token: str, real_kafka: str,
-                                                  django_ready: Path) -> None:
-    from confluent_kafka import Consumer, TopicPartition
+def test_it_creates_the_grid_and_publishes_create(
+    client: Any, token: str, real_kafka: str, django_ready: Path
+) -> None:
 
-    from schemas import topics
-    from schemas.codecs import load_command
     from schemas.experiment import ExperimentConfig, expand
     from web.simulations.models import Simulation
 
@@ -96,24 +109,18 @@ def test_it_creates_the_grid_and_publishes_create(client: Any, token: str, real_
     ref = f"stored:{hashlib.sha256(data).hexdigest()}.npz"
     assert (django_ready / "datasets" / ref.removeprefix("stored:")).read_bytes() == data
 
-    consumer = Consumer({"bootstrap.servers": real_kafka, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest"})
-    meta = consumer.list_topics(topics.COMMANDS, timeout=10).topics[topics.COMMANDS]
-    consumer.assign([TopicPartition(topics.COMMANDS, p, 0) for p in meta.partitions])
-    found = None
-    for _ in range(50):
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error() and msg.key() == str(experiment_id).encode():
-            found = load_command(msg.value())
-            break
-    consumer.close()
+    found = find_command(real_kafka, str(experiment_id))
     assert found is not None and found.type == "create"
     assert found.experiment["dataset_train"] == ref and found.experiment["model"] == MODEL
-    config = ExperimentConfig.model_validate({k: v for k, v in found.experiment.items() if k != "model"})
+    config = ExperimentConfig.model_validate(
+        {k: v for k, v in found.experiment.items() if k != "model"}
+    )
     assert [p.simulation_id for p in expand(experiment_id, config)] == [s.id for s in sims]
 
 
 def test_it_names_a_missing_model_file(client: Any, token: str) -> None:
-    resp = client.post("/api/experiments", {"config": _config()}, HTTP_AUTHORIZATION=f"Bearer {token}")
+    resp = client.post(
+        "/api/experiments", {"config": _config()}, HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert resp.status_code == 422
     assert "model" in resp.json()["errors"]

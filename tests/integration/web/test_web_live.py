@@ -32,8 +32,13 @@ def test_it_forwards_bridge_updates_to_the_owner(make_user: Any) -> None:
 
     owner = make_user()
     sim = _sim(owner)
-    raw = json.dumps({"kind": "epochs", "simulation_id": str(sim.id),
-                      "points": [{"epoch": 1, "values": {"loss": 0.7}}]}).encode()
+    raw = json.dumps(
+        {
+            "kind": "epochs",
+            "simulation_id": str(sim.id),
+            "points": [{"epoch": 1, "values": {"loss": 0.7}}],
+        }
+    ).encode()
 
     async def scenario() -> Any:
         comm = _communicator(sim.id, owner)
@@ -45,8 +50,11 @@ def test_it_forwards_bridge_updates_to_the_owner(make_user: Any) -> None:
         return got
 
     got = asyncio.run(scenario())
-    assert got == {"kind": "epochs", "simulation_id": str(sim.id),
-                   "points": [{"epoch": 1, "values": {"loss": 0.7}}]}
+    assert got == {
+        "kind": "epochs",
+        "simulation_id": str(sim.id),
+        "points": [{"epoch": 1, "values": {"loss": 0.7}}],
+    }
 
 
 def test_it_refuses_other_users(make_user: Any) -> None:

@@ -116,7 +116,10 @@ def test_it_never_subscribes_a_page_to_another_users_run_or_tag(make_user: Any) 
                 points=[{"epoch": 1, "values": {"loss": 9.0}}],
             ),
         )
-        await forward(layer, _raw(kind="tag", tag="bobs", aggregates=[{"metric": "loss"}]))
+        await forward(
+            layer,
+            _raw(kind="tag", tag="bobs", owner=bob.get_username(), aggregates=[{"metric": "loss"}]),
+        )
         answers.append(await comm.receive_nothing(timeout=0.3))
         await forward(
             layer,
@@ -129,7 +132,12 @@ def test_it_never_subscribes_a_page_to_another_users_run_or_tag(make_user: Any) 
         answers.append((await comm.receive_json_from(timeout=5))["simulation_id"])
         await forward(
             layer,
-            _raw(kind="tag", tag=tag, aggregates=[{"metric": "loss", "epoch": 1, "mean": 0.5}]),
+            _raw(
+                kind="tag",
+                tag=tag,
+                owner=ada.get_username(),
+                aggregates=[{"metric": "loss", "epoch": 1, "mean": 0.5}],
+            ),
         )
         answers.append((await comm.receive_json_from(timeout=5))["tag"])
         await comm.disconnect()
@@ -145,6 +153,46 @@ def test_it_never_subscribes_a_page_to_another_users_run_or_tag(make_user: Any) 
         str(other_mine.id),
         tag,
     ]
+
+
+def test_it_never_sends_a_user_another_users_aggregate_of_the_same_tag(make_user: Any) -> None:
+    from web.live.bridge import forward
+
+    ada, bob = make_user(), make_user()
+    tag = f"shared{uuid.uuid4().hex[:6]}"
+    _sim(ada, tags=[tag])
+    bobs = _sim(bob, tags=[tag])
+
+    def update(owner: Any, mean: float) -> bytes:
+        return _raw(
+            kind="tag",
+            tag=tag,
+            owner=owner.get_username(),
+            aggregates=[{"metric": "loss", "epoch": 1, "count": 1, "mean": mean}],
+        )
+
+    async def scenario() -> tuple[bool, bool, Any]:
+        comm = _comm(f"/ws/simulations/{bobs.id}/", bob)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"subscribe": {"tag": tag}})
+        subscribed = (await comm.receive_json_from(timeout=5))["ok"]
+        layer = get_channel_layer()
+        await forward(layer, update(ada, 0.1))  # ada's runs with the same tag
+        await forward(layer, _raw(kind="tag", tag=tag, aggregates=[{"metric": "loss"}]))
+        nothing = await comm.receive_nothing(timeout=0.3)
+        await forward(layer, update(bob, 9.0))
+        got = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return subscribed, nothing, got
+
+    subscribed, nothing, got = asyncio.run(scenario())
+    assert subscribed
+    assert nothing, "bob's page received ada's aggregate of the tag they share"
+    assert got == {
+        "kind": "tag",
+        "tag": tag,
+        "aggregates": [{"metric": "loss", "epoch": 1, "count": 1, "mean": 9.0}],
+    }
 
 
 def test_it_refuses_a_page_socket_for_another_users_run(make_user: Any) -> None:

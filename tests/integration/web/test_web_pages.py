@@ -16,8 +16,12 @@ from django.db import connection
 def _sim(owner: Any, **fields: Any) -> Any:
     from web.simulations.models import Simulation
 
-    return Simulation.objects.create(owner=owner, owner_name=owner.get_username(),
-                                     name=f"page run {uuid.uuid4().hex[:6]}", **fields)
+    return Simulation.objects.create(
+        owner=owner,
+        owner_name=owner.get_username(),
+        name=f"page run {uuid.uuid4().hex[:6]}",
+        **fields,
+    )
 
 
 def test_it_shows_the_home_page(client: Any) -> None:
@@ -34,8 +38,14 @@ def test_it_logs_in_with_csrf(client: Any, make_user: Any) -> None:
     user = make_user()
     page = client.get("/accounts/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
-    resp = client.post("/accounts/login/", {"username": user.get_username(),
-                                            "password": "pw-long-enough-1", "csrfmiddlewaretoken": token})
+    resp = client.post(
+        "/accounts/login/",
+        {
+            "username": user.get_username(),
+            "password": "pw-long-enough-1",
+            "csrfmiddlewaretoken": token,
+        },
+    )
     assert resp.status_code == 302 and resp["Location"] == "/simulations/"
 
 
@@ -45,9 +55,15 @@ def test_it_registers_a_user(client: Any) -> None:
     page = client.get("/accounts/register/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
     name = f"new{uuid.uuid4().hex[:8]}"
-    resp = client.post("/accounts/register/", {"username": name, "password1": "Zebra-Quartz-91",
-                                               "password2": "Zebra-Quartz-91",
-                                               "csrfmiddlewaretoken": token})
+    resp = client.post(
+        "/accounts/register/",
+        {
+            "username": name,
+            "password1": "Zebra-Quartz-91",
+            "password2": "Zebra-Quartz-91",
+            "csrfmiddlewaretoken": token,
+        },
+    )
     assert resp.status_code == 302
     assert get_user_model().objects.filter(username=name).exists()
 
@@ -71,8 +87,10 @@ def test_it_renders_the_chart_with_initial_points(client: Any, make_user: Any) -
     sim = _sim(user, status="running", epoch=2, total_epochs=5)
     at = datetime(2025, 1, 1, tzinfo=UTC)
     with connection.cursor() as cur:
-        cur.executemany("INSERT INTO nnt_epoch_metric VALUES (%s, %s, %s, %s, %s)",
-                        [(sim.id, 1, "loss", 0.9, at), (sim.id, 2, "loss", 0.5, at)])
+        cur.executemany(
+            "INSERT INTO nnt_epoch_metric VALUES (%s, %s, %s, %s, %s)",
+            [(sim.id, 1, "loss", 0.9, at), (sim.id, 2, "loss", 0.5, at)],
+        )
     client.force_login(user)
     html = client.get(f"/simulations/{sim.id}/").content.decode()
     assert 'id="chart-metrics"' in html and f"/ws/simulations/{sim.id}/" in html

@@ -29,7 +29,9 @@ def test_it_says_how_to_get_java_when_there_is_none(monkeypatch: pytest.MonkeyPa
         kafka.java_binary()
 
 
-def test_it_says_how_to_get_maven_when_jars_are_missing(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_it_says_how_to_get_maven_when_jars_are_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
     with pytest.raises(InfraError, match="Maven is needed once"):
         kafka.ensure_jars(tmp_path)
@@ -46,7 +48,9 @@ def test_it_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_it_stops_a_process_and_its_children(tmp_path) -> None:
-    spec = process.ServiceSpec(name="sleepy", argv=["sh", "-c", "sleep 60 & sleep 60"], ready=lambda: True)
+    spec = process.ServiceSpec(
+        name="sleepy", argv=["sh", "-c", "sleep 60 & sleep 60"], ready=lambda: True
+    )
     proc = process.spawn(spec, stdout=None)
     process.wait_ready(spec, proc)
     process.stop(proc, timeout=5)

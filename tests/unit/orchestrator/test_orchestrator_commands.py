@@ -5,103 +5,19 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrator.rundirs import RunDir, RunState
-from orchestrator.runtime import Handle
 from orchestrator.service import CommandLog, Orchestrator
-from orchestrator.settings import OrchestratorSettings
 from schemas import codecs
-from schemas.commands import CreateCommand, LifecycleCommand
-from schemas.run import RunSpec
-
-
-class RecordingPublisher:
-    """Collects what the orchestrator sends instead of sending it (pure-logic unit test)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, str, dict[str, Any]]] = []
-        self.commands: list[LifecycleCommand] = []
-
-    def status(self, simulation_id: Any, status: str, **fields: Any) -> None:
-        self.events.append((simulation_id, status, fields))
-
-    def resources(self, sample: Any) -> None:
-        pass
-
-    def command(self, command: LifecycleCommand) -> None:
-        self.commands.append(command)
-
-    def flush(self, timeout: float = 10.0) -> None:
-        pass
-
-
-class IdleRuntime:
-    """Starts nothing; remembers what it was asked."""
-
-    name = "process"
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def start(self, spec: RunSpec, run_dir: Path) -> Handle:
-        self.calls.append(f"start {spec.simulation_id}")
-        return Handle(spec.simulation_id, run_dir, pid=1)
-
-    def exit_code(self, handle: Handle) -> int | None:
-        return None
-
-    def sample(self, handle: Handle) -> None:
-        return None
-
-    def pause(self, handle: Handle) -> None:
-        self.calls.append("pause")
-
-    def unpause(self, handle: Handle) -> None:
-        self.calls.append("unpause")
-
-    def stop(self, handle: Handle) -> None:
-        self.calls.append("stop")
-
-    def kill(self, handle: Handle) -> None:
-        self.calls.append("kill")
-
-    def adopt(self, *args: Any) -> None:
-        return None
-
-    def orphans(self, known: set[uuid.UUID]) -> list[str]:
-        return []
-
-
-def make(tmp_path: Path, **settings: Any) -> Orchestrator:
-    config = OrchestratorSettings(
-        nnt_home=tmp_path, **{"nnt_max_runs": 1, "nnt_hostname": "h1", **settings}
-    )
-    (tmp_path / "datasets").mkdir(exist_ok=True)
-    (tmp_path / "datasets" / ("a" * 64 + ".npz")).write_bytes(b"x")
-    return Orchestrator(config, IdleRuntime(), RecordingPublisher())  # type: ignore[arg-type]
+from schemas.commands import LifecycleCommand
+from tests.unit.orchestrator.fakes import create_command, events, make, starts
 
 
 @pytest.fixture
 def orch(tmp_path: Path) -> Orchestrator:
     return make(tmp_path)
-
-
-def create_command(owner: str = "ana") -> CreateCommand:
-    return CreateCommand(experiment_id=uuid.uuid4(), issued_by=owner, experiment={
-        "name": "exp", "dataset_train": "stored:" + "a" * 64 + ".npz", "learning_rates": [0.1, 0.01],
-        "model": {"class_name": "Sequential", "config": {"layers": []}},
-    })  # fmt: skip
-
-
-def events(orch: Orchestrator) -> list[tuple[Any, str, dict[str, Any]]]:
-    return orch.publisher.events  # type: ignore[attr-defined, no-any-return]
-
-
-def starts(orch: Orchestrator) -> list[LifecycleCommand]:
-    return orch.publisher.commands  # type: ignore[attr-defined, no-any-return]
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b'{"type": "pause"}', b'{"type": "boom"}'])

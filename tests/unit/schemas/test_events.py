@@ -21,14 +21,25 @@ from schemas.status import StatusEvent
 SIM = uuid.uuid4()
 
 
-@pytest.mark.parametrize("event", [
-    StatusEvent(simulation_id=SIM, status="running", epoch=3, total_epochs=10, message="ok"),
-    EpochEvent(simulation_id=SIM, epoch=1, total_epochs=5, metrics={"loss": 0.5, "accuracy": 0.9},
-               learning_rate=0.01, batches=[BatchPoint(step=1, metrics={"loss": 0.7})]),
-    ResourceSample(simulation_id=SIM, cpu_percent=50.0, memory_bytes=1024),
-    LiveUpdate(kind="epochs", simulation_id=SIM, points=[LivePoint(epoch=1, values={"loss": 1.0})]),
-    LifecycleCommand(type="pause", simulation_id=SIM, issued_by="ana"),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        StatusEvent(simulation_id=SIM, status="running", epoch=3, total_epochs=10, message="ok"),
+        EpochEvent(
+            simulation_id=SIM,
+            epoch=1,
+            total_epochs=5,
+            metrics={"loss": 0.5, "accuracy": 0.9},
+            learning_rate=0.01,
+            batches=[BatchPoint(step=1, metrics={"loss": 0.7})],
+        ),
+        ResourceSample(simulation_id=SIM, cpu_percent=50.0, memory_bytes=1024),
+        LiveUpdate(
+            kind="epochs", simulation_id=SIM, points=[LivePoint(epoch=1, values={"loss": 1.0})]
+        ),
+        LifecycleCommand(type="pause", simulation_id=SIM, issued_by="ana"),
+    ],
+)
 def test_it_round_trips_json_events(event) -> None:
     assert codecs.loads(type(event), codecs.dumps(event)) == event
 
@@ -41,8 +52,15 @@ def test_it_round_trips_commands_by_type() -> None:
 
 
 def test_it_accepts_a_command_written_by_hand_like_kcat() -> None:
-    raw = json.dumps({"type": "stop", "command_id": str(uuid.uuid4()), "simulation_id": str(SIM),
-                      "issued_by": "ops", "issued_at": "2026-11-24T10:00:00Z"})
+    raw = json.dumps(
+        {
+            "type": "stop",
+            "command_id": str(uuid.uuid4()),
+            "simulation_id": str(SIM),
+            "issued_by": "ops",
+            "issued_at": "2026-11-24T10:00:00Z",
+        }
+    )
     assert codecs.load_command(raw).type == "stop"
 
 
@@ -64,9 +82,20 @@ def test_it_round_trips_tensor_chunks(dtype: str) -> None:
     chunks = tensors.split(payload, chunk_bytes=100_000)
     assert len(chunks) > 1
     messages = [
-        tensors.pack(tensors.TensorHeader(simulation_id=SIM, epoch=2, layer_index=1, layer_name="dense",
-                                          kind="kernel", dtype=dtype, shape=[300, 700], chunk=i,
-                                          chunks=len(chunks)), c)
+        tensors.pack(
+            tensors.TensorHeader(
+                simulation_id=SIM,
+                epoch=2,
+                layer_index=1,
+                layer_name="dense",
+                kind="kernel",
+                dtype=dtype,
+                shape=[300, 700],
+                chunk=i,
+                chunks=len(chunks),
+            ),
+            c,
+        )
         for i, c in enumerate(chunks)
     ]
     assert max(len(m) for m in messages) < topics.MAX_MESSAGE_BYTES
@@ -83,12 +112,19 @@ def test_it_refuses_a_malformed_tensor_message() -> None:
 
 
 def test_it_types_seed_option_strings_and_accepts_seed_keys() -> None:
-    config = ExperimentConfig.model_validate({
-        "dataset_train": "stored:a", "learning_rates": ["0.01", 0.1],
-        "optimizers": [{"optimizer": "SGD", "conf": {"momentum": "0.9", "nesterov": "true"}}],
-        "loss_function": [{"loss_function": "SparseCategoricalCrossentropy", "conf": {"from_logits": "true"}}],
-        "k-fold_validation": 3, "k-fold_tag": "kf", "extra-metrics": [{"metric": "KLDivergence"}],
-    })
+    config = ExperimentConfig.model_validate(
+        {
+            "dataset_train": "stored:a",
+            "learning_rates": ["0.01", 0.1],
+            "optimizers": [{"optimizer": "SGD", "conf": {"momentum": "0.9", "nesterov": "true"}}],
+            "loss_function": [
+                {"loss_function": "SparseCategoricalCrossentropy", "conf": {"from_logits": "true"}}
+            ],
+            "k-fold_validation": 3,
+            "k-fold_tag": "kf",
+            "extra-metrics": [{"metric": "KLDivergence"}],
+        }
+    )
     assert config.learning_rates == [0.01, 0.1]
     assert config.optimizers[0].conf == {"momentum": 0.9, "nesterov": True}
     assert config.loss_functions[0].conf == {"from_logits": True}
@@ -101,7 +137,9 @@ def test_it_types_seed_option_strings_and_accepts_seed_keys() -> None:
 
 def test_it_names_the_field_of_each_error() -> None:
     with pytest.raises(ValidationError) as info:
-        ExperimentConfig.model_validate({"dataset_train": "x", "batch_size": 0, "learning_rates": [-1]})
+        ExperimentConfig.model_validate(
+            {"dataset_train": "x", "batch_size": 0, "learning_rates": [-1]}
+        )
     fields = error_fields(info.value)
     assert "batch_size" in fields and "learning_rates" in fields
 

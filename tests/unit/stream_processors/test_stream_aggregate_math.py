@@ -19,9 +19,9 @@ def test_it_aggregates_like_numpy_and_counts_each_simulation_once() -> None:
     values = {f"s{i}": float(v) for i, v in enumerate(np.random.default_rng(1).normal(size=7))}
     state: dict[str, tags.Aggregate] = {}
     points = [(sid, "loss", 3, v, 100.0) for sid, v in values.items()]
-    assert len(tags.apply(state, "t", points)) == 1
-    assert tags.apply(state, "t", points) == {}  # a replay changes nothing
-    agg = state[tags.key("t", "loss", 3)]
+    assert len(tags.apply(state, "ada", "t", points)) == 1
+    assert tags.apply(state, "ada", "t", points) == {}  # a replay changes nothing
+    agg = state[tags.key("ada", "t", "loss", 3)]
     want = np.array(list(values.values()))
     assert agg.count == 7
     assert np.allclose(
@@ -40,17 +40,34 @@ def test_it_lets_a_later_value_of_a_simulation_replace_its_earlier_one() -> None
     assert (agg.count, agg.mean, agg.min, agg.max) == (2, 4.0, 3.0, 5.0)
 
 
-def test_it_splits_keys_whose_tag_holds_the_separator() -> None:
-    assert tags.split_key(tags.key("a|b", "val_loss", 12)) == ("a|b", "val_loss", 12)
+def test_it_splits_keys_whatever_the_owner_and_tag_hold() -> None:
+    assert tags.split_key(tags.key("a|b", "c|d", "val_loss", 12)) == ("a|b", "c|d", "val_loss", 12)
+    assert tags.key("a|b", "c", "m", 1) != tags.key("a", "b|c", "m", 1)
+    assert tags.group_key("a.b", "c") != tags.group_key("a", "b.c")
 
 
-def test_it_groups_points_by_every_tag_of_their_simulation() -> None:
-    pts = [("s1", "loss", 1, 1.0, 0.0), ("s2", "loss", 1, 2.0, 0.0)]
-    grouped = tags.by_tag(pts, {"s1": ["x", "y"], "s2": ["y"]})
-    assert grouped == {"x": [pts[0]], "y": pts}
-    assert tags.decode(tags.encode("y", pts)) == ("y", pts)
+def test_it_groups_points_by_owner_and_every_tag_of_their_simulation() -> None:
+    pts = [("s1", "loss", 1, 1.0, 0.0), ("s2", "loss", 1, 2.0, 0.0), ("s3", "loss", 1, 9.0, 0.0)]
+    grouped = tags.by_tag(
+        pts, {"s1": ("ada", ["x", "y"]), "s2": ("ada", ["y"]), "s3": ("bob", ["y"])}
+    )
+    assert grouped == {("ada", "x"): [pts[0]], ("ada", "y"): pts[:2], ("bob", "y"): [pts[2]]}
+    assert tags.decode(tags.encode("ada", "y", pts)) == ("ada", "y", pts)
     with pytest.raises(ValueError):
         tags.decode(b"{}")
+    with pytest.raises(ValueError):  # a message without owner belongs to nobody's group
+        tags.decode(b'{"tag": "y", "points": []}')
+
+
+def test_it_keeps_two_users_aggregates_of_the_same_tag_apart() -> None:
+    state: dict[str, tags.Aggregate] = {}
+    tags.apply(state, "ada", "cnn", [("a1", "loss", 1, 1.0, 0.0), ("a2", "loss", 1, 3.0, 0.0)])
+    tags.apply(state, "bob", "cnn", [("b1", "loss", 1, 100.0, 0.0)])
+    ada, bob = state[tags.key("ada", "cnn", "loss", 1)], state[tags.key("bob", "cnn", "loss", 1)]
+    assert (ada.count, ada.mean, ada.max) == (2, 2.0, 3.0)
+    assert (bob.count, bob.mean, bob.min) == (1, 100.0, 100.0)
+    row = ada.row("ada", "cnn", "loss", 1, None)  # type: ignore[arg-type]
+    assert row[:5] == ("ada", "cnn", "loss", 1, 2)
 
 
 def test_it_keeps_full_tensors_of_every_nth_epoch_and_stats_always() -> None:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_data, tiny_model
 
 from schemas import topics
 from schemas.epochs import EpochEvent
 from schemas.experiment import CollectSpec
 from schemas.status import StatusEvent
+from tests.unit.trainer.tiny import tiny_data, tiny_model
 from trainer.callback import TrackerCallback
+from trainer.errors import ConfigError
 from trainer.publisher import MemoryPublisher
 from trainer.reporting import join_tensors, tensor_headers
 
@@ -181,3 +183,79 @@ def test_it_is_exported_for_users_scripts_with_kafka_by_default() -> None:
     )
     assert isinstance(tracker.publisher, KafkaPublisher)
     assert isinstance(tracker.simulation_id, uuid.UUID) and tracker.tags == ["a"]
+
+
+def test_it_refuses_unknown_layer_names_before_the_first_batch() -> None:
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    before = model.get_weights()
+    tracker = TrackerCallback(publisher=pub, probe=(x, y), collect=CollectSpec(layers=["Hidden"]))
+    with pytest.raises(ConfigError) as info:
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[tracker])
+    assert str(info.value) == (
+        "collect.layers: no layer named 'Hidden' in the model; use names among: flat, hidden, logits"
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert pub.messages == []
+
+
+def test_it_sends_metrics_and_no_tensors_for_a_metrics_only_collect() -> None:
+    metrics_only = CollectSpec(weights=False, biases=False, gradients=False, activations=False)
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub, collect=metrics_only)  # no probe: none is needed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[tracker])
+    assert [e.epoch for e in epochs_of(pub)] == [1, 2]
+    assert {"loss", "accuracy"} <= set(epochs_of(pub)[-1].metrics)
+    assert pub.on(topics.TENSORS) == []
+
+
+def test_it_takes_the_probe_from_the_training_data_when_none_is_given() -> None:
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub, collect=CollectSpec(probe_size=40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[tracker])
+    with tf.GradientTape() as tape:
+        value = model.loss(y[:40], model(x[:40], training=False))
+    grads = tape.gradient(value, model.trainable_variables)
+    heads = tensor_headers(pub.on(topics.TENSORS))
+    sent = {h.variable: h.stats for h in heads if h.kind == "gradient"}
+    assert set(sent) == {v.path for v in model.trainable_variables}
+    for variable, grad in zip(model.trainable_variables, grads, strict=True):
+        assert sent[variable.path].norm == pytest.approx(float(np.linalg.norm(grad)), rel=1e-5)
+    acts = [h for h in heads if h.kind == "activation"]
+    assert [h.layer_name for h in acts] == ["flat", "hidden", "logits"]
+    flat = next(h for h in acts if h.layer_name == "flat")
+    assert flat.stats.mean == pytest.approx(float(x[:40].mean()), rel=1e-5)
+
+
+def test_it_takes_the_probe_from_the_first_batch_of_a_dataset() -> None:
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub, collect=CollectSpec(weights=False, biases=False))
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[tracker])
+    assert tracker.probe is not None
+    np.testing.assert_array_equal(tracker.probe[0], x[:16])
+    np.testing.assert_array_equal(tracker.probe[1], y[:16])
+    assert {h.kind for h in tensor_headers(pub.on(topics.TENSORS))} == {"gradient", "activation"}
+
+
+def test_it_warns_once_when_no_probe_can_be_taken_from_a_generator() -> None:
+    model, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    tracker = TrackerCallback(publisher=pub)
+
+    def batches():
+        while True:
+            for i in range(0, len(x), 16):
+                yield x[i : i + 16], y[i : i + 16]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            model.fit(batches(), steps_per_epoch=6, epochs=1, verbose=0, callbacks=[tracker])
+    ours = [w for w in caught if "TrackerCallback" in str(w.message)]
+    assert len(ours) == 1
+    assert "gradients and activations are NOT sent" in str(ours[0].message)
+    assert "probe=" in str(ours[0].message)
+    assert {h.kind for h in tensor_headers(pub.on(topics.TENSORS))} == {"kernel", "bias"}

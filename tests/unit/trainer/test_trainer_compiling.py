@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_data
 
 from schemas.experiment import ExperimentConfig, LossSpec, MetricSpec, OptimizerSpec
+from tests.unit.trainer.tiny import tiny_data
 from trainer.compiling import build_loss, build_metrics, build_optimizer
 from trainer.errors import CompileError
 

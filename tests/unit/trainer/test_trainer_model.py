@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
 from trainer.demo import demo_model
@@ -204,3 +205,30 @@ def test_it_refuses_huge_sizes_before_building() -> None:
     config["config"]["layers"][2]["config"]["units"] = 10**12
     with pytest.raises(ModelError, match="units: 1000000000000 is too large"):
         load_model(config, 10**7)
+
+
+def test_it_loads_a_keras_3_functional_model_like_the_one_in_memory() -> None:
+    features = keras.Input((6,), name="features")
+    wide = keras.layers.Dense(8, activation="relu", name="wide")(features)
+    narrow = keras.layers.Dense(4, activation="tanh", name="narrow")(features)
+    joined = keras.layers.Concatenate(name="joined")([wide, narrow])
+    scores = keras.layers.Dense(3, name="scores")(joined)
+    original = keras.Model(features, scores, name="two_branches")
+    loaded = load_model(json.loads(original.to_json()), 10**7)
+    assert (
+        summary(loaded)
+        == summary(original)
+        == [
+            ("features", 0),
+            ("wide", 56),
+            ("narrow", 28),
+            ("joined", 0),
+            ("scores", 39),
+        ]
+    )
+    assert loaded.count_params() == original.count_params() == 123
+    assert (loaded.input_shape, loaded.output_shape) == ((None, 6), (None, 3))
+    # Same wiring: with the same weights, the same outputs.
+    loaded.set_weights(original.get_weights())
+    x = np.random.default_rng(0).random((5, 6), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), original.predict(x, verbose=0))

@@ -129,3 +129,128 @@ def test_it_refuses_a_plan_that_belongs_to_another_simulation(tmp_path: Path) ->
 
 def test_it_exits_1_without_a_run_spec(tmp_path: Path) -> None:
     assert main([str(tmp_path)]) == 1
+
+
+def test_it_reports_the_checkpointed_epoch_when_a_resumed_run_fails_before_training(
+    tmp_path: Path,
+) -> None:
+    run_dir = demo_run_spec(tmp_path, total_epochs=4)
+    stop_at_3 = [SigtermDuringEpoch(3)]
+    assert Run(read_spec(run_dir), run_dir, MemoryPublisher(), callbacks=stop_at_3).execute() == 0
+    Path(read_spec(run_dir).datasets.train).unlink()  # gone before the resume
+    pub = MemoryPublisher()
+    assert run(run_dir, pub) == 1
+    assert [(s.status, s.epoch) for s in statuses(pub)] == [("running", 2), ("failed", 2)]
+    assert "dataset_train: file digits_train.npz not found" in statuses(pub)[-1].message
+    assert epochs(pub) == []
+
+
+def test_it_refuses_unknown_collect_layers_before_training(tmp_path: Path) -> None:
+    run_dir, pub = demo_run_spec(tmp_path, total_epochs=2), MemoryPublisher()
+    edit_spec(run_dir, collect={"layers": ["hidden", "hiden"]})
+    assert run(run_dir, pub) == 1
+    failed = statuses(pub)[-1]
+    assert (failed.status, failed.epoch) == ("failed", 0)
+    assert failed.message == (
+        "collect.layers: no layer named 'hiden' in the model; "
+        "use names among: flatten, hidden, logits"
+    )
+    assert epochs(pub) == [] and not (run_dir / "checkpoints").exists()
+
+
+class WeightsAtEpochEnd(keras.callbacks.Callback):
+    """Remembers the model's weights at the end of every epoch (1-based)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[int, list[np.ndarray]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seen[epoch + 1] = [w.copy() for w in self.model.get_weights()]
+
+
+def kernel_sent(pub: MemoryPublisher, epoch: int, layer: str) -> np.ndarray:
+    from trainer.reporting import join_tensors
+
+    tensors = join_tensors(pub.on(topics.TENSORS))
+    found = [
+        a
+        for (e, _, kind, var), a in tensors.items()
+        if (e, kind) == (epoch, "kernel") and var.endswith(f"{layer}/kernel")
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.parametrize(("period", "published"), [(1, [1, 2, 3, 4, 5]), (2, [2, 3, 4, 5])])
+def test_it_rewinds_a_stopped_epoch_so_resume_trains_and_publishes_each_epoch_once(
+    tmp_path: Path, period: int, published: list[int]
+) -> None:
+    run_dir, first, watch = (
+        demo_run_spec(tmp_path, total_epochs=5),
+        MemoryPublisher(),
+        WeightsAtEpochEnd(),
+    )
+    edit_spec(run_dir, epoch_period=period)
+    # SIGTERM after batch 4 of epoch 4: epoch 3 is the last complete one.
+    stopping = Run(read_spec(run_dir), run_dir, first, callbacks=[SigtermDuringEpoch(4), watch])
+    assert stopping.execute() == 0
+    stopped = statuses(first)[-1]
+    assert (stopped.status, stopped.epoch) == ("stopped", 3)
+    assert "resumes at epoch 4 from its first batch" in stopped.message
+    pointer = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    assert pointer["epoch"] == 3
+    with np.load(run_dir / "checkpoints" / pointer["path"] / "model.npz") as saved:
+        kept = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    # The checkpoint is the state after epoch 3, not after epoch 3 plus four batches of epoch 4.
+    assert all(np.array_equal(a, b) for a, b in zip(kept, watch.seen[3], strict=True))
+    assert not np.array_equal(watch.seen[4][0], watch.seen[3][0])  # epoch 4 did move the weights
+    # What was published for epoch 3 is that same state.
+    np.testing.assert_array_equal(kernel_sent(first, 3, "hidden"), watch.seen[3][0])
+    second = MemoryPublisher()
+    assert run(run_dir, second) == 0
+    assert epochs(first) + epochs(second) == published
+    assert [(s.status, s.epoch) for s in statuses(second)][-1] == ("finished", 5)
+
+
+IRIS_ARFF = """@RELATION iris
+@ATTRIBUTE sepal NUMERIC
+@ATTRIBUTE colour {red,green}
+@ATTRIBUTE class {setosa,versicolor,virginica}
+@DATA
+5.1,green,virginica
+4.9,red,setosa
+6.0,red,versicolor
+5.5,green,setosa
+6.3,red,virginica
+5.0,green,versicolor
+"""
+
+
+def test_it_writes_label_mappings_for_an_arff_nominal_class(tmp_path: Path) -> None:
+    import uuid
+
+    from schemas.experiment import ExperimentConfig, expand
+    from schemas.run import DatasetPaths, RunSpec
+
+    (tmp_path / "iris.arff").write_text(IRIS_ARFF)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, name="species")])
+    config = ExperimentConfig(
+        dataset_train="stored:iris", label_column="class", total_epochs=1, batch_size=2
+    )
+    plan = expand(uuid.uuid4(), config)[0]
+    spec = RunSpec(
+        simulation_id=plan.simulation_id,
+        name=plan.name,
+        config=config,
+        plan=plan,
+        model=json.loads(model.to_json()),
+        datasets=DatasetPaths(train=str(tmp_path / "iris.arff")),
+    )
+    (tmp_path / RUN_SPEC_FILE).write_text(spec.model_dump_json())
+    pub = MemoryPublisher()
+    assert run(tmp_path, pub) == 0, statuses(pub)[-1].message
+    assert json.loads((tmp_path / "label_mappings.json").read_text()) == {
+        "colour": ["red", "green"],
+        "class": ["setosa", "versicolor", "virginica"],
+    }

@@ -111,3 +111,27 @@ def test_it_cuts_folds_from_the_training_file_and_leaves_the_test_set_alone(tmp_
         assert not set(train.x[:, 0]) & set(val.x[:, 0])
         seen += val.x[:, 0].tolist()
     assert sorted(seen) == np.arange(0, 60, 2.0).tolist()
+
+
+def test_it_cuts_validation_split_from_the_training_file(tmp_path) -> None:
+    from schemas.run import DatasetPaths, RunSpec
+    from trainer.preparation import load_data
+    from trainer.settings import TrainerSettings
+
+    x, y = np.arange(80.0).reshape(40, 2), np.repeat([0, 1], 20)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    config = ExperimentConfig(dataset_train="t", validation_split=0.25)
+    plan = expand(uuid.uuid4(), config)[0]
+    spec = RunSpec(
+        simulation_id=plan.simulation_id,
+        name=plan.name,
+        config=config,
+        plan=plan,
+        model={},
+        datasets=DatasetPaths(train=str(tmp_path / "train.npz")),
+    )
+    train, val, test = load_data(spec, TrainerSettings())
+    assert (len(train.x), len(val.x), test) == (30, 10, None)
+    assert np.bincount(val.y.astype(int)).tolist() == [5, 5]  # stratified
+    assert sorted(train.x[:, 0].tolist() + val.x[:, 0].tolist()) == x[:, 0].tolist()
+    assert (train.y == train.x[:, 0] // 40).all() and (val.y == val.x[:, 0] // 40).all()

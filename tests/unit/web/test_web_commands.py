@@ -45,7 +45,9 @@ def test_it_publishes_lifecycle_commands_keyed_by_simulation(fake: FakePublisher
 
 def test_it_publishes_create_with_the_model_keyed_by_experiment(fake: FakePublisher) -> None:
     experiment = uuid.uuid4()
-    config = ExperimentConfig(name="mnist", dataset_train="stored:abc.npz", learning_rates=[0.1, 0.01])
+    config = ExperimentConfig(
+        name="mnist", dataset_train="stored:abc.npz", learning_rates=[0.1, 0.01]
+    )
     model = {"class_name": "Sequential", "config": {"layers": []}}
     commands.publish(commands.create_command(experiment, config, model, "ada"))
     [(_, key, value)] = fake.messages
@@ -55,5 +57,9 @@ def test_it_publishes_create_with_the_model_keyed_by_experiment(fake: FakePublis
     assert command.experiment["model"] == model
     assert command.experiment["dataset_train"] == "stored:abc.npz"
     assert command.experiment["learning_rates"] == [0.1, 0.01]
-    assert ExperimentConfig.model_validate({k: v for k, v in command.experiment.items()
-                                            if k != "model"}) == config
+    assert (
+        ExperimentConfig.model_validate(
+            {k: v for k, v in command.experiment.items() if k != "model"}
+        )
+        == config
+    )

@@ -13,7 +13,9 @@ SOCKET_URL = "postgresql://postgres:@/postgres?host=/tmp/pg"
 
 
 def test_it_parses_a_tcp_url() -> None:
-    db = config.parse_database_url("postgresql://nnt:s%40cret@db.local:6543/nntracker?sslmode=require")
+    db = config.parse_database_url(
+        "postgresql://nnt:s%40cret@db.local:6543/nntracker?sslmode=require"
+    )
     assert (db["NAME"], db["USER"], db["PASSWORD"]) == ("nntracker", "nnt", "s@cret")
     assert (db["HOST"], db["PORT"]) == ("db.local", "6543")
     assert db["OPTIONS"] == {"sslmode": "require"}
@@ -64,7 +66,9 @@ def test_it_generates_the_secret_key_once(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_it_prefers_the_secret_key_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_it_prefers_the_secret_key_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DATABASE_URL", SOCKET_URL)
     monkeypatch.setenv("NNT_HOME", str(tmp_path))
     monkeypatch.setenv("NNT_SECRET_KEY", "from-env")

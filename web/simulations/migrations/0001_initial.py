@@ -12,7 +12,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -21,46 +20,114 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Experiment',
+            name="Experiment",
             fields=[
-                ('id', models.UUIDField(db_default=django.contrib.postgres.functions.RandomUUID(), default=uuid.uuid4, primary_key=True, serialize=False)),
-                ('name', models.CharField(db_default='', max_length=200)),
-                ('config', models.JSONField(db_default={})),
-                ('model_json', models.JSONField(db_default={})),
-                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='experiments', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        db_default=django.contrib.postgres.functions.RandomUUID(),
+                        default=uuid.uuid4,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("name", models.CharField(db_default="", max_length=200)),
+                ("config", models.JSONField(db_default={})),
+                ("model_json", models.JSONField(db_default={})),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="experiments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'nnt_experiment',
-                'ordering': ['-created_at'],
+                "db_table": "nnt_experiment",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Simulation',
+            name="Simulation",
             fields=[
-                ('id', models.UUIDField(db_default=django.contrib.postgres.functions.RandomUUID(), default=uuid.uuid4, primary_key=True, serialize=False)),
-                ('owner_name', models.CharField(blank=True, db_default='', max_length=150)),
-                ('name', models.CharField(db_default='', max_length=300)),
-                ('status', models.CharField(db_default='queued', max_length=20)),
-                ('epoch', models.IntegerField(db_default=0)),
-                ('total_epochs', models.IntegerField(db_default=0)),
-                ('message', models.TextField(blank=True, db_default='')),
-                ('error', models.TextField(blank=True, db_default='')),
-                ('config', models.JSONField(db_default={})),
-                ('tags', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=64), blank=True, db_default=[], size=None)),
-                ('index', models.IntegerField(db_default=0)),
-                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('updated_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('status_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('experiment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='simulations', to='simulations.experiment')),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='simulations', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        db_default=django.contrib.postgres.functions.RandomUUID(),
+                        default=uuid.uuid4,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("owner_name", models.CharField(blank=True, db_default="", max_length=150)),
+                ("name", models.CharField(db_default="", max_length=300)),
+                ("status", models.CharField(db_default="queued", max_length=20)),
+                ("epoch", models.IntegerField(db_default=0)),
+                ("total_epochs", models.IntegerField(db_default=0)),
+                ("message", models.TextField(blank=True, db_default="")),
+                ("error", models.TextField(blank=True, db_default="")),
+                ("config", models.JSONField(db_default={})),
+                (
+                    "tags",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=64),
+                        blank=True,
+                        db_default=[],
+                        size=None,
+                    ),
+                ),
+                ("index", models.IntegerField(db_default=0)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+                (
+                    "status_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="simulations",
+                        to="simulations.experiment",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="simulations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'nnt_simulation',
-                'ordering': ['-created_at', 'index'],
-                'indexes': [django.contrib.postgres.indexes.GinIndex(fields=['tags'], name='nnt_simulation_tags_gin'), models.Index(fields=['owner', 'status'], name='nnt_simulation_owner_status')],
+                "db_table": "nnt_simulation",
+                "ordering": ["-created_at", "index"],
+                "indexes": [
+                    django.contrib.postgres.indexes.GinIndex(
+                        fields=["tags"], name="nnt_simulation_tags_gin"
+                    ),
+                    models.Index(fields=["owner", "status"], name="nnt_simulation_owner_status"),
+                ],
             },
         ),
     ]

@@ -1,5 +1,7 @@
-// Simulation list: live status and progress from the user's WebSocket group, per-row and bulk
-// lifecycle actions with confirmation, filters that apply on change. Never polls.
+// Simulation list: live status and progress from the user's WebSocket group (staff: every
+// user's), rows that follow tag and name changes, new runs inserted as they are created (an
+// unknown id costs one GET of that row, never a poll); per-row and bulk lifecycle actions with
+// confirmation, filters that apply on change.
 (function () {
   "use strict";
   var NNT = window.NNT;
@@ -7,10 +9,10 @@
   var table = document.getElementById("simulations");
   var ALLOWED = { pause: ["queued", "starting", "running"], resume: ["paused", "stopped"],
                   stop: ["queued", "starting", "running", "paused"] };
-  window.nntList = { frames: 0 };
+  window.nntList = { frames: 0, fetched: 0, inserted: 0 };
 
-  function rows() { return table ? Array.prototype.slice.call(table.tBodies[0].rows) : []; }
-  function rowOf(id) { return table ? table.querySelector('tr[data-simulation-id="' + id + '"]') : null; }
+  function rows() { return Array.prototype.slice.call(table.tBodies[0].rows); }
+  function rowOf(id) { return table.querySelector('tr[data-simulation-id="' + CSS.escape(String(id)) + '"]'); }
   function setButtons(row) {
     var status = row.getAttribute("data-status");
     row.querySelectorAll("[data-action]").forEach(function (b) {
@@ -26,7 +28,7 @@
       var badge = row.querySelector('[data-role="status"]');
       badge.textContent = st.status; badge.className = "badge status-" + st.status;
       setButtons(row);
-      if (st.status === "deleted") { row.classList.add("leaving"); setTimeout(function () { row.remove(); selection(); }, 600); return; }
+      if (st.status === "deleted") { row.classList.add("leaving"); setTimeout(function () { row.remove(); selection(); count(-1); }, 600); return; }
     }
     var label = row.querySelector('[data-role="epochs"]');
     var parts = label.textContent.split("/");
@@ -38,6 +40,92 @@
     bar.setAttribute("aria-valuenow", String(pct));
     bar.firstElementChild.style.width = pct + "%";
     row.title = st.message || "";
+    if (st.name !== undefined || st.tags !== undefined) { describe(row, st); }
+  }
+
+  // ---- rows: name, owner, tags; building and inserting new ones -------------------------------
+  var me = table.getAttribute("data-user"), staff = table.getAttribute("data-staff") === "1";
+  function describe(row, sim) {
+    if (typeof sim.name === "string") {
+      var link = row.querySelector('[data-role="name"]');
+      link.textContent = sim.name || sim.id || row.getAttribute("data-simulation-id");
+      row.querySelector(".row-check").setAttribute("aria-label", "Select " + link.textContent);
+    }
+    if (typeof sim.owner === "string") {
+      var owner = row.querySelector('[data-role="owner"]');
+      owner.textContent = "· " + (sim.owner || "no owner");
+      owner.classList.toggle("hidden", !staff || sim.owner === me);
+    }
+    if (Array.isArray(sim.tags)) {
+      var cell = row.querySelector('[data-role="tags"]');
+      cell.textContent = "";
+      sim.tags.forEach(function (t) {
+        var a = document.createElement("a");
+        a.className = "tag"; a.href = "?tag=" + encodeURIComponent(t); a.textContent = t;
+        cell.appendChild(a);
+      });
+      if (!sim.tags.length) { var none = document.createElement("span"); none.className = "muted"; none.textContent = "—"; cell.appendChild(none); }
+    }
+  }
+  function stamp(iso) {   // as the server renders it: UTC, "Y-m-d H:i"
+    var d = new Date(iso); if (isNaN(d)) { return ""; }
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return d.getUTCFullYear() + "-" + two(d.getUTCMonth() + 1) + "-" + two(d.getUTCDate()) + " " + two(d.getUTCHours()) + ":" + two(d.getUTCMinutes());
+  }
+  function build(sim) {
+    var row = document.getElementById("row-template").content.firstElementChild.cloneNode(true);
+    row.setAttribute("data-simulation-id", sim.id);
+    row.setAttribute("data-status", sim.status);
+    row.querySelector(".row-check").value = sim.id;
+    row.querySelector('[data-role="name"]').href = "/simulations/" + sim.id + "/";
+    row.setAttribute("data-created", sim.created_at || "");
+    var created = row.querySelector('[data-role="created"]');
+    created.textContent = stamp(sim.created_at); created.title = sim.created_at || "";
+    describe(row, sim);
+    update(row, { status: sim.status, epoch: sim.epoch, total_epochs: sim.total_epochs });
+    return row;
+  }
+  var filter = { q: (table.getAttribute("data-filter-q") || "").toLowerCase(), status: table.getAttribute("data-filter-status"),
+                 tag: table.getAttribute("data-filter-tag"), experiment: table.getAttribute("data-filter-experiment") };
+  function matches(sim) {   // the server's filters (listing.search), for one row
+    if (filter.status ? sim.status !== filter.status : sim.status === "deleted") { return false; }
+    if (filter.tag && (sim.tags || []).indexOf(filter.tag) === -1) { return false; }
+    if (filter.experiment && sim.experiment_id !== filter.experiment) { return false; }
+    if (filter.q) {
+      var text = [sim.name || ""].concat([(sim.tags || []).join(" ")]).join("\n").toLowerCase();
+      if (text.indexOf(filter.q) === -1) { return false; }
+    }
+    return true;
+  }
+  function count(delta) {
+    var el = document.getElementById("list-count");
+    var n = Number(el.getAttribute("data-count") || 0) + delta, filtered = el.getAttribute("data-filtered") === "1";
+    el.setAttribute("data-count", String(n));
+    el.textContent = n + " simulation" + (n === 1 ? "" : "s") + (filtered ? (n === 1 ? " matches" : " match") : "") +
+      " · new runs, status, progress and tags update live";
+  }
+  function insert(sim) {
+    if (rowOf(sim.id) || !matches(sim)) { return; }
+    if (table.getAttribute("data-live-insert") !== "1") { document.getElementById("new-runs").classList.remove("hidden"); return; }
+    var body = table.tBodies[0], row = build(sim), before = body.firstElementChild;
+    // newest first; runs of one experiment (one timestamp) keep the order they arrive in
+    var at = Date.parse(sim.created_at) || Date.now();
+    while (before && Date.parse(before.getAttribute("data-created")) >= at) { before = before.nextElementSibling; }
+    body.insertBefore(row, before);
+    table.classList.remove("hidden");
+    var empty = document.getElementById("list-empty"); if (empty) { empty.remove(); }
+    row.classList.add("pending"); setTimeout(function () { row.classList.remove("pending"); }, 1500);
+    window.nntList.inserted += 1;
+    count(1);
+  }
+  var fetching = {}, fetchedAt = {};
+  function fetchRow(id, status) {   // one GET per unknown run and status it reaches, never a poll
+    if (fetching[id] || fetchedAt[id] === status) { return; }
+    if (filter.status && status !== filter.status) { return; }   // cannot match: no need to ask
+    fetching[id] = true; fetchedAt[id] = status;
+    window.nntList.fetched += 1;
+    NNT.api("GET", "/api/simulations/" + id).then(insert).catch(function () { /* gone or not ours */ })
+      .then(function () { delete fetching[id]; });
   }
 
   // ---- actions -----------------------------------------------------------------------------
@@ -117,7 +205,12 @@
   NNT.socket.on("status", function (msg) {
     var row = rowOf(msg.simulation_id);
     if (row) { update(row, msg.status || {}); return; }
-    if (msg.status && msg.status.status !== "deleted") { document.getElementById("new-runs").classList.remove("hidden"); }
+    if (msg.status && msg.status.status && msg.status.status !== "deleted") { fetchRow(msg.simulation_id, msg.status.status); }
+  });
+  NNT.socket.on("simulation", function (msg) {   // tags or name changed, or a run was created
+    var sim = msg.simulation || {}, row = rowOf(msg.simulation_id);
+    if (row) { describe(row, sim); return; }
+    insert(sim);
   });
   NNT.socket.connect("/ws/simulations/", function (state) {
     conn.className = "conn " + (state === "on" ? "on" : "off");

@@ -196,10 +196,12 @@
       go.then(function (ok) {
         if (!ok) { return; }
         b.disabled = true;
+        var badge = document.getElementById("sim-status"), before = badge.textContent;
         note.className = "action-note muted"; note.textContent = action + " sent…";
         var url = "/api/simulations/" + simId + (action === "delete" ? "" : "/" + action);
         NNT.api(action === "delete" ? "DELETE" : "POST", url).then(function () {
-          note.textContent = action + " requested · waiting for the run to answer";
+          // the run may have answered (pushed its new status) before this reply arrived
+          note.textContent = badge.textContent !== before ? "" : action + " requested · waiting for the run to answer";
           if (action === "delete") { window.location.href = "/simulations/?deleted=1"; }
         }).catch(function (err) {
           b.disabled = false; note.className = "action-note error"; note.textContent = err.message;

@@ -1,0 +1,107 @@
+"""Stand-ins for the orchestrator's unit tests: a publisher that records, a runtime that idles."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from orchestrator.runtime import Handle, Runtime
+from orchestrator.service import Orchestrator
+from orchestrator.settings import OrchestratorSettings
+from schemas.commands import CreateCommand, LifecycleCommand
+from schemas.run import RunSpec
+
+STORED = "a" * 64 + ".npz"
+
+
+class RecordingPublisher:
+    """Collects what the orchestrator sends instead of sending it (pure-logic unit test)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, str, dict[str, Any]]] = []
+        self.commands: list[LifecycleCommand] = []
+
+    def status(self, simulation_id: Any, status: str, **fields: Any) -> None:
+        self.events.append((simulation_id, status, fields))
+
+    def resources(self, sample: Any) -> None:
+        pass
+
+    def command(self, command: LifecycleCommand) -> None:
+        self.commands.append(command)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        pass
+
+
+class IdleRuntime:
+    """Starts nothing; remembers what it was asked."""
+
+    name = "process"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start(self, spec: RunSpec, run_dir: Path) -> Handle:
+        self.calls.append(f"start {spec.simulation_id}")
+        return Handle(spec.simulation_id, run_dir, pid=1)
+
+    def exit_code(self, handle: Handle) -> int | None:
+        return None
+
+    def sample(self, handle: Handle) -> None:
+        return None
+
+    def pause(self, handle: Handle) -> None:
+        self.calls.append("pause")
+
+    def unpause(self, handle: Handle) -> None:
+        self.calls.append("unpause")
+
+    def stop(self, handle: Handle) -> None:
+        self.calls.append("stop")
+
+    def kill(self, handle: Handle) -> None:
+        self.calls.append("kill")
+
+    def adopt(self, *args: Any) -> None:
+        return None
+
+    def orphans(self, known: set[uuid.UUID]) -> list[str]:
+        return []
+
+
+def settings_of(tmp_path: Path, **settings: Any) -> OrchestratorSettings:
+    """Settings of one host "h1" under `tmp_path`, with the stored dataset in place."""
+    (tmp_path / "datasets").mkdir(exist_ok=True)
+    (tmp_path / "datasets" / STORED).write_bytes(b"x")
+    return OrchestratorSettings(
+        nnt_home=tmp_path, **{"nnt_max_runs": 1, "nnt_hostname": "h1", **settings}
+    )
+
+
+def make(
+    tmp_path: Path, runtime: Runtime | None = None, publisher: Any = None, **settings: Any
+) -> Orchestrator:
+    """An orchestrator on `tmp_path` (an idle runtime and a recording publisher by default)."""
+    return Orchestrator(
+        settings_of(tmp_path, **settings),
+        runtime or IdleRuntime(),  # type: ignore[arg-type]
+        publisher or RecordingPublisher(),
+    )
+
+
+def create_command(owner: str = "ana") -> CreateCommand:
+    return CreateCommand(experiment_id=uuid.uuid4(), issued_by=owner, experiment={
+        "name": "exp", "dataset_train": "stored:" + STORED, "learning_rates": [0.1, 0.01],
+        "model": {"class_name": "Sequential", "config": {"layers": []}},
+    })  # fmt: skip
+
+
+def events(orch: Orchestrator) -> list[tuple[Any, str, dict[str, Any]]]:
+    return orch.publisher.events  # type: ignore[attr-defined, no-any-return]
+
+
+def starts(orch: Orchestrator) -> list[LifecycleCommand]:
+    return orch.publisher.commands  # type: ignore[attr-defined, no-any-return]

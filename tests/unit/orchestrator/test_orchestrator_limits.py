@@ -1,0 +1,93 @@
+"""Limits of a run: a process is pinned to NNT_RUN_CPUS cores with its memory bounded; no
+container may be handed the engine's socket through NNT_DOCKER_HOST_MOUNTS."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator.runtime import ProcessRuntime
+from orchestrator.service import Orchestrator
+from orchestrator.settings import OrchestratorError, load
+from schemas import codecs
+from tests.unit.orchestrator.fakes import RecordingPublisher, create_command, settings_of, starts
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> str:
+    """A stand-in for the trainer's Python: sleeps, whatever its arguments."""
+    script = tmp_path / "sleepy-python"
+    script.write_text("#!/bin/sh\nexec sleep 600\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.fixture
+def orch(tmp_path: Path, sleeper: str) -> Iterator[Orchestrator]:
+    settings = settings_of(tmp_path, nnt_trainer_python=sleeper, nnt_max_runs=2,
+                           nnt_run_cpus=1, nnt_run_memory_bytes=512 * 1024**2)  # fmt: skip
+    running = Orchestrator(settings, ProcessRuntime(settings), RecordingPublisher())
+    yield running
+    for handle in running.handles.values():
+        running.runtime.kill(handle)
+
+
+def test_it_pins_each_process_to_its_share_of_cores_and_bounds_its_memory(
+    orch: Orchestrator,
+) -> None:
+    orch.on_work(codecs.dumps(create_command()))
+    for start in starts(orch):
+        assert orch.on_work(codecs.dumps(start)) is True
+    procs = [psutil.Process(h.pid) for h in orch.handles.values()]
+    assert len(procs) == 2
+    affinities = [set(p.cpu_affinity()) for p in procs]
+    assert all(len(a) == 1 for a in affinities), "NNT_RUN_CPUS=1: one core each"
+    if len(os.sched_getaffinity(0)) > 1:
+        assert affinities[0] != affinities[1], "two runs do not share a core while others idle"
+    assert all(p.rlimit(psutil.RLIMIT_DATA) == (2 * 512 * 1024**2,) * 2 for p in procs)
+
+
+def test_it_rounds_a_fractional_cpu_share_up_to_whole_cores(tmp_path: Path) -> None:
+    runtime = ProcessRuntime(settings_of(tmp_path, nnt_run_cpus=1.5))
+    assert len(runtime.cores()) == min(2, len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.parametrize("mount", ["/run", "/var/run", "/run/podman", "/"])
+def test_it_refuses_a_host_mount_holding_the_engine_socket(
+    mount: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NNT_DOCKER_HOST_MOUNTS", f"/usr,{mount}")
+    with pytest.raises(OrchestratorError, match="NNT_DOCKER_HOST_MOUNTS.*engine socket"):
+        load()
+
+
+def test_it_refuses_a_host_mount_that_is_a_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "engine.sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        monkeypatch.setenv("NNT_DOCKER_HOST_MOUNTS", str(path))
+        with pytest.raises(OrchestratorError, match="is a socket"):
+            load()
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        monkeypatch.setenv("NNT_DOCKER_HOST_MOUNTS", str(tmp_path))
+        with pytest.raises(OrchestratorError, match="contains the container engine socket"):
+            load()
+    monkeypatch.setenv("NNT_DOCKER_HOST_MOUNTS", "/usr,/etc")
+    assert load().nnt_docker_host_mounts == ["/usr", "/etc"]
+
+
+def test_it_forwards_the_trainer_limits_to_every_run() -> None:
+    from orchestrator.__main__ import trainer_env
+
+    environ = {"NNT_TRAINER_MAX_PARAMS": "1000", "NNT_RUNTIME": "docker", "HOME": "/root"}
+    assert trainer_env("kafka:9092", environ) == {
+        "NNT_TRAINER_MAX_PARAMS": "1000",
+        "NNT_KAFKA_BOOTSTRAP": "kafka:9092",
+    }
