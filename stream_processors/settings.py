@@ -30,7 +30,11 @@ class StreamSettings(BaseSettings):
         "large batches carry the ingest rate; a quiet stream writes every batch_within",
     )
     nnt_stream_batch_within: float = Field(
-        default=0.5, gt=0, le=60, description="seconds a partial batch waits"
+        default=0.2,
+        gt=0,
+        le=60,
+        description="seconds a partial batch waits (part of the live latency: under load "
+        "batches fill by size first)",
     )
     nnt_live_rate: float = Field(
         default=10.0, gt=0, le=1000, description="max nnt.live messages/s per simulation"
