@@ -40,6 +40,16 @@ def launch_chromium(playwright: Any, flags: list[str] | None = None) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=flags or CHROMIUM_FLAGS)
 
 
+def log_in(page: Any, url: str, user: str, password: str) -> None:
+    """Open `url` (a page that needs login), sign in on the login page it redirects to, and
+    wait until the browser is back at `url`."""
+    page.goto(url)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(url, timeout=30_000)
+
+
 DEMO_LINE = re.compile(r"demo ready: open (\S+)\s+\(login: (\S+) / (\S+)\)")
 
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from infra.process import port_in_use
-from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, launch_chromium, start_up
+from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, launch_chromium, log_in, start_up
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -46,11 +46,7 @@ def test_it_shows_the_demo_chart_growing_over_a_websocket(
     http_requests: list[str] = []
     page.on("request", lambda req: http_requests.append(req.url))
 
-    page.goto(url)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(url, timeout=30_000)
+    log_in(page, url, user, password)
     chart = page.locator("#chart-metrics")
     chart.wait_for(timeout=30_000)
     first = int(chart.get_attribute("data-points") or 0)

@@ -29,30 +29,37 @@ def thin_worker(
     worker.stop()
 
 
-def train_tracked(bootstrap: str, epochs: int):
-    """A small digits MLP trained with the callback; returns (callback, history, model)."""
+def digits_mlp(hidden: int, seed: int, metrics: list[str] | None = None):
+    """scikit-learn's digits and a compiled Flatten -> Dense `hidden` relu -> Dense 10 MLP;
+    returns (model, x, y)."""
     import keras
     from sklearn.datasets import load_digits
-
-    from trainer.sdk import TrackerCallback
 
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")
     y = digits.target.astype("int32")
-    keras.utils.set_random_seed(7)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.layers.Input((8, 8)),
             keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(32, activation="relu", name="hidden"),
+            keras.layers.Dense(hidden, activation="relu", name="hidden"),
             keras.layers.Dense(10, name="logits"),
         ]
     )
     model.compile(
         optimizer=keras.optimizers.Adam(0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        metrics=metrics or [],
     )
+    return model, x, y
+
+
+def train_tracked(bootstrap: str, epochs: int):
+    """A small digits MLP trained with the callback; returns (callback, history, model)."""
+    from trainer.sdk import TrackerCallback
+
+    model, x, y = digits_mlp(32, seed=7, metrics=["accuracy"])
     callback = TrackerCallback(bootstrap, "thin path", tags=["thin"], probe=(x[:32], y[:32]))
     history = model.fit(
         x[:1200],

@@ -13,35 +13,19 @@ import numpy as np
 import pytest
 
 from schemas import topics
+from tests.integration.test_thin_path import digits_mlp
 from tests.streamworker import Reader, until
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def test_it_publishes_the_gradient_tape_gradients_of_the_probe_batch(kafka_bootstrap: str) -> None:
-    import keras
     import tensorflow as tf
-    from sklearn.datasets import load_digits
 
     from trainer.reporting import join_tensors, tensor_headers
     from trainer.sdk import CollectSpec, TrackerCallback
 
-    digits = load_digits()
-    x = (digits.images / 16.0).astype("float32")
-    y = digits.target.astype("int32")
-    keras.utils.set_random_seed(11)
-    model = keras.Sequential(
-        [
-            keras.layers.Input((8, 8)),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(16, activation="relu", name="hidden"),
-            keras.layers.Dense(10, name="logits"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.01),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+    model, x, y = digits_mlp(16, seed=11)
     probe = (x[:48], y[:48])
     collect = CollectSpec(weights=False, biases=False, activations=False)
     tracker = TrackerCallback(kafka_bootstrap, "gradients", collect=collect, probe=probe)

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from infra.client import ApiClient
-from tests.e2e.stack import ROOT, UP_LINE, UpProcess, launch_chromium, start_up
+from tests.e2e.stack import ROOT, UP_LINE, UpProcess, launch_chromium, log_in, start_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER, PASSWORD = "faulty", "faulty-password-1"
@@ -86,11 +86,7 @@ def test_it_reconnects_an_open_page_after_the_web_process_is_killed(stack: UpPro
         page = browser.new_page()
         loads: list[str] = []
         page.on("load", lambda p: loads.append(p.url))
-        page.goto(url)
-        page.fill("input[name=username]", USER)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit], input[type=submit]")
-        page.wait_for_url(url, timeout=30_000)
+        log_in(page, url, USER, PASSWORD)
         loads.clear()
         conn = "document.getElementById('live-conn').textContent"
         wait(page, f"{conn} === 'live'", "the page's socket open", 30)
