@@ -12,8 +12,12 @@ from typing import Any
 
 from pydantic_core import PydanticUndefined
 
+from schemas.kafkaauth import KafkaSecurity
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+KAFKA_SECURITY = "Kafka security (every component, trainers included)"
 COMPONENTS = (
+    (KAFKA_SECURITY, "schemas.kafkaauth", "KafkaSecurity"),
     ("Local stack and CLI (`nntracker`)", "infra.settings", "StackSettings"),
     ("Web (`python -m web serve`)", "web.config", "WebSettings"),
     (
@@ -47,11 +51,18 @@ def _default(field: Any) -> str:
 
 
 def section(title: str, module: str, cls: str) -> list[str]:
-    """One table: variable, default, meaning."""
+    """One table: variable, default, meaning (the Kafka security ones only in their own)."""
     settings = getattr(importlib.import_module(module), cls)
     prefix = settings.model_config.get("env_prefix", "") or ""
-    rows = [f"## {title}", "", "| variable | default | meaning |", "|---|---|---|"]
+    rows = [f"## {title}", ""]
+    inherits = issubclass(settings, KafkaSecurity) and settings is not KafkaSecurity
+    shared = set(KafkaSecurity.model_fields) if inherits else set()
+    if shared:
+        rows += [f"Also the variables of *{KAFKA_SECURITY}*.", ""]
+    rows += ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in settings.model_fields.items():
+        if name in shared:
+            continue
         alias = field.validation_alias if isinstance(field.validation_alias, str) else None
         var = (alias or f"{prefix}{name}").upper()
         meaning = (field.description or "").replace("|", "\\|").replace("\n", " ")

@@ -11,11 +11,13 @@ import re
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.process import ServiceSpec, port_in_use
 from infra.settings import InfraError
 from schemas import topics
+from schemas.kafkaauth import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,26 @@ def ensure_jars(home: Path) -> Path:
     return lib
 
 
-def write_config(home: Path, port: int) -> Path:
+@dataclass(frozen=True)
+class SaslListener:
+    """A SASL_PLAINTEXT listener with PLAIN users, opened beside the PLAINTEXT one: the tests
+    log real clients in through it. `nntracker up` opens none (its broker is loopback only)."""
+
+    port: int
+    users: dict[str, str] = field(default_factory=dict)  # user name -> password
+
+    def properties(self) -> dict[str, str]:
+        """The broker settings of this listener (named SASL), users in its JAAS entry."""
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
+        return {
+            "listener.name.sasl.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+            ),
+        }
+
+
+def write_config(home: Path, port: int, sasl: SaslListener | None = None) -> Path:
     """server.properties for one broker+controller on loopback; returns its path."""
     base = home / "kafka"
     data = base / "data"
@@ -129,6 +150,11 @@ def write_config(home: Path, port: int) -> Path:
         "log.retention.hours": "168",
         "log.segment.bytes": str(128 * 1024 * 1024),
     }
+    if sasl is not None:
+        props["listeners"] += f",SASL://127.0.0.1:{sasl.port}"
+        props["advertised.listeners"] += f",SASL://127.0.0.1:{sasl.port}"
+        props["listener.security.protocol.map"] += ",SASL:SASL_PLAINTEXT"
+        props.update(sasl.properties())
     path = base / "server.properties"
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     (base / "log4j.properties").write_text(LOG4J)
@@ -170,14 +196,17 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def prepare(home: Path, port: int, jar_cache: Path | None = None) -> ServiceSpec:
+def prepare(
+    home: Path, port: int, jar_cache: Path | None = None, sasl: SaslListener | None = None
+) -> ServiceSpec:
     """Everything before start: Java, jars, config, storage. Returns the broker's spec.
 
-    `jar_cache` lets tests keep their data in a temporary home but share the fetched jars.
+    `jar_cache` lets tests keep their data in a temporary home but share the fetched jars;
+    `sasl` opens a second listener that takes credentials.
     """
     java = java_binary()
     lib = ensure_jars(jar_cache or home)
-    config = write_config(home, port)
+    config = write_config(home, port, sasl)
     ensure_formatted(home, java, lib, config)
     bootstrap = f"127.0.0.1:{port}"
     argv = [
@@ -197,13 +226,16 @@ def prepare(home: Path, port: int, jar_cache: Path | None = None) -> ServiceSpec
         argv=argv,
         ready=lambda: broker_ready(bootstrap),
         ready_timeout=90,
-        ports=(port, port + 1),
+        ports=(port, port + 1, *((sasl.port,) if sasl else ())),
         stop_timeout=30,
     )
 
 
 def broker_ready(bootstrap: str) -> bool:
-    """True once the broker answers a metadata request."""
+    """True once the broker answers a metadata request.
+
+    It asks the broker `prepare` started, on its PLAINTEXT loopback listener: no credentials.
+    """
     from confluent_kafka.admin import AdminClient
 
     host, _, port = bootstrap.rpartition(":")
@@ -214,12 +246,12 @@ def broker_ready(bootstrap: str) -> bool:
     return bool(meta.brokers)
 
 
-def ensure_topics(bootstrap: str) -> list[str]:
+def ensure_topics(bootstrap: str, security: KafkaSecurity) -> list[str]:
     """Create the product's topics with their partition counts; returns the ones created."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **security.confluent_config()})
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(

@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from schemas.kafkaauth import KafkaSecurity
 
 
 class InfraError(RuntimeError):
     """Base of every provisioning and CLI error; its text tells the user the fix."""
 
 
-class StackSettings(BaseSettings):
-    """The variables of ../shared/DESIGN.md plus the embedded PostgreSQL port."""
+class StackSettings(KafkaSecurity):
+    """The variables of ../shared/DESIGN.md plus the embedded PostgreSQL port (and the Kafka
+    client security of every component, which `nntracker up` passes on to them)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from infra import kafka, postgres, process, timeseries
 from infra.process import ServiceSpec
 from infra.settings import InfraError, StackSettings
+from schemas.kafkaauth import KafkaSecurity
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,11 +85,13 @@ def python_service(
     )
 
 
-def group_has_members(bootstrap: str, group: str) -> bool:
+def group_has_members(bootstrap: str, group: str, security: KafkaSecurity) -> bool:
     """True once a consumer group has at least one live member (a real health signal)."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "log_level": 0, **security.confluent_config()}
+    )
     desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
     return len(desc.members) > 0
 
@@ -128,6 +131,12 @@ class Stack:
         s = self.settings
         out: list[Callable[[], ServiceSpec]] = []
         if _is_local(s.nnt_kafka_bootstrap):
+            if s.nnt_kafka_security_protocol != "PLAINTEXT":
+                raise InfraError(
+                    f"NNT_KAFKA_SECURITY_PROTOCOL={s.nnt_kafka_security_protocol}, but the "
+                    "broker `nntracker up` starts on loopback speaks PLAINTEXT only: unset it, "
+                    "or point NNT_KAFKA_BOOTSTRAP at a broker that takes credentials"
+                )
             out.append(lambda: kafka.prepare(s.nnt_home, s.kafka_port))
         if not s.database_url:
             out.append(self._postgres)
@@ -152,14 +161,14 @@ class Stack:
                 "stream_processors",
                 [],
                 self.env(),
-                lambda: group_has_members(boot, "nntracker-stream"),
+                lambda: group_has_members(boot, "nntracker-stream", s),
             ),
             lambda: python_service(
                 "orchestrator",
                 "orchestrator",
                 [],
                 self.env(),
-                lambda: group_has_members(boot, "nntracker-orchestrator"),
+                lambda: group_has_members(boot, "nntracker-orchestrator", s),
             ),
             lambda: _with_env(web, self.env()),
         ]
@@ -176,7 +185,7 @@ class Stack:
         try:
             for build in self.infrastructure():
                 self._start_one(build())
-            created = kafka.ensure_topics(self.settings.nnt_kafka_bootstrap)
+            created = kafka.ensure_topics(self.settings.nnt_kafka_bootstrap, self.settings)
             say("stack", f"Kafka topics ready ({len(created)} created)")
             self._migrate()
             for build in self.applications():

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 
 from orchestrator.consumer import run
 from orchestrator.runtime import ProcessRuntime, Runtime
-from orchestrator.settings import OrchestratorError, load
+from orchestrator.settings import OrchestratorError, OrchestratorSettings, load
 
 
-def trainer_env(bootstrap: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """What every trainer process or container gets: the broker and the NNT_TRAINER_* limits."""
+def trainer_env(settings: OrchestratorSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """What every trainer process or container gets: the broker, the Kafka security settings
+    (password included: an environment variable, never a file) and the NNT_TRAINER_* limits."""
     limits = {k: v for k, v in environ.items() if k.startswith("NNT_TRAINER_")}
-    return {**limits, "NNT_KAFKA_BOOTSTRAP": bootstrap}
+    return {**limits, "NNT_KAFKA_BOOTSTRAP": settings.nnt_kafka_bootstrap, **settings.environment()}
 
 
 def main() -> int:
@@ -25,7 +26,7 @@ def main() -> int:
     )
     try:
         settings = load()
-        env = trainer_env(settings.nnt_kafka_bootstrap, os.environ)
+        env = trainer_env(settings, os.environ)
         runtime: Runtime
         if settings.nnt_runtime == "docker":
             from orchestrator.containers import DockerRuntime

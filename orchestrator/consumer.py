@@ -46,6 +46,7 @@ def _consumer(settings: OrchestratorSettings, group: str, **extra: Any) -> Consu
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 1000,
+            **settings.confluent_config(),
             **extra,
         }
     )
@@ -201,7 +202,7 @@ def _outcome(future: Future[object]) -> object:
 
 def run(settings: OrchestratorSettings, runtime: Runtime) -> None:
     """Consume commands until SIGTERM/SIGINT."""
-    publisher = StatusPublisher(settings.nnt_kafka_bootstrap)
+    publisher = StatusPublisher(settings.nnt_kafka_bootstrap, settings)
     orch = Orchestrator(settings, runtime, publisher)
     orch.reconcile()
     loop = Loop(settings, orch)

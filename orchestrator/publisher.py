@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 
 from schemas import codecs, topics
 from schemas.commands import LifecycleCommand, command_key
+from schemas.kafkaauth import KafkaSecurity
 from schemas.resources import ResourceSample
 from schemas.status import Status, StatusEvent
 
@@ -28,7 +29,7 @@ class Publisher(Protocol):
 class StatusPublisher:
     """Publishes StatusEvents, ResourceSamples and commands, each keyed by simulation id."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity) -> None:
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -36,6 +37,7 @@ class StatusPublisher:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.max.bytes": topics.MAX_MESSAGE_BYTES,
+                **security.confluent_config(),
             }
         )
 

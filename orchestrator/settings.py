@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from schemas.kafkaauth import KafkaSecurity
 
 GIB = 1024**3
 ENGINE_SOCKETS = (
@@ -26,8 +28,9 @@ class OrchestratorError(RuntimeError):
     """Base of the orchestrator's errors; the text is shown to users as a status message."""
 
 
-class OrchestratorSettings(BaseSettings):
-    """Every setting of one orchestrator process (environment variables of the same name)."""
+class OrchestratorSettings(KafkaSecurity):
+    """Every setting of one orchestrator process (environment variables of the same name);
+    its Kafka security settings also go to every trainer it starts."""
 
     model_config = SettingsConfigDict(extra="ignore")
 

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import psycopg
@@ -33,6 +33,7 @@ from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader
 from stream_processors import aggregates, decoding, deletion, downsample, projection, rows
 from stream_processors.app import (
+    SINK_TOPICS,
     app,
     epochs_topic,
     maintenance_sink,
@@ -71,7 +72,16 @@ async def decode(events: Sequence[EventT], parse: decoding.Parse[T]) -> list[tup
             out.append((event, parse(msg.value or b"", msg.timestamp)))
         except ValueError as exc:  # pydantic.ValidationError and TensorCodecError are ValueErrors
             await dead_letter(event, f"cannot decode: {exc}")
+            done([event])
     return out
+
+
+def done(events: Iterable[EventT]) -> None:
+    """These events' rows are committed (or they were dead-lettered): their offsets may be
+    committed to Kafka (stream_processors.consumer.Written)."""
+    written = app.consumer.written
+    for event in events:
+        written.add(event.message.tp, event.message.offset)
 
 
 async def persist(items: list[tuple[EventT, T]], write: Write[T]) -> list[T]:
@@ -85,10 +95,12 @@ async def persist(items: list[tuple[EventT, T]], write: Write[T]) -> list[T]:
     try:
         written = await sink.run(lambda conn: write(conn, [obj for _, obj in items]))
         stored.update((ev.message.topic, ev.message.partition) for ev, _ in items)
+        done(ev for ev, _ in items)
         return written
     except SinkError as exc:
         if len(items) == 1:
             await dead_letter(items[0][0], f"database refused it: {exc}")
+            done([items[0][0]])
             return []
     out: list[T] = []
     for item in items:
@@ -267,12 +279,6 @@ async def report() -> None:
         )
 
 
-SINK_TOPICS = (
-    epochs_topic.get_topic_name(),
-    tensors_topic.get_topic_name(),
-    status_topic.get_topic_name(),
-    resources_topic.get_topic_name(),
-)
 watch = PartitionWatch(settings.nnt_stall_checks)
 
 
@@ -295,11 +301,19 @@ async def keep_partitions_moving() -> None:
     if app.rebalancing or app.in_recovery or not tps:
         watch.reset()
         return
-    try:
-        ends = await consumer.highwaters(*tps)
+    try:  # bounded: a check that never returns would end every later check (timers queue)
+        ends = await asyncio.wait_for(
+            consumer.highwaters(*tps), max(10.0, settings.nnt_partition_check_s)
+        )
     except Exception as exc:  # the broker is away: nothing to decide this time
         log.info("partition check skipped: %s", exc)
         return
+    try:
+        await asyncio.wait_for(
+            consumer.know_committed(tps), max(10.0, settings.nnt_partition_check_s)
+        )
+    except Exception as exc:  # asked again at the next check
+        log.info("committed offsets not known yet: %s", exc)
     reads = {tp: consumer._read_offset.get(tp) for tp in tps}
     committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
     moves = watch.check(consumer.unfetched(SINK_TOPICS), reads, ends, committed, not sink.busy)

@@ -54,7 +54,7 @@ class StreamApp(faust.App):
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     def _new_consumer(self) -> Any:
-        return RewindingConsumer(
+        consumer = RewindingConsumer(
             self.transport,
             callback=self.topics.on_message,
             loop=self.loop,
@@ -62,6 +62,8 @@ class StreamApp(faust.App):
             on_partitions_assigned=self._on_partitions_assigned,
             beacon=self.beacon,
         )
+        consumer.written.topics.update(SINK_TOPICS)  # commits follow rows on these
+        return consumer
 
 
 settings = load()
@@ -70,6 +72,7 @@ settings.datadir.mkdir(parents=True, exist_ok=True)
 app = StreamApp(
     "nntracker-stream",
     broker=f"kafka://{settings.nnt_kafka_bootstrap}",
+    broker_credentials=settings.faust_credentials(),  # NNT_KAFKA_* SASL/TLS (schemas.kafkaauth)
     topic_replication_factor=settings.nnt_stream_replication_factor,
     # Payloads are decoded by schemas (JSON or the binary tensor codec), so a bad message is
     # ours to dead-letter instead of a Faust serializer error.
@@ -102,6 +105,8 @@ def topic(name: str) -> faust.TopicT:
     return app.topic(name, partitions=topics.PARTITIONS[name], key_type=bytes, value_type=bytes)
 
 
+# The topics whose events become rows: the agents (stream_processors.agents) persist them.
+SINK_TOPICS = (topics.EPOCHS, topics.TENSORS, topics.STATUS, topics.RESOURCES)
 epochs_topic = topic(topics.EPOCHS)
 tensors_topic = topic(topics.TENSORS)
 status_topic = topic(topics.STATUS)

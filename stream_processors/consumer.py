@@ -10,6 +10,12 @@ without tables only). Our topics are never compacted nor transactional, so a jum
 skipped read: this consumer seeks back to the first skipped offset and reads it again (writes
 ignore existing keys, so the messages delivered twice are harmless). A rewind that does not
 bring the offset back (retention deleted it) falls back to Faust's gap.
+
+Two more holes of Faust 0.15.3 are closed here: its commit could move past one offset not
+yet acked at the head of a partition (`_new_offset`), and its seek to the committed offsets
+after a rebalance wrote read offsets past a rewind still pending from before (`perform_seek`);
+together they lost one epoch of one run when a worker stopped and another took its
+partitions (tests/integration/stream_processors/test_stream_workers.py, under CPU load).
 """
 
 from __future__ import annotations
@@ -45,10 +51,53 @@ class ReadOffsets(dict[TP, int | None]):
                 del self.rewinds[tp]  # the first skipped message has been read again
         super().__setitem__(tp, offset)
 
+    def pop(self, tp: TP, *default: int | None) -> int | None:  # type: ignore[override]
+        """A revoked partition forgets its pending rewind too (Faust pops revoked ones)."""
+        self.rewinds.pop(tp, None)
+        return super().pop(tp, *default)
+
     def rewind(self, tp: TP, target: int) -> None:
         """Hand out `target` next: the read offset goes just before it, whatever was read."""
         self.rewinds[tp] = target
         super().__setitem__(tp, target - 1)
+
+
+class Written:
+    """Offsets of the sink topics whose rows are committed in PostgreSQL (or that were given
+    up on purpose: dead letters), per partition, from the committed offset on.
+
+    The commit of a sink partition never passes the first offset missing here, whatever Faust
+    acked: under rebalances while batches were in flight, faust-streaming 0.15.3 was seen to
+    ack and commit a whole batch of 27 events that no write ever received (tests/integration/
+    stream_processors/test_stream_workers.py under CPU load), so Faust's acks are not proof
+    of a write. Rows decide instead; a partition whose commit then stands still is read again
+    from it (stream_processors.liveness) and the rows missing are written.
+    """
+
+    def __init__(self) -> None:
+        self.topics: set[str] = set()
+        self._done: dict[TP, set[int]] = {}
+
+    def add(self, tp: TP, offset: int) -> None:
+        """`offset` of `tp` is in the database (or dead-lettered)."""
+        if tp.topic in self.topics:
+            self._done.setdefault(tp, set()).add(offset)
+
+    def mark(self, tp: TP, committed: int) -> int:
+        """The first offset from `committed` on that is not done; forgets those below it."""
+        done = self._done.get(tp)
+        if not done:
+            return committed
+        mark = committed
+        while mark in done:
+            mark += 1
+        self._done[tp] = {o for o in done if o >= mark}
+        return mark
+
+    def forget(self, tps: Collection[TP]) -> None:
+        """Partitions this worker no longer holds."""
+        for tp in tps:
+            self._done.pop(tp, None)
 
 
 class RewindingConsumer(AIOKafkaDriverConsumer):
@@ -58,11 +107,84 @@ class RewindingConsumer(AIOKafkaDriverConsumer):
         super().__init__(*args, **kwargs)
         self._read_offset = ReadOffsets()
         self._rewound_at: dict[TP, int] = {}
+        self.written = Written()
 
     async def seek(self, partition: TP, offset: int) -> None:
         """Faust's own seeks (assignment, recovery) replace any pending rewind."""
         self._read_offset.rewinds.pop(partition, None)
         await super().seek(partition, offset)
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets (after a rebalance or a recovery) starts every
+        partition afresh: a rewind pending from before must not hold the read offset back
+        (Faust writes the new read offsets with dict.update, past ReadOffsets' guard)."""
+        self._read_offset.rewinds.clear()
+        self._rewound_at.clear()
+        await super().perform_seek()
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:  # type: ignore[override]
+        """Revoked partitions drop their written offsets too."""
+        self.written.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit: for a sink topic, the first one not yet written (Written);
+        for any other, Faust's, but never past one that was neither acked nor given up.
+
+        faust-streaming 0.15.3 returns None only when the first acked offset is more than
+        one past the committed one (`min(acked) - committed > 1`), so a single offset not yet
+        acked at the head was committed past: seen here as one epoch of one run acknowledged
+        and never stored, when a partition's first message after a seek was not the
+        committed one. Here any hole at the head waits (stream_processors.liveness reads a
+        partition again whose committed offset stands still)."""
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if tp.topic in self.written.topics:
+            if committed is None:  # no baseline yet (see know_committed): nothing is provable
+                return None
+            mark = self.written.mark(tp, committed)
+            acked[:] = [o for o in acked if o >= mark]  # Faust's list stays small
+            self._acked_index[tp] = set(acked)
+            return mark if mark > committed else None
+        if acked and committed is not None:
+            head = min(acked)
+            gap = self._gap[tp]
+            if gap:
+                head = min(head, min(interval.begin for interval in gap))
+            if head > committed:
+                return None
+        return super()._new_offset(tp)
+
+    async def know_committed(self, tps: Collection[TP]) -> None:
+        """Give each sink partition of `tps` without a known committed offset the group's (or,
+        never committed, the log start): until then its commits wait (`_new_offset`).
+
+        Faust learns committed offsets only in its seek after recovery, and reports a
+        committed 0 as unknown; what is processed before that must not be committed from
+        Faust's acks alone (seen: a worker that joined committed past a batch with no rows).
+        """
+        from aiokafka.structs import TopicPartition
+
+        unknown = [
+            tp
+            for tp in tps
+            if tp.topic in self.written.topics and self._committed_offset.get(tp) is None
+        ]
+        if not unknown:
+            return
+        client = self._thread._ensure_consumer()
+        found: dict[TP, int | None] = {}
+        for tp in unknown:
+            found[tp] = await self._thread.call_thread(
+                client.committed, TopicPartition(tp.topic, tp.partition)
+            )
+        never = [tp for tp, offset in found.items() if offset is None or offset < 0]
+        if never:
+            found.update(await self.earliest_offsets(*never))
+        assigned = self.assignment()
+        for tp, offset in found.items():
+            if tp in assigned and offset is not None and self._committed_offset.get(tp) is None:
+                self._committed_offset[tp] = offset
 
     async def read_again(self, tp: TP, offset: int) -> None:
         """Hand out `tp` from `offset` again (a stalled partition: stream_processors.liveness);
@@ -80,7 +202,7 @@ class RewindingConsumer(AIOKafkaDriverConsumer):
             log.warning("%s[%d]: offsets %d-%d cannot be read again (deleted?); skipping them",
                         tp.topic, tp.partition, offset_from, offset_to - 1)  # fmt: skip
             reads.rewinds.pop(tp, None)
-            await super()._add_gap(tp, offset_from, offset_to)
+            self._give_up(tp, offset_from, offset_to)
             return
         if not pending:
             log.warning("%s[%d]: the fetcher skipped offsets %d-%d; reading them again",
@@ -88,6 +210,17 @@ class RewindingConsumer(AIOKafkaDriverConsumer):
         self._rewound_at[tp] = offset_to
         reads.rewind(tp, offset_from)
         await self._seek(tp, offset_from)
+
+    def _give_up(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Count offsets offset_from..offset_to-1 as processed (Faust's gap). Unlike Faust's
+        own `_add_gap`, the message at offset_to (being handed out now) is left to its ack,
+        and a gap may start at the committed offset itself."""
+        committed = self._committed_offset[tp]
+        start = offset_from if committed is None else max(offset_from, committed)
+        if start < offset_to:
+            gap = self._gap[tp]
+            gap.addi(start, offset_to)
+            gap.merge_overlaps()
 
     def unfetched(self, topics: Collection[str]) -> set[TP]:
         """Assigned partitions of `topics` that Faust neither fetches nor has paused.

@@ -7,9 +7,10 @@ out of its fetch set (flow control lost the "put back" of a full stream buffer),
 position that no longer moves, or with messages fetched (the read offset at the log end) that
 never reached an agent, so the committed offset stays behind for good. A worker checks every
 NNT_PARTITION_CHECK_S seconds: a partition out of the fetch set for two checks in a row is put
-back; one whose read and committed offsets have both stood still for NNT_STALL_CHECKS checks,
-while messages past the committed offset wait and the sink is idle (no write in flight, so
-the database is not what it waits for), is sought back to its committed offset. What is read
+back; one whose committed offset (or, before any commit, its read offset) has stood still for
+NNT_STALL_CHECKS checks while messages past it wait and the sink was idle at the last check (no
+write in flight, so the database is not what it waits for), is sought back to its committed
+offset. What is read
 twice is harmless: writes ignore existing keys. Each such move is logged with the consumer's
 state, so the cause can be read from the worker's log.
 """
@@ -65,11 +66,16 @@ class PartitionWatch:
             if done is None:
                 done = read + 1 if read is not None else 0
             waiting = ends.get(tp, 0) > done
-            position = (read, committed.get(tp))
+            # With a committed offset, only it counts: reads may go on (past an offset never
+            # written, see stream_processors.written) while the commit cannot move.
+            position = (None, committed[tp]) if committed.get(tp) is not None else (read, None)
             before = self.still.get(tp)
-            count = before[1] + 1 if before is not None and before[0] == position else 1
-            if not (waiting and idle):
+            same = before is not None and before[0] == position
+            count = before[1] + 1 if same and before is not None else 1
+            if not waiting:
                 count = 0
+            elif not idle:  # the database is what it waits for: neither a stall nor progress
+                count = before[1] if same and before is not None else 0
             elif count >= self.stall_checks:
                 moves.seek.add(tp)
                 count = 0

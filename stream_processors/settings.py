@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from schemas.kafkaauth import KafkaSecurity
 from stream_processors.errors import ConfigError
 
 
-class StreamSettings(BaseSettings):
-    """Every setting of the worker, typed and documented where it is declared."""
+class StreamSettings(KafkaSecurity):
+    """Every setting of the worker, typed and documented where it is declared (the Kafka
+    security ones in schemas.kafkaauth)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 

@@ -1,7 +1,9 @@
 """Session fixtures: the real Kafka broker and PostgreSQL, started by the product's own code.
 
 There is no skip path: a service that cannot start fails the session, under CI and locally.
-Set NNT_TEST_KAFKA / NNT_TEST_DATABASE_URL to reuse services that are already running.
+Set NNT_TEST_KAFKA / NNT_TEST_DATABASE_URL to reuse services that are already running, and
+NNT_TEST_KAFKA_SASL to that broker's SASL_PLAINTEXT listener where tests.services.SASL_USER
+logs in with PLAIN.
 """
 
 from __future__ import annotations
@@ -26,14 +28,29 @@ def services_home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(services_home: Path) -> Iterator[str]:
-    """bootstrap.servers of a real broker with the product's topics."""
+def kafka_broker(services_home: Path) -> Iterator[tuple[str, str]]:
+    """A real broker with the product's topics: its PLAINTEXT and its SASL bootstrap."""
     if os.environ.get("NNT_TEST_KAFKA"):
-        yield os.environ["NNT_TEST_KAFKA"]
+        yield os.environ["NNT_TEST_KAFKA"], os.environ.get("NNT_TEST_KAFKA_SASL", "")
         return
-    bootstrap, running = services.start_kafka(services_home)
-    yield bootstrap
+    sasl_port = services.free_port()
+    bootstrap, running = services.start_kafka(services_home, sasl_port)
+    yield bootstrap, f"127.0.0.1:{sasl_port}"
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: tuple[str, str]) -> str:
+    """bootstrap.servers of the broker's PLAINTEXT listener."""
+    return kafka_broker[0]
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap(kafka_broker: tuple[str, str]) -> str:
+    """bootstrap.servers of the broker's SASL_PLAINTEXT listener (PLAIN, services.SASL_USER)."""
+    if not kafka_broker[1]:
+        pytest.fail("NNT_TEST_KAFKA is set but NNT_TEST_KAFKA_SASL is not: set it too")
+    return kafka_broker[1]
 
 
 @pytest.fixture(scope="session")

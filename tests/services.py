@@ -10,6 +10,10 @@ from pathlib import Path
 
 from infra import kafka, postgres, process, timeseries
 from infra.settings import StackSettings
+from schemas.kafkaauth import KafkaSecurity
+
+# The one user of the test broker's SASL listener (SASL_PLAINTEXT, mechanism PLAIN).
+SASL_USER, SASL_PASSWORD = "nnt-test", "nnt-test-secret"
 
 
 def free_port(pair: bool = False) -> int:
@@ -83,13 +87,19 @@ def start(spec: process.ServiceSpec, log_file: Path) -> Running:
     return Running(spec, _spawn_ready(spec, log_file), log_file)
 
 
-def start_kafka(home: Path) -> tuple[str, Running]:
-    """A fresh single-node broker with the product's topics; returns its bootstrap."""
+def start_kafka(home: Path, sasl_port: int | None = None) -> tuple[str, Running]:
+    """A fresh single-node broker with the product's topics; returns its PLAINTEXT bootstrap.
+
+    With `sasl_port`, it also listens there for SASL_USER's PLAIN login (SASL_PLAINTEXT).
+    """
     port = free_port(pair=True)
-    spec = kafka.prepare(home, port, jar_cache=StackSettings().nnt_home)
+    while sasl_port in (port, port + 1):
+        port = free_port(pair=True)
+    sasl = kafka.SaslListener(sasl_port, {SASL_USER: SASL_PASSWORD}) if sasl_port else None
+    spec = kafka.prepare(home, port, jar_cache=StackSettings().nnt_home, sasl=sasl)
     running = start(spec, home / "kafka.log")
     bootstrap = f"127.0.0.1:{port}"
-    kafka.ensure_topics(bootstrap)
+    kafka.ensure_topics(bootstrap, KafkaSecurity())
     return bootstrap, running
 
 

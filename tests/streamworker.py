@@ -68,8 +68,17 @@ class Worker:
         return self.proc.returncode
 
 
-def until(probe: Callable[[], T | None], timeout: float, worker: Worker | None = None) -> T:
-    """Poll `probe` until it returns a truthy value; fail with the worker's log otherwise."""
+def until(
+    probe: Callable[[], T | None],
+    timeout: float,
+    worker: Worker | None = None,
+    *others: Worker | None,
+) -> T:
+    """Poll `probe` until it returns a truthy value; fail with the workers' logs otherwise.
+
+    `worker` must stay alive while waiting; `others` are only reported. On a timeout each
+    live worker first logs its consumer's view of every partition (SIGUSR1), so the failure
+    says which worker holds the partition that stopped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker is not None and worker.proc.poll() is not None:
@@ -80,8 +89,15 @@ def until(probe: Callable[[], T | None], timeout: float, worker: Worker | None =
         if value:
             return value
         time.sleep(0.2)
-    tail = worker.text()[-4000:] if worker else ""
-    raise AssertionError(f"condition not met within {timeout}s\n{tail}")
+    watched = [w for w in (worker, *others) if w is not None]
+    for w in watched:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGUSR1)
+    time.sleep(1 if watched else 0)
+    tails = "\n".join(
+        f"--- worker pid {w.proc.pid} ({w.log}) ---\n{w.text()[-4000:]}" for w in watched
+    )
+    raise AssertionError(f"condition not met within {timeout}s\n{tails}")
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> None:

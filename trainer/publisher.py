@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from schemas import codecs, topics
+from schemas import codecs, kafkaauth, topics
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,16 @@ class MemoryPublisher:
 
 
 class KafkaPublisher:
-    """confluent-kafka producer with the broker's message cap and idempotent delivery."""
+    """confluent-kafka producer with the broker's message cap and idempotent delivery.
+
+    Its credentials come from the NNT_KAFKA_* security variables (the orchestrator passes
+    its own to every trainer); a bad one raises KafkaSecurityError naming it.
+    """
 
     def __init__(self, bootstrap: str, client_id: str = "nnt-trainer") -> None:
         from confluent_kafka import Producer
 
+        security = kafkaauth.load()
         self.failed = 0
         self._producer = Producer(
             {
@@ -70,6 +75,7 @@ class KafkaPublisher:
                 "enable.idempotence": True,  # retries never reorder or duplicate a run's events
                 "linger.ms": 20,
                 "queue.buffering.max.kbytes": 512 * 1024,
+                **security.confluent_config(),
             }
         )
 

@@ -14,6 +14,7 @@ import keras
 from pydantic import ValidationError
 
 from schemas import topics
+from schemas.kafkaauth import KafkaSecurityError
 from schemas.run import RUN_SPEC_FILE, RunSpec
 from schemas.status import Status, StatusEvent
 from trainer import checkpoints
@@ -288,8 +289,8 @@ def run(run_dir: Path, publisher: Publisher | None = None) -> int:
     """Entry of `python -m trainer RUN_DIR`; the process exit code."""
     try:
         spec = read_spec(run_dir)
-    except SpecError as exc:
+        publisher = publisher or KafkaPublisher(spec.kafka_bootstrap)
+    except (SpecError, KafkaSecurityError) as exc:
         log.error("%s", exc)
         return 1
-    publisher = publisher or KafkaPublisher(spec.kafka_bootstrap)
     return Run(spec, run_dir, publisher).execute()

@@ -28,7 +28,7 @@ class StartBridge:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if settings.NNT_LIVE_BRIDGE and scope["type"] in ("http", "websocket"):
-            bridge.ensure_started(settings.NNT_KAFKA_BOOTSTRAP)
+            bridge.ensure_started(settings.NNT_KAFKA_BOOTSTRAP, settings.NNT_KAFKA_SECURITY)
         return await self.app(scope, receive, send)
 
 

@@ -9,7 +9,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from schemas.kafkaauth import KafkaSecurity
 
 SECRET_FILE = "secret_key"
 
@@ -18,8 +20,9 @@ class ConfigError(ValueError):
     """A bad environment variable; the message names it and the fix."""
 
 
-class WebSettings(BaseSettings):
-    """Every setting of the web process, each one an environment variable."""
+class WebSettings(KafkaSecurity):
+    """Every setting of the web process, each one an environment variable (the Kafka security
+    ones in schemas.kafkaauth)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 

@@ -17,6 +17,8 @@ BASE_DIR = Path(__file__).resolve().parent
 NNT_HOME = ENV.nnt_home
 NNT_KAFKA_BOOTSTRAP = ENV.nnt_kafka_bootstrap
 NNT_KAFKA_TIMEOUT_S = ENV.nnt_kafka_timeout_s
+# WebSettings is a schemas.kafkaauth.KafkaSecurity: the credentials of every Kafka client here.
+NNT_KAFKA_SECURITY = ENV
 NNT_LIVE_BRIDGE = ENV.nnt_live_bridge
 NNT_WEB_PORT = ENV.nnt_web_port
 DATASETS_DIR = NNT_HOME / "datasets"

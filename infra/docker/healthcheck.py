@@ -19,6 +19,10 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas.kafkaauth import KafkaSecurity
 
 STREAM_GROUP = "nntracker-stream"  # the Faust app id (stream_processors/app.py)
 TIMEOUT_S = 5.0
@@ -54,12 +58,19 @@ def local_address(bootstrap: str) -> str:
 
 
 def member_of(
-    bootstrap: str, group: str, address: str | None = None, client_id: str | None = None
+    bootstrap: str,
+    security: KafkaSecurity,
+    group: str,
+    address: str | None = None,
+    client_id: str | None = None,
 ) -> str | None:
-    """None when `group` has a member with this address and client id (None: any)."""
+    """None when `group` has a member with this address and client id (None: any); asked
+    with the probed component's own credentials."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "log_level": 0, **security.confluent_config()}
+    )
     future = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)[group]
     members = future.result(timeout=TIMEOUT_S * 2).members
     for member in members:
@@ -74,8 +85,9 @@ def stream() -> str | None:
     """None when this stream worker is a member of the Faust group."""
     from stream_processors.settings import load
 
-    bootstrap = load().nnt_kafka_bootstrap
-    return member_of(bootstrap, STREAM_GROUP, local_address(bootstrap))
+    s = load()
+    bootstrap = s.nnt_kafka_bootstrap
+    return member_of(bootstrap, s, STREAM_GROUP, local_address(bootstrap))
 
 
 def orchestrator() -> str | None:
@@ -84,7 +96,7 @@ def orchestrator() -> str | None:
 
     s = load()
     client_id = f"nnt-orchestrator-{s.nnt_hostname}"  # orchestrator/consumer.py
-    return member_of(s.nnt_kafka_bootstrap, s.nnt_orchestrator_group, client_id=client_id)
+    return member_of(s.nnt_kafka_bootstrap, s, s.nnt_orchestrator_group, client_id=client_id)
 
 
 PROBES: dict[str, Callable[[], str | None]] = {

@@ -59,7 +59,7 @@ def main() -> int:
     print("provision: migrations applied", flush=True)
     mode = _retry("time-series tables", lambda: timeseries.apply(database_url))
     print(f"provision: time-series tables ready ({mode} partitioning)", flush=True)
-    created = _retry("topics", lambda: kafka.ensure_topics(settings.nnt_kafka_bootstrap))
+    created = _retry("topics", lambda: kafka.ensure_topics(settings.nnt_kafka_bootstrap, settings))
     print(f"provision: Kafka topics ready ({len(created)} created)", flush=True)
     return 0
 

@@ -11,6 +11,7 @@ from channels.layers import get_channel_layer
 from pydantic import ValidationError
 
 from schemas import topics
+from schemas.kafkaauth import KafkaSecurity
 from schemas.live import LiveUpdate
 from web.live.messages import routes
 
@@ -35,8 +36,9 @@ async def forward(layer: Any, raw: bytes | None) -> int:
 class LiveBridge:
     """Consumes `nnt.live` from the latest offset; retries with back-off while Kafka is down."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self.task: asyncio.Task[None] | None = None
         self.forwarded = 0
 
@@ -74,6 +76,7 @@ class LiveBridge:
             group_id=None,
             enable_auto_commit=False,
             client_id=f"nnt-web-live-{uuid.uuid4().hex[:8]}",
+            **self.security.aiokafka_kwargs(),
         )
         try:
             await consumer.start()
@@ -88,10 +91,10 @@ class LiveBridge:
 _bridge: LiveBridge | None = None
 
 
-def ensure_started(bootstrap: str) -> LiveBridge:
+def ensure_started(bootstrap: str, security: KafkaSecurity) -> LiveBridge:
     """The process's bridge, started on the running loop if it is not yet."""
     global _bridge
     if _bridge is None:
-        _bridge = LiveBridge(bootstrap)
+        _bridge = LiveBridge(bootstrap, security)
     _bridge.ensure_started()
     return _bridge

@@ -79,7 +79,9 @@ def _live_producer() -> Any:
 
             from web.simulations.commands import producer_config
 
-            _producer = Producer(producer_config(settings.NNT_KAFKA_BOOTSTRAP, 30.0))
+            _producer = Producer(
+                producer_config(settings.NNT_KAFKA_BOOTSTRAP, 30.0, settings.NNT_KAFKA_SECURITY)
+            )
         return _producer
 
 

@@ -13,6 +13,7 @@ from schemas import topics
 from schemas.codecs import dumps
 from schemas.commands import CreateCommand, LifecycleCommand, command_key
 from schemas.experiment import ExperimentConfig
+from schemas.kafkaauth import KafkaSecurity
 from web.errors import KafkaUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class Publisher(Protocol):
         """Deliver and wait for the acknowledgement."""
 
 
-def producer_config(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+def producer_config(bootstrap: str, timeout_s: float, security: KafkaSecurity) -> dict[str, Any]:
     """The web's producer settings: idempotent, acks=all, giving up after `timeout_s`."""
     return {
         "bootstrap.servers": bootstrap,
@@ -34,18 +35,19 @@ def producer_config(bootstrap: str, timeout_s: float) -> dict[str, Any]:
         "message.timeout.ms": int(timeout_s * 1000),
         "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
         "logger": logging.getLogger("web.kafka"),
+        **security.confluent_config(),
     }
 
 
 class KafkaPublisher:
     """confluent-kafka producer that waits for delivery, bounded by a timeout."""
 
-    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float, security: KafkaSecurity) -> None:
         from confluent_kafka import Producer
 
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
-        self.producer = Producer(producer_config(bootstrap, timeout_s))
+        self.producer = Producer(producer_config(bootstrap, timeout_s, security))
 
     def publish(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one message; raise KafkaUnavailable unless Kafka acknowledged it."""
@@ -77,7 +79,11 @@ def get_publisher() -> Publisher:
     global _publisher
     with _lock:
         if _publisher is None:
-            _publisher = KafkaPublisher(settings.NNT_KAFKA_BOOTSTRAP, settings.NNT_KAFKA_TIMEOUT_S)
+            _publisher = KafkaPublisher(
+                settings.NNT_KAFKA_BOOTSTRAP,
+                settings.NNT_KAFKA_TIMEOUT_S,
+                settings.NNT_KAFKA_SECURITY,
+            )
         return _publisher
 
 

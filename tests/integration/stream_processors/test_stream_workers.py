@@ -8,6 +8,7 @@ import signal
 import uuid
 from pathlib import Path
 
+import confluent_kafka
 import psycopg
 import pytest
 
@@ -57,6 +58,39 @@ def stored(log: str) -> tuple[int, set[int]]:
     return sum(n for n, _ in found), set().union(*(p for _, p in found))
 
 
+def missing(bootstrap: str, pg_url: str, sims: list[uuid.UUID], last: int) -> str:
+    """Which epochs are not stored, with the partition and offsets their messages have."""
+    have = {
+        (sid, epoch)
+        for sid, epoch in rows(
+            pg_url,
+            "SELECT simulation_id, epoch FROM nnt_epoch_metric WHERE simulation_id = ANY(%s)",
+            sims,
+        )
+    }
+    gone = {(str(sid), e) for sid in sims for e in range(1, last + 1) if (sid, e) not in have}
+    where: dict[int, list[int]] = {}
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id":
+        f"diag-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([topics.EPOCHS])
+    idle = 0
+    while idle < 5:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            idle += 1
+            continue
+        if msg.error() is None and msg.key() is not None:
+            try:  # other tests' messages share the topic, some undecodable on purpose
+                event = EpochEvent.model_validate_json(msg.value())
+            except ValueError:
+                continue
+            if (msg.key().decode(), event.epoch) in gone:
+                where.setdefault(msg.partition(), []).append(msg.offset())
+    consumer.close()
+    spans = {p: (min(o), max(o), len(o)) for p, o in sorted(where.items())}
+    return f"{len(gone)} epochs not stored; by partition (first, last, count): {spans}"
+
+
 def named(pg_url: str, name: str) -> str:
     """pg_url with an application_name, to find the worker's connection in pg_stat_activity."""
     return f"{pg_url}{'&' if '?' in pg_url else '?'}application_name={name}"
@@ -89,6 +123,7 @@ def test_it_stores_each_event_once_when_a_worker_dies_mid_batch_and_restarts(
             lambda: rows(web_tables, COUNTS, sims)[0][0] == first_part and stored(second.text())[0],
             120,
             second,
+            worker,
         )
         with psycopg.connect(web_tables) as blocker:
             # ...then every new COPY waits at this lock: the second worker's batch of the next
@@ -106,7 +141,12 @@ def test_it_stores_each_event_once_when_a_worker_dies_mid_batch_and_restarts(
         # Restart it: it rejoins the group and takes its share of the partitions again.
         restarted = Worker(kafka_bootstrap, named(web_tables, app_name), home)
         restarted.wait_ready()
-        until(lambda: rows(web_tables, COUNTS, sims)[0][0] >= total, 180, worker)
+        try:
+            until(lambda: rows(web_tables, COUNTS, sims)[0][0] >= total, 180, worker, restarted)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{missing(kafka_bootstrap, web_tables, sims, 2000)}\n{exc}"
+            ) from exc
         assert rows(web_tables, COUNTS, sims) == [(total, total)]
     finally:
         second.stop(signal.SIGKILL)

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from schemas.kafkaauth import KafkaSecurity
+
 ROOT = Path(__file__).resolve().parents[3]
 TIMESERIES_SQL = ROOT / "infra" / "sql" / "timeseries.sql"
 
@@ -95,7 +97,7 @@ def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
     """Publish through the real producer to the session's broker."""
     from web.simulations import commands
 
-    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10))
+    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10, KafkaSecurity()))
     yield kafka_bootstrap
     commands.set_publisher(None)
 

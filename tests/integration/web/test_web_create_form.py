@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from schemas.kafkaauth import KafkaSecurity
 from tests.streamworker import find_command
 
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
@@ -109,7 +110,7 @@ def user(client: Any, make_user: Any) -> Any:
 def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
     from web.simulations import commands
 
-    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10))
+    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10, KafkaSecurity()))
     yield kafka_bootstrap
     commands.set_publisher(None)
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from schemas.kafkaauth import KafkaSecurity
 from tests.streamworker import find_command
 
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
@@ -53,7 +54,7 @@ def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
     """Publish through the real producer to the session's broker."""
     from web.simulations import commands
 
-    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10))
+    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10, KafkaSecurity()))
     yield kafka_bootstrap
     commands.set_publisher(None)
 

@@ -22,6 +22,7 @@ from infra import kafka
 from infra.settings import StackSettings
 from orchestrator.settings import OrchestratorSettings
 from schemas import topics
+from schemas.kafkaauth import KafkaSecurity
 from stream_processors.settings import StreamSettings
 from trainer.settings import TrainerSettings
 from web.config import WebSettings
@@ -53,8 +54,8 @@ SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "web": [WebSettings],
     "stream": [StreamSettings],
     "orchestrator": [OrchestratorSettings],
-    "trainer": [TrainerSettings],
-    "trainer-gpu": [TrainerSettings],
+    "trainer": [TrainerSettings, KafkaSecurity],
+    "trainer-gpu": [TrainerSettings, KafkaSecurity],
 }
 PROVISION = [WebSettings, StackSettings]  # provision.py: infra settings + the web's migrate
 COMPONENTS = ("schemas", "trainer", "orchestrator", "stream_processors", "web", "infra")

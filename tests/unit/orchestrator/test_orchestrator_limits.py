@@ -83,11 +83,23 @@ def test_it_refuses_a_host_mount_that_is_a_socket(
     assert load().nnt_docker_host_mounts == ["/usr", "/etc"]
 
 
-def test_it_forwards_the_trainer_limits_to_every_run() -> None:
+def test_it_forwards_the_trainer_limits_and_the_kafka_credentials_to_every_run() -> None:
     from orchestrator.__main__ import trainer_env
+    from orchestrator.settings import OrchestratorSettings
 
+    settings = OrchestratorSettings(
+        nnt_kafka_bootstrap="kafka:9092",
+        nnt_kafka_security_protocol="SASL_PLAINTEXT",
+        nnt_kafka_sasl_mechanism="SCRAM-SHA-512",
+        nnt_kafka_sasl_username="nnt",
+        nnt_kafka_sasl_password="s3cret",
+    )
     environ = {"NNT_TRAINER_MAX_PARAMS": "1000", "NNT_RUNTIME": "docker", "HOME": "/root"}
-    assert trainer_env("kafka:9092", environ) == {
+    assert trainer_env(settings, environ) == {
         "NNT_TRAINER_MAX_PARAMS": "1000",
         "NNT_KAFKA_BOOTSTRAP": "kafka:9092",
+        "NNT_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "NNT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "NNT_KAFKA_SASL_USERNAME": "nnt",
+        "NNT_KAFKA_SASL_PASSWORD": "s3cret",
     }

@@ -54,3 +54,14 @@ def test_it_never_seeks_while_a_write_is_in_flight_or_the_commit_moves() -> None
         assert watch.check(set(), reads, ends, {A: 60}, idle=False).seek == set()
     for done in (61, 62, 63, 64):  # slow but moving
         assert watch.check(set(), reads, ends, {A: done}).seek == set()
+
+
+def test_it_reads_again_when_reads_go_on_but_the_commit_stands_still() -> None:
+    # An offset never written holds the commit (stream_processors.written) while later
+    # messages keep arriving: the read offset moves, the committed one does not.
+    watch = PartitionWatch(stall_checks=3)
+    ends, committed = {A: 500}, {A: 60}
+    assert watch.check(set(), {A: 100}, ends, committed).seek == set()
+    assert watch.check(set(), {A: 150}, ends, committed, idle=False).seek == set()
+    assert watch.check(set(), {A: 200}, ends, committed).seek == set()
+    assert watch.check(set(), {A: 250}, ends, committed).seek == {A}

@@ -15,7 +15,7 @@ import pytest
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from stream_processors.consumer import ReadOffsets, RewindingConsumer
+from stream_processors.consumer import ReadOffsets, RewindingConsumer, Written
 
 pytestmark = pytest.mark.unit
 TOPIC = TP("nnt.epochs", 2)
@@ -42,6 +42,9 @@ def consumer(fetcher: Fetcher) -> RewindingConsumer:
     c._rewound_at = {}
     c._committed_offset = defaultdict(lambda: None)
     c._gap = defaultdict(IntervalTree)
+    c._acked = defaultdict(list)
+    c._acked_index = defaultdict(set)
+    c.written = Written()
 
     async def seek(tp: TP, offset: int) -> None:
         fetcher.seek(offset)
@@ -84,3 +87,79 @@ def test_it_falls_back_to_a_gap_when_the_skipped_offsets_are_gone() -> None:
     handed = asyncio.run(drain(c, fetcher))
     assert handed[-1] == 15 and c._read_offset[TOPIC] == 15, "the partition must keep moving"
     assert sorted(c._gap[TOPIC])[0].begin == 4
+
+
+def test_it_never_commits_past_one_offset_not_yet_acked() -> None:
+    c = consumer(Fetcher(end=16))
+    c._committed_offset[TOPIC] = 7  # the next offset to read
+    c._acked[TOPIC] += [8, 9]
+    c._acked_index[TOPIC] |= {8, 9}
+    assert c._new_offset(TOPIC) is None, "offset 7 was never acked: committing 10 loses it"
+    c._acked[TOPIC].append(7)
+    c._acked_index[TOPIC].add(7)
+    assert c._new_offset(TOPIC) == 10
+
+
+def test_a_given_up_gap_may_start_at_the_committed_offset() -> None:
+    fetcher = Fetcher(end=16, deleted_below=9)
+    c = consumer(fetcher)
+    c._committed_offset[TOPIC] = 4
+    c._read_offset[TOPIC] = 3
+    fetcher.position = 9
+    asyncio.run(drain(c, fetcher))
+    c._acked[TOPIC] += list(range(9, 16))
+    assert c._new_offset(TOPIC) == 16, "the deleted offsets 4-8 must not hold commits forever"
+
+
+def test_a_seek_to_the_committed_offsets_drops_the_rewinds_pending() -> None:
+    fetcher = Fetcher(end=40)
+    c = consumer(fetcher)
+    c._read_offset.rewind(TOPIC, 5)
+    c._rewound_at[TOPIC] = 9
+
+    async def seek_to_committed() -> dict[TP, int]:
+        fetcher.seek(20)
+        return {TOPIC: 20}
+
+    c.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    asyncio.run(c.perform_seek())
+    handed = asyncio.run(drain(c, fetcher, rounds=3))
+    assert handed == list(range(20, 29)) and c._read_offset[TOPIC] == 28
+    assert not c._gap[TOPIC]
+
+
+def test_a_revoked_partition_forgets_its_pending_rewind() -> None:
+    reads = ReadOffsets()
+    reads.rewind(TOPIC, 5)
+    reads.pop(TOPIC, None)
+    reads[TOPIC] = 30
+    assert reads[TOPIC] == 30
+
+
+def test_a_sink_partition_commits_only_what_is_written() -> None:
+    c = consumer(Fetcher(end=40))
+    c.written.topics.add(TOPIC.topic)
+    c._committed_offset[TOPIC] = 10
+    c._acked[TOPIC] += list(range(10, 20))  # Faust acked ten events...
+    for offset in (10, 11, 12, 14, 15):  # ...whose rows are only partly committed
+        c.written.add(TOPIC, offset)
+    assert c._new_offset(TOPIC) == 13, "offset 13 has no row: the commit must stop before it"
+    c._committed_offset[TOPIC] = 13
+    assert c._new_offset(TOPIC) is None
+    c.written.add(TOPIC, 13)
+    assert c._new_offset(TOPIC) == 16
+    c._committed_offset[TOPIC] = None  # newly assigned, its committed offset not known yet
+    assert c._new_offset(TOPIC) is None, "without a baseline no offset is provably written"
+    c._committed_offset[TOPIC] = 13
+    c.written.add(TOPIC, 99)  # another partition's or a stray offset changes nothing
+    c.written.forget([TOPIC])
+    c._committed_offset[TOPIC] = 16
+    assert c._new_offset(TOPIC) is None
+
+
+def test_other_topics_keep_fausts_acks() -> None:
+    c = consumer(Fetcher(end=40))
+    c._committed_offset[TOPIC] = 10
+    c._acked[TOPIC] += [10, 11, 12]
+    c._acked_index[TOPIC] |= {10, 11, 12}
+    assert c._new_offset(TOPIC) == 13
