@@ -163,3 +163,25 @@ def test_other_topics_keep_fausts_acks() -> None:
     c._acked[TOPIC] += [10, 11, 12]
     c._acked_index[TOPIC] |= {10, 11, 12}
     assert c._new_offset(TOPIC) == 13
+
+
+def test_a_sink_partition_commits_past_offsets_retention_deleted() -> None:
+    fetcher = Fetcher(end=16, deleted_below=9)  # 4-8 were deleted before anyone read them
+    c = consumer(fetcher)
+    c.written.topics.add(TOPIC.topic)
+    c._committed_offset[TOPIC] = 4
+    c._read_offset[TOPIC] = 3
+    fetcher.position = 9
+    for offset in asyncio.run(drain(c, fetcher)):
+        c.written.add(TOPIC, offset)  # every message handed out gets its rows
+    assert c._new_offset(TOPIC) == 16, "a deleted range must not hold the commit forever"
+
+
+def test_a_jump_right_after_a_seek_reads_the_committed_offset_again_too() -> None:
+    fetcher = Fetcher(end=40)
+    c = consumer(fetcher)
+    c._committed_offset[TOPIC] = 20
+    c._read_offset[TOPIC] = 20  # Faust's seek: the read offset is the next one to read
+    fetcher.position = 25  # a batch fetched before the seek arrives first
+    handed = asyncio.run(drain(c, fetcher, rounds=6))
+    assert set(range(20, 25)) <= set(handed), "offset 20 (the committed one) was never read"
