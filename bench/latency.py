@@ -9,7 +9,6 @@ every 30 s (their refresh periods, not measured here).
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -57,24 +56,7 @@ def measure(up_home: Path) -> dict[str, Any]:
     up = start_up(up_home, demo=False)
     try:
         base = up.wait_for(UP_LINE, 300).group(1).rstrip("/")
-        env = {**os.environ, "NNT_HOME": str(up_home), "NNT_PG_PORT": str(up.ports["pg"])}
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "infra",
-                "manage",
-                "ensure_user",
-                "--username",
-                "bench",
-                "--password",
-                "bench-password",
-            ],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        up.ensure_user("bench", "bench-password")
         sid = str(uuid.uuid4())
         bootstrap = f"127.0.0.1:{up.ports['kafka']}"
         trainer = subprocess.Popen(

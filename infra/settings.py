@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 
 
@@ -65,8 +66,7 @@ def load() -> StackSettings:
     try:
         settings = StackSettings()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
-        raise InfraError(f"{name}: {err['msg']}") from exc
+        name, why = variable_error(exc)
+        raise InfraError(f"{name}: {why}") from exc
     settings.nnt_home.mkdir(parents=True, exist_ok=True)
     return settings

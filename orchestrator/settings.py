@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 
 GIB = 1024**3
@@ -195,5 +196,5 @@ def load() -> OrchestratorSettings:
     try:
         return OrchestratorSettings()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise OrchestratorError(f"{str(err['loc'][0]).upper()}: {err['msg']}") from exc
+        name, why = variable_error(exc)
+        raise OrchestratorError(f"{name}: {why}") from exc

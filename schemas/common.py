@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+def variable_error(exc: ValidationError) -> tuple[str, str]:
+    """The environment variable a settings class refused first, and why: every component's
+    `load()` turns it into its own error naming the variable."""
+    err = exc.errors()[0]
+    name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
+    return name, str(err.get("msg"))
 
 
 def utcnow() -> datetime:

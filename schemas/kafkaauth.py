@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.common import variable_error
+
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 SASL = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -250,6 +252,5 @@ def load() -> KafkaSecurity:
     try:
         return KafkaSecurity()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
-        raise KafkaSecurityError(f"{name}: {err['msg']}") from exc
+        name, why = variable_error(exc)
+        raise KafkaSecurityError(f"{name}: {why}") from exc

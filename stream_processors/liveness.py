@@ -70,15 +70,14 @@ class PartitionWatch:
             # written, see stream_processors.written) while the commit cannot move.
             position = (None, committed[tp]) if committed.get(tp) is not None else (read, None)
             before = self.still.get(tp)
-            same = before is not None and before[0] == position
-            count = before[1] + 1 if same and before is not None else 1
+            count = before[1] if before is not None and before[0] == position else 0
             if not waiting:
                 count = 0
-            elif not idle:  # the database is what it waits for: neither a stall nor progress
-                count = before[1] if same and before is not None else 0
-            elif count >= self.stall_checks:
-                moves.seek.add(tp)
-                count = 0
+            elif idle:  # busy: the database is what it waits for, neither a stall nor progress
+                count += 1
+                if count >= self.stall_checks:
+                    moves.seek.add(tp)
+                    count = 0
             still[tp] = (position, count)
         self.still = still
         return moves

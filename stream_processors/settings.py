@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 from stream_processors.errors import ConfigError
 
@@ -132,6 +133,5 @@ def load() -> StreamSettings:
     try:
         return StreamSettings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
-        raise ConfigError(f"{name}: {err['msg']}") from exc
+        name, why = variable_error(exc)
+        raise ConfigError(f"{name}: {why}") from exc

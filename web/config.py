@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 
 SECRET_FILE = "secret_key"
@@ -107,13 +108,12 @@ def load() -> WebSettings:
     try:
         return WebSettings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
-        if err.get("type") == "missing":
+        name, why = variable_error(exc)
+        if exc.errors()[0].get("type") == "missing":
             raise ConfigError(
                 f"{name} is required (e.g. postgresql://user:pw@host:5432/nntracker)"
             ) from None
-        raise ConfigError(f"{name}: {err.get('msg')}") from None
+        raise ConfigError(f"{name}: {why}") from None
 
 
 def parse_database_url(url: str) -> dict[str, Any]:

@@ -82,6 +82,15 @@ class UpProcess:
             f"`nntracker up` never printed {pattern.pattern!r}; last lines:\n{tail}"
         )
 
+    def ensure_user(self, name: str, password: str, staff: bool = False) -> None:
+        """An account in this stack's database, made with `nntracker manage ensure_user`."""
+        done = subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "infra", "manage", "ensure_user", "--username", name,
+             "--password", password, *(["--staff"] if staff else [])],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
     def interrupt(self, timeout: float = 90) -> int:
         """Ctrl-C, as a user would; returns the exit code."""
         self.proc.send_signal(signal.SIGINT)

@@ -9,10 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -155,30 +152,9 @@ def _row_text(page: Page, sim_id: str) -> str:
 
 
 def _ensure_admin(stack: UpProcess) -> tuple[str, str]:
-    """A staff account in the running stack, made with `nntracker manage ensure_user`."""
+    """A staff account in the running stack."""
     name, password = "journey-admin", "Admin-Quartz-4711"
-    env = {**os.environ, "NNT_HOME": str(stack.home), "NNT_PG_PORT": str(stack.ports["pg"])}
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infra",
-            "manage",
-            "ensure_user",
-            "--username",
-            name,
-            "--password",
-            password,
-            "--staff",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    stack.ensure_user(name, password, staff=True)
     return name, password
 
 

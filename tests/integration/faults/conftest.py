@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,7 +30,7 @@ from schemas.commands import CreateCommand
 from schemas.epochs import EpochEvent
 from schemas.experiment import simulation_id
 from tests import services
-from tests.integration.orchestrator.conftest import ROOT, Client, Orch, demo_experiment, until
+from tests.integration.orchestrator.conftest import Client, Orch, demo_experiment
 from tests.streamworker import WEB_TABLES, Worker
 
 WORKER_APP = "nnt-fault-worker"  # the worker's application_name in pg_stat_activity
@@ -124,18 +122,7 @@ def stream(broker: Service, database: Service, fault_home: Path) -> Iterator[Str
 class Orchestrator(Orch):
     """An orchestrator that can be killed and started again under the same host name."""
 
-    def start(self) -> Orchestrator:
-        """Start it; ready once *this* process logged so (the log file is appended to)."""
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "orchestrator"], env=self.env, cwd=ROOT, stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        out.close()
-        until(lambda: "ready" in self.log.read_bytes()[offset:].decode(errors="replace"), 90,
-              f"orchestrator {self.host} ready", self)  # fmt: skip
-        return self
+    ready_s = 90.0
 
     def sigkill(self) -> int:
         """SIGKILL, as an OOM killer or a crash would end it; returns its exit code."""

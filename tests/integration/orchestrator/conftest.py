@@ -90,6 +90,8 @@ class Tap:
 class Orch:
     """One `python -m orchestrator` process with its own host name."""
 
+    ready_s = 60.0  # how long a start may take to log "ready"
+
     def __init__(self, home: Path, bootstrap: str, host: str, group: str, **env: str) -> None:
         self.home, self.host = home, host
         self.log = home / f"orchestrator-{host}.log"
@@ -101,13 +103,16 @@ class Orch:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Orch:
+        """Start it; ready once *this* process logged so (a restart appends to the same log)."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
         out = self.log.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "orchestrator"], env=self.env, cwd=ROOT, stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         out.close()
-        until(lambda: "ready" in self.log.read_text(), 60, f"orchestrator {self.host} ready", self)
+        until(lambda: "ready" in self.log.read_bytes()[offset:].decode(errors="replace"),
+              self.ready_s, f"orchestrator {self.host} ready", self)  # fmt: skip
         return self
 
     def kill(self, sig: int = signal.SIGTERM, timeout: float = 90) -> None:
