@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from bench.ingest import database, lag
-from bench.services import kafka
+from bench.services import command_secret, kafka, run_key
 from schemas import topics
 
 RUNS = 20
@@ -55,6 +55,7 @@ def train_all(bootstrap: str, sims: list[str]) -> tuple[float, int]:
     cmd = [sys.executable, "-m", "bench.latency_trainer", bootstrap]
     procs = [
         subprocess.Popen([*cmd, sid, "bench", str(EPOCHS), str(WIDTH)], cwd=ROOT,
+                         env={**os.environ, "NNT_RUN_KEY": run_key(sid)},  # as the orchestrator
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for sid in sims
     ]  # fmt: skip
@@ -76,6 +77,7 @@ def measure(bootstrap: str, url: str, home: Path) -> dict[str, Any]:
     from tests.streamworker import Worker
 
     sims = [str(uuid.uuid4()) for _ in range(RUNS)]
+    command_secret()  # in the environment before the worker starts: it checks the trainers' keys
     worker = Worker(bootstrap, url, home / "worker")
     try:
         worker.wait_ready()

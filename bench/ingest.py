@@ -22,9 +22,9 @@ from typing import Any
 import confluent_kafka
 import psycopg
 
-from bench.services import kafka
+from bench.services import kafka, run_key
 from infra import timeseries
-from schemas import topics
+from schemas import auth, topics
 from schemas.codecs import dumps
 from schemas.epochs import EpochEvent
 from stream_processors import rows as row_builder
@@ -74,17 +74,29 @@ def events(simulations: int, epochs: int) -> list[EpochEvent]:
     return out
 
 
-def produce(bootstrap: str, batch: list[EpochEvent]) -> None:
-    """Produce the events keyed by simulation and wait for the broker."""
+Message = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def signed(batch: list[EpochEvent]) -> list[Message]:
+    """(key, value, headers) of each event, signed with its run's key as a trainer signs it."""
+    keys = {sid: run_key(sid) for sid in {e.simulation_id for e in batch}}
+    out = []
+    for event in batch:
+        value = dumps(event)
+        sig = auth.mac(keys[event.simulation_id], value).encode()
+        out.append((str(event.simulation_id).encode(), value, [(auth.SIGNATURE_HEADER, sig)]))
+    return out
+
+
+def produce(bootstrap: str, messages: list[Message]) -> None:
+    """Produce the signed events keyed by simulation and wait for the broker."""
     producer = confluent_kafka.Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000}
     )
-    for event in batch:
+    for key, value, headers in messages:
         while True:
             try:
-                producer.produce(
-                    topics.EPOCHS, key=str(event.simulation_id).encode(), value=dumps(event)
-                )
+                producer.produce(topics.EPOCHS, key=key, value=value, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -130,12 +142,13 @@ def pipeline(
     from tests.streamworker import Worker, until
 
     sims = sorted({e.simulation_id for e in batch})
+    messages = signed(batch)  # before the worker starts: it reads the same secret
     worker = Worker(bootstrap, url, home / "worker")
     try:
         worker.wait_ready()
         until(lambda: lag(bootstrap) == 0, 120, worker)  # leftovers of earlier runs first
         t0, c0 = time.perf_counter(), cpu_s(worker.proc.pid)
-        produce(bootstrap, batch)
+        produce(bootstrap, messages)
         until(lambda: count(url, sims) >= points, 600, worker)
         t1, c1 = time.perf_counter(), cpu_s(worker.proc.pid)
         until(lambda: lag(bootstrap) == 0, 60, worker)

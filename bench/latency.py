@@ -9,17 +9,17 @@ every 30 s (their refresh periods, not measured here).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.stack import ROOT, UP_LINE, launch_chromium, start_up
+from tests.e2e.stack import ROOT, UP_LINE, launch_chromium, start_up, token_session
 
 EPOCHS = 250
 RECORDER = """
@@ -57,12 +57,20 @@ def measure(up_home: Path) -> dict[str, Any]:
     try:
         base = up.wait_for(UP_LINE, 300).group(1).rstrip("/")
         up.ensure_user("bench", "bench-password")
-        sid = str(uuid.uuid4())
+        # The run and the key that signs its events, as a user's own script gets them.
+        api = token_session(base, "bench", "bench-password")
+        run = api.post(
+            f"{base}/api/sdk-runs",
+            json={"name": "latency benchmark", "tags": ["bench"], "total_epochs": EPOCHS},
+        )
+        assert run.status_code == 201, run.text
+        sid = run.json()["simulation_id"]
         bootstrap = f"127.0.0.1:{up.ports['kafka']}"
         trainer = subprocess.Popen(
             [sys.executable, "-m", "bench.latency_trainer", bootstrap, sid, "bench", str(EPOCHS)],
             cwd=ROOT,
-        )
+            env={**os.environ, "NNT_RUN_KEY": run.json()["run_key"]},
+        )  # fmt: skip
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
             page = browser.new_page()

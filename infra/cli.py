@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from infra.client import ApiClient, default_client
 from infra.settings import InfraError, StackSettings
 
 DEMO_USER = "demo"
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD_FILE = "demo-password"  # in $NNT_HOME, mode 600
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -111,13 +112,58 @@ def cmd_up(args: argparse.Namespace, settings: StackSettings) -> int:
     return stack.up(on_ready=demo if args.demo else None)
 
 
-def demo_submit(settings: StackSettings, env: dict[str, str] | None = None) -> str:
-    """Ensure the demo user, submit the demo experiment unless it exists; returns a message."""
-    result = _django(["ensure_user", "--username", DEMO_USER, "--password", DEMO_PASSWORD], env)
+def _write_private(path: Path, text: str) -> None:
+    """Create `path` readable by this user only (mode 600 from the start, never wider)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def ensure_demo_user(
+    settings: StackSettings, env: dict[str, str] | None = None
+) -> tuple[str, bool]:
+    """The demo user's password, and whether the user was created now.
+
+    Created only if missing, with a random password kept in $NNT_HOME/demo-password (mode
+    600); an existing demo user is never changed (an admin may have disabled it). The password
+    goes to `ensure_user` on its standard input, never on a command line (`ps`).
+    """
+    path = settings.nnt_home / DEMO_PASSWORD_FILE
+    fresh = not path.exists()
+    if fresh:
+        _write_private(path, secrets.token_urlsafe(18))
+    password = path.read_text().strip()
+    args = ["ensure_user", "--username", DEMO_USER, "--create-only", "--password-stdin"]
+    result = _django(args, env, stdin=password + "\n")
     if result.returncode != 0:
+        if fresh:
+            path.unlink(missing_ok=True)
         raise InfraError(f"could not create the demo user: {result.stderr.strip()[-500:]}")
+    created = result.stdout.startswith("created")
+    if fresh and not created:
+        path.unlink(missing_ok=True)  # the user was made elsewhere: this password opens nothing
+        raise InfraError(
+            f"a user named {DEMO_USER!r} already exists and {path} does not hold its password; "
+            "log in with its own password, or delete it in the admin console and run "
+            "`nntracker demo` again. A demo user made by an older version still has the public "
+            "password 'demo-password': change it or disable the user"
+        )
+    return password, created
+
+
+def demo_submit(settings: StackSettings, env: dict[str, str] | None = None) -> str:
+    """Ensure the demo user, submit the demo experiment unless it exists; returns a message
+    that shows the password only on the run that created the user."""
+    password, new_user = ensure_demo_user(settings, env)
     client = default_client(settings.nnt_web_port)
-    client.login(DEMO_USER, DEMO_PASSWORD)
+    try:
+        client.login(DEMO_USER, password)
+    except InfraError as exc:
+        raise InfraError(
+            f"the demo user does not sign in with the password in "
+            f"{settings.nnt_home / DEMO_PASSWORD_FILE} (disabled by an admin, or its password "
+            f"changed); it is left as it is ({exc})"
+        ) from None
     existing = client.get("/api/simulations", tag="demo")
     items = existing.get("items", existing) if isinstance(existing, dict) else existing
     if not items:
@@ -135,7 +181,13 @@ def demo_submit(settings: StackSettings, env: dict[str, str] | None = None) -> s
     url = f"{client.base}/simulations/{first}/"
     from infra.stack import paint
 
-    return f"{paint('demo ready:', 1)} open {url}  (login: {DEMO_USER} / {DEMO_PASSWORD})"
+    where = settings.nnt_home / DEMO_PASSWORD_FILE
+    login = (
+        f"login: {DEMO_USER} / {password}"
+        if new_user
+        else f"login: {DEMO_USER}, password in {where}"
+    )
+    return f"{paint('demo ready:', 1)} open {url}  ({login})"
 
 
 def cmd_demo(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -161,8 +213,8 @@ def cmd_login(args: argparse.Namespace, settings: StackSettings) -> int:
     password = args.password or getpass.getpass(f"password for {args.username}: ")
     token = default_client(settings.nnt_web_port).login(args.username, password)
     path = settings.nnt_home / "token"
-    path.write_text(token)
-    path.chmod(0o600)
+    path.unlink(missing_ok=True)
+    _write_private(path, token)
     print(f"logged in as {args.username}; token saved to {path}")
     return 0
 
@@ -242,6 +294,8 @@ def cmd_submit(args: argparse.Namespace, settings: StackSettings) -> int:
     print(f"experiment {created['experiment_id']}: {len(created['simulations'])} simulation(s)")
     for sid in created["simulations"]:
         print(f"  {sid}")
+    for note in created.get("notes") or []:
+        print(f"  pre-flight: {note}")
     if not args.wait:
         return 0
     return _wait(client, [str(s) for s in created["simulations"]], args.interval, args.timeout)
@@ -337,12 +391,16 @@ def _database_env() -> dict[str, str]:
     return env
 
 
-def _django(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _django(
+    args: list[str], env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A Django management command; secrets go on `stdin`, never in `args` (`ps` shows them)."""
     return subprocess.run(
         [sys.executable, "-m", "web", "manage", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        input=stdin,
         env={**_database_env(), **(env or {})},
     )
 

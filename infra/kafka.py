@@ -258,7 +258,10 @@ def ensure_topics(bootstrap: str, security: KafkaSecurity) -> list[str]:
             name,
             num_partitions=count,
             replication_factor=-1,  # the broker's default.replication.factor (3 in production)
-            config={"max.message.bytes": str(topics.MAX_MESSAGE_BYTES + 65536)},
+            config={
+                "max.message.bytes": str(topics.MAX_MESSAGE_BYTES + 65536),
+                **topics.TOPIC_CONFIG.get(name, {}),
+            },
         )
         for name, count in topics.PARTITIONS.items()
         if name not in existing

@@ -104,9 +104,16 @@ def describe(sim: dict[str, Any]) -> str:
     """One run's state as a line: status, epoch of total, and why it failed."""
     total = sim.get("total_epochs") or 0
     text = f"{str(sim['id'])[:8]}  {sim['status']:<8}  epoch {sim.get('epoch', 0)}/{total}"
-    if sim["status"] == "failed" and (sim.get("error") or sim.get("message")):
-        text += f"  {(sim.get('error') or sim.get('message')).strip().splitlines()[-1][:200]}"
-    return text
+    why = reason(sim) if sim["status"] == "failed" else ""
+    return f"{text}  {why}" if why else text
+
+
+def reason(sim: dict[str, Any]) -> str:
+    """Why a run failed in one line: its message (the trainer's one-line summary), else the
+    last line of the full error (rows written before messages were one line)."""
+    message, error = (sim.get("message") or "").strip(), (sim.get("error") or "").strip()
+    line = message.splitlines()[0] if message else (error.splitlines()[-1] if error else "")
+    return line[:200]
 
 
 def follow(

@@ -68,5 +68,5 @@ def load() -> StackSettings:
     except ValidationError as exc:
         name, why = variable_error(exc)
         raise InfraError(f"{name}: {why}") from exc
-    settings.nnt_home.mkdir(parents=True, exist_ok=True)
+    settings.nnt_home.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new one is private
     return settings

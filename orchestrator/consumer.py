@@ -18,16 +18,25 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from orchestrator.creation import Deferred
 from orchestrator.publisher import StatusPublisher
 from orchestrator.runtime import Runtime
 from orchestrator.service import Orchestrator
 from orchestrator.settings import OrchestratorSettings
-from schemas import topics
+from schemas import auth, topics
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
@@ -86,6 +95,13 @@ class Loop:
         self.work.subscribe([topics.COMMANDS], on_revoke=self._revoked)
         self.broadcast.subscribe([topics.COMMANDS])
         self.epochs.subscribe([topics.EPOCHS])
+        self.accounts = _consumer(settings, f"{group}.accounts.{settings.nnt_hostname}")
+        self.accounts.assign(
+            [
+                TopicPartition(topics.ACCOUNTS, p, OFFSET_BEGINNING)
+                for p in range(_parts(self.accounts))
+            ]
+        )
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {(tp.topic, tp.partition) for tp in partitions}
@@ -100,8 +116,36 @@ class Loop:
             log.info("partitions %s revoked: their waiting starts go to the next owner",
                      sorted(p for _, p in gone))  # fmt: skip
 
+    def catch_up_accounts(self, timeout: float = 30.0) -> None:
+        """Read every account record there is (before acting on any command, and when a
+        command names an account or key not seen yet)."""
+        ends = {}
+        for p in range(_parts(self.accounts)):
+            where = TopicPartition(topics.ACCOUNTS, p)
+            low, high = self.accounts.get_watermark_offsets(where, timeout=10)
+            at = self.accounts.position([where])[0].offset
+            if high > max(low, at):
+                ends[p] = high
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            msg = self.accounts.poll(0.2)
+            if _ok(msg):
+                assert msg is not None
+                self.orch.accounts.apply(msg.value())
+                part, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+                if offset + 1 >= ends.get(part, 0):
+                    ends.pop(part, None)
+        log.debug("%d account(s) known", len(self.orch.accounts.by_id))
+
+    def _read_accounts(self) -> None:
+        for msg in self.accounts.consume(200, 0):
+            if _ok(msg):
+                self.orch.accounts.apply(msg.value())
+
     def step(self) -> None:
-        """One round: a work message, finished downloads, held starts, a broadcast, the tick."""
+        """One round: account changes, a work message, finished downloads, held starts, a
+        broadcast, the tick."""
+        self._read_accounts()
         msg = self.work.poll(0.1)
         if _ok(msg):
             assert msg is not None
@@ -111,7 +155,7 @@ class Loop:
         msg = self.broadcast.poll(0.1)
         if _ok(msg):
             assert msg is not None
-            self.orch.on_broadcast(msg.value())
+            self.orch.on_broadcast(msg.value(), _stored_at(msg))
             self.broadcast.commit(message=msg, asynchronous=False)
         try:
             for event in self.epochs.consume(200, 0):
@@ -124,7 +168,7 @@ class Loop:
     def _work(self, msg: Message) -> None:
         key: Key = (str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0))
         self.next[key[:2]] = key[2] + 1
-        result = self.orch.on_work(msg.value())
+        result = self.orch.on_work(msg.value(), _stored_at(msg))
         if isinstance(result, Deferred):
             self.fetching[key] = (self._in_thread(result.run), result)
         elif result is False:
@@ -153,7 +197,7 @@ class Loop:
         for key, msg in list(self.held.items()):
             if not self.orch.has_slot():
                 break
-            if self.orch.on_work(msg.value()) is not False:
+            if self.orch.on_work(msg.value(), _stored_at(msg)) is not False:
                 self.held.pop(key, None)
                 self._commit(key[:2])
 
@@ -188,8 +232,22 @@ class Loop:
 
     def close(self) -> None:
         """Leave the groups (the shared one hands our held starts and downloads to others)."""
-        for consumer in (self.work, self.broadcast, self.epochs):
+        for consumer in (self.work, self.broadcast, self.epochs, self.accounts):
             consumer.close()
+
+
+def _parts(consumer: Consumer) -> int:
+    """Partitions of nnt.accounts (the topic exists: `up` and the tests create every topic)."""
+    meta = consumer.list_topics(topics.ACCOUNTS, timeout=10).topics.get(topics.ACCOUNTS)
+    return len(meta.partitions) if meta is not None and meta.partitions else 1
+
+
+def _stored_at(msg: Message) -> datetime | None:
+    """When Kafka stored the message (LogAppendTime on nnt.commands), for the replay check."""
+    kind, millis = msg.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or millis <= 0:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def _outcome(future: Future[object]) -> object:
@@ -202,10 +260,13 @@ def _outcome(future: Future[object]) -> object:
 
 def run(settings: OrchestratorSettings, runtime: Runtime) -> None:
     """Consume commands until SIGTERM/SIGINT."""
-    publisher = StatusPublisher(settings.nnt_kafka_bootstrap, settings)
+    key = auth.service_key(settings.command_secret(), "orchestrator")
+    publisher = StatusPublisher(settings.nnt_kafka_bootstrap, settings, key)
     orch = Orchestrator(settings, runtime, publisher)
     orch.reconcile()
     loop = Loop(settings, orch)
+    loop.catch_up_accounts()
+    orch.guard.refresh = lambda: loop.catch_up_accounts(timeout=5.0)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

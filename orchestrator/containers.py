@@ -17,7 +17,7 @@ from docker.types import DeviceRequest
 
 from orchestrator import gpus
 from orchestrator.rundirs import RunState
-from orchestrator.runtime import Handle, no_gpu_message
+from orchestrator.runtime import Handle, no_gpu_message, run_key_of
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas.resources import ResourceSample
 from schemas.run import RunSpec
@@ -81,7 +81,8 @@ class DockerRuntime:
             "read_only": True,
             "tmpfs": {"/home/nnt": "size=64m", "/tmp": "size=256m"},
             "environment": {
-                **self.env,
+                **{k: v for k, v in self.env.items() if k != "NNT_COMMAND_SECRET"},
+                "NNT_RUN_KEY": run_key_of(s, spec.simulation_id),
                 "HOME": "/home/nnt",
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 "PYTHONUNBUFFERED": "1",

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import experiments, store
+from orchestrator import experiments, rules, store
+from orchestrator.guard import Caller
+from orchestrator.preflight import Checker, Verdict
 from orchestrator.publisher import Publisher
-from orchestrator.rundirs import RunDir, RunState, is_done, mark_done
+from orchestrator.rundirs import RunDir, RunState, all_runs, is_done, mark_done
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
-from schemas.commands import CreateCommand, LifecycleCommand
+from schemas.commands import CheckCommand, CreateCommand, ExperimentCommand, LifecycleCommand
 from schemas.run import DatasetPaths
 
 log = logging.getLogger(__name__)
@@ -38,18 +40,24 @@ class Deferred:
     finish: Callable[[object], None]
 
 
-def reject(publisher: Publisher, command: CreateCommand | LifecycleCommand, message: str) -> None:
-    """Answer a command with `rejected` and the reason."""
+def reject(
+    publisher: Publisher,
+    command: ExperimentCommand | LifecycleCommand,
+    message: str,
+    errors: dict[str, str] | None = None,
+) -> None:
+    """Answer a command with `rejected` and the reason (per field, for a pre-flight)."""
     publisher.status(
         getattr(command, "simulation_id", None), "rejected", command_id=command.command_id,
-        experiment_id=getattr(command, "experiment_id", None), message=message,
+        experiment_id=getattr(command, "experiment_id", None), message=message, errors=errors,
     )  # fmt: skip
 
 
 def queue_start(
     publisher: Publisher, sid: uuid.UUID, issued_by: str, command_id: uuid.UUID
 ) -> None:
-    """Put a `start` for `sid` on nnt.commands (the shared group gives it to one member)."""
+    """Put a `start` for `sid` on nnt.commands (the shared group gives it to one member);
+    the publisher signs it as this service."""
     publisher.command(
         LifecycleCommand(
             type="start", simulation_id=sid, issued_by=issued_by, command_id=command_id
@@ -60,19 +68,23 @@ def queue_start(
 class Creator:
     """Turns `create` commands into queued simulations; done once per command id."""
 
-    def __init__(self, settings: OrchestratorSettings, publisher: Publisher) -> None:
+    def __init__(
+        self, settings: OrchestratorSettings, publisher: Publisher, checker: Checker | None = None
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.checker = checker
         # Dataset files a create in flight has fetched but no run.json names yet: a delete
         # must not release them in between (fetches run on a worker thread).
         self.pins: collections.Counter[str] = collections.Counter()
         self.pin_lock = threading.Lock()
 
-    def create(self, command: CreateCommand) -> Deferred | None:
+    def create(self, command: CreateCommand, caller: Caller) -> Deferred | None:
         """Validate, fetch datasets, write run dirs; queue one `start` per simulation.
 
         The command counts as handled (a redelivery is ignored) only once all of it is done:
         an orchestrator that dies half-way does it again when the command comes back.
+        The runs belong to `caller` (the proven sender), whatever the command says.
         """
         try:
             config, model, plans = experiments.plans(command)
@@ -80,14 +92,22 @@ class Creator:
             reject(self.publisher, command, str(exc))
             mark_done(self.settings.claims_dir, command.command_id)
             return None
+        problem = self._over_limits(caller, config, plans)
+        if problem is not None:
+            self._fail_all(command, caller, config, plans, problem[1])
+            reject(self.publisher, command, problem[1], {problem[0]: problem[1]})
+            mark_done(self.settings.claims_dir, command.command_id)
+            return None
 
         def finish(result: object) -> None:
             try:
-                self._created(command, config, model, plans, result)
+                self._created(command, caller, config, model, plans, result)
             except Exception as exc:  # noqa: BLE001 - answered, and retried if redelivered
                 log.exception("experiment %s: create failed", command.experiment_id)
                 reject(self.publisher, command, f"internal error: {exc}")
 
+        if self._needs_check(command):
+            return Deferred(lambda: self._fetch_and_check(command, config, model, plans), finish)
         if experiments.has_urls(config):
             return Deferred(lambda: self._fetch(config), finish)
         try:
@@ -95,6 +115,84 @@ class Creator:
         except OrchestratorError as exc:
             finish(exc)
         return None
+
+    def check(self, command: CheckCommand, caller: Caller) -> Deferred | None:
+        """Pre-flight an experiment off the poll loop; answer accepted or rejected per field."""
+        try:
+            config, model, plans = experiments.plans(command)
+        except OrchestratorError as exc:
+            reject(self.publisher, command, str(exc), {"config": str(exc)})
+            return None
+        problem = self._over_limits(caller, config, plans)
+        if problem is not None:
+            reject(self.publisher, command, problem[1], {problem[0]: problem[1]})
+            return None
+        return Deferred(
+            lambda: self._fetch_and_check(command, config, model, plans),
+            lambda result: self._checked(command, result),
+        )
+
+    def _over_limits(self, caller: Caller, config: Any, plans: list[Any]) -> tuple[str, str] | None:
+        """(field, reason) when the experiment breaks the caller's account limits."""
+        if caller.user_id is None:
+            return None
+        queued = sum(
+            1
+            for rd in all_runs(self.settings.runs_dir)
+            if rd.read().state == "queued" and rd.spec().owner_id == caller.user_id
+        )
+        return rules.creation_limits(
+            caller.limits, caller.username, config.total_epochs, len(plans), queued
+        )
+
+    def _fail_all(
+        self, command: CreateCommand, caller: Caller, config: Any, plans: list[Any], message: str
+    ) -> None:
+        """Mark every run of a refused create failed, so no row waits as `queued` forever."""
+        for plan in plans:
+            self.publisher.status(
+                plan.simulation_id, "failed", name=plan.name, tags=plan.tags, message=message,
+                **self._described(command, caller, config),
+            )  # fmt: skip
+
+    def _needs_check(self, command: CreateCommand) -> bool:
+        return (
+            self.checker is not None
+            and self.settings.nnt_preflight
+            and not self.checker.has_passed(command)
+        )
+
+    def _fetch_and_check(
+        self, command: ExperimentCommand, config: Any, model: Any, plans: list[Any]
+    ) -> tuple[DatasetPaths, Verdict]:
+        """Datasets fetched (pinned), then the trainer's verdict on one batch of them."""
+        assert self.checker is not None
+        datasets = self._fetch(config)
+        try:
+            return datasets, self.checker.run(command, config, model, plans[0], datasets)
+        except BaseException:
+            self._unpin(datasets)
+            raise
+
+    def _checked(self, command: CheckCommand, result: object) -> None:
+        """Answer a `check` on the poll loop."""
+        if isinstance(result, tuple):
+            datasets, verdict = result
+            self._unpin(datasets)
+        elif isinstance(result, OrchestratorError):
+            verdict = Verdict({"__all__": str(result)})
+        else:
+            log.error("experiment %s: pre-flight failed: %r", command.experiment_id, result)
+            verdict = Verdict({"__all__": f"internal error: {result}"})
+        if verdict.errors:
+            reject(self.publisher, command, verdict.headline(), verdict.errors)
+        else:
+            self.publisher.status(
+                None, "accepted", command_id=command.command_id,
+                experiment_id=command.experiment_id, message=verdict.headline(),
+                notes=verdict.notes or None,
+            )  # fmt: skip
+        self.publisher.flush()
 
     def _fetch(self, config: Any) -> DatasetPaths:
         """Local dataset paths, pinned against a concurrent delete's release (thread-safe)."""
@@ -113,42 +211,58 @@ class Creator:
             self.pins += collections.Counter()  # drop zero counts
 
     def _created(
-        self, command: CreateCommand, config: Any, model: Any, plans: list[Any], result: object
+        self,
+        command: CreateCommand,
+        caller: Caller,
+        config: Any,
+        model: Any,
+        plans: list[Any],
+        result: object,
     ) -> None:
         """The second half of `create`, on the poll loop: run dirs, statuses, starts."""
+        if isinstance(result, tuple):  # checked: a failed check fails the runs, never runs them
+            datasets, verdict = result
+            result = datasets
+            if verdict.errors:
+                self._unpin(datasets)
+                result = OrchestratorError(verdict.headline())
         if isinstance(result, DatasetPaths):
             try:
                 if not is_done(self.settings.claims_dir, command.command_id):
-                    self._write_and_queue(command, config, model, result)
+                    self._write_and_queue(command, caller, config, model, result)
             finally:
                 self._unpin(result)
         elif is_done(self.settings.claims_dir, command.command_id):
             return  # a second delivery's fetch: the first one answered
         elif isinstance(result, OrchestratorError):
-            for plan in plans:
-                self.publisher.status(
-                    plan.simulation_id, "failed", name=plan.name, tags=plan.tags,
-                    message=str(result), **self._described(command, config),
-                )  # fmt: skip
+            self._fail_all(command, caller, config, plans, str(result))
             reject(self.publisher, command, str(result))
         else:
             log.error("experiment %s: fetching failed: %r", command.experiment_id, result)
             reject(self.publisher, command, f"internal error: {result}")
         mark_done(self.settings.claims_dir, command.command_id)
 
-    def _described(self, command: CreateCommand, config: Any) -> dict[str, Any]:
+    def _described(self, command: CreateCommand, caller: Caller, config: Any) -> dict[str, Any]:
         return {
             "experiment_id": command.experiment_id,
-            "owner": command.issued_by,
+            "owner": caller.username,
+            "owner_id": caller.user_id,
             "total_epochs": config.total_epochs,
             "config": config.model_dump(mode="json"),
         }
 
     def _write_and_queue(
-        self, command: CreateCommand, config: Any, model: Any, datasets: DatasetPaths
+        self,
+        command: CreateCommand,
+        caller: Caller,
+        config: Any,
+        model: Any,
+        datasets: DatasetPaths,
     ) -> None:
-        described = self._described(command, config)
-        runs = experiments.write_runs(command, config, model, datasets, self.settings)
+        described = self._described(command, caller, config)
+        runs = experiments.write_runs(
+            command, config, model, datasets, self.settings, caller.username, caller.user_id
+        )
         for run in runs:
             sid = run.plan.simulation_id
             rd = RunDir(self.settings.runs_dir, sid)
@@ -161,7 +275,7 @@ class Creator:
                 tags=run.plan.tags, message="waiting for a free slot", **described,
             )  # fmt: skip
             queue_start(
-                self.publisher, sid, command.issued_by, uuid.uuid5(command.command_id, str(sid))
+                self.publisher, sid, caller.username, uuid.uuid5(command.command_id, str(sid))
             )
         self.publisher.status(
             None, "accepted", command_id=command.command_id, experiment_id=command.experiment_id,

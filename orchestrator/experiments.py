@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from orchestrator import fetch
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
-from schemas.commands import CreateCommand
+from schemas.commands import CreateCommand, ExperimentCommand
 from schemas.experiment import ExperimentConfig, SimulationPlan, error_fields, expand
 from schemas.run import RUN_SPEC_FILE, DatasetPaths, RunSpec
 
@@ -28,7 +28,7 @@ class PreparedRun:
     spec: RunSpec
 
 
-def parse_experiment(command: CreateCommand) -> tuple[ExperimentConfig, dict[str, Any]]:
+def parse_experiment(command: ExperimentCommand) -> tuple[ExperimentConfig, dict[str, Any]]:
     """Split the command's payload into the validated configuration and the model JSON."""
     payload = dict(command.experiment)
     model = payload.pop("model", None)
@@ -97,7 +97,9 @@ def has_urls(config: ExperimentConfig) -> bool:
     return any(r and r.startswith(("http://", "https://")) for r in refs)
 
 
-def plans(command: CreateCommand) -> tuple[ExperimentConfig, dict[str, Any], list[SimulationPlan]]:
+def plans(
+    command: ExperimentCommand,
+) -> tuple[ExperimentConfig, dict[str, Any], list[SimulationPlan]]:
     """Validate the command and expand its grid (no file is touched)."""
     config, model = parse_experiment(command)
     return config, model, expand(command.experiment_id, config)
@@ -109,6 +111,8 @@ def write_runs(
     model: dict[str, Any],
     datasets: DatasetPaths,
     settings: OrchestratorSettings,
+    owner: str,
+    owner_id: int | None,
 ) -> list[PreparedRun]:
     """Write each simulation's run.json (deterministic ids: a redelivery rewrites the same)."""
     runs = []
@@ -119,7 +123,8 @@ def write_runs(
             simulation_id=plan.simulation_id,
             experiment_id=command.experiment_id,
             name=plan.name,
-            owner=command.issued_by,
+            owner=owner,
+            owner_id=owner_id,
             config=config,
             plan=plan,
             model=model,

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Producer
 
-from schemas import codecs, topics
+from schemas import auth, codecs, topics
 from schemas.commands import LifecycleCommand, command_key
 from schemas.kafkaauth import KafkaSecurity
 from schemas.resources import ResourceSample
@@ -29,7 +29,8 @@ class Publisher(Protocol):
 class StatusPublisher:
     """Publishes StatusEvents, ResourceSamples and commands, each keyed by simulation id."""
 
-    def __init__(self, bootstrap: str, security: KafkaSecurity) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity, service_key: str = "") -> None:
+        self.service_key = service_key  # signs the commands this service sends (`start`)
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -47,7 +48,15 @@ class StatusPublisher:
             simulation_id=simulation_id, status=status, source="orchestrator", **fields
         )
         key = str(simulation_id).encode() if simulation_id else None
-        self.producer.produce(topics.STATUS, key=key, value=codecs.dumps(event))
+        value = codecs.dumps(event)
+        # Signed as this service: the stream workers store statuses only from a run's trainer
+        # or from an orchestrator (schemas/auth.py).
+        headers: list[tuple[str, str | bytes | None]] = [
+            (auth.SIGNATURE_HEADER, auth.mac(self.service_key, value).encode())
+        ]
+        self.producer.produce(
+            topics.STATUS, key=key, value=value, headers=headers if self.service_key else None
+        )
         self.producer.poll(0)
         log.info("simulation %s: %s %s", simulation_id, status, fields.get("message", ""))
 
@@ -58,7 +67,10 @@ class StatusPublisher:
         self.producer.poll(0)
 
     def command(self, command: LifecycleCommand) -> None:
-        """Put a command on `nnt.commands` (the shared group hands `start` to one member)."""
+        """Put a command on `nnt.commands` (the shared group hands `start` to one member),
+        signed as this service."""
+        if self.service_key:
+            command = command.signed("service:orchestrator", self.service_key)
         self.producer.produce(
             topics.COMMANDS, key=command_key(command), value=codecs.dumps(command)
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from orchestrator.rundirs import RunState
 from orchestrator.settings import OrchestratorSettings
+from schemas.accounts import Limits
 from schemas.epochs import EpochEvent
 from schemas.resources import ResourceSample
 
@@ -17,25 +18,65 @@ KILL = "kill"
 
 
 def quota(
-    settings: OrchestratorSettings, owner: str, active: list[RunState]
+    settings: OrchestratorSettings,
+    owner: str,
+    active: list[RunState],
+    limits: Limits | None = None,
 ) -> tuple[bool, str] | None:
-    """None when `owner` may start one more run; else (impossible, reason)."""
-    runs, memory = settings.nnt_quota_max_runs, settings.nnt_quota_max_memory
+    """None when `owner` may start one more run; else (impossible, reason).
+
+    The account's limits (set by an admin, from `nnt.accounts`) win over the host's
+    NNT_QUOTA_MAX_RUNS / NNT_QUOTA_MAX_MEMORY where they are set.
+    """
+    runs, runs_name = settings.nnt_quota_max_runs, "NNT_QUOTA_MAX_RUNS"
+    memory, memory_name = settings.nnt_quota_max_memory, "NNT_QUOTA_MAX_MEMORY"
+    if limits is not None and limits.max_concurrent_runs is not None:
+        runs, runs_name = limits.max_concurrent_runs, "max_concurrent_runs"
+    if limits is not None and limits.max_memory_bytes is not None:
+        memory, memory_name = limits.max_memory_bytes, "max_memory_bytes"
     limit = settings.nnt_run_memory_bytes
+    who = owner or "this owner"
     if memory and limit > memory:
         return True, (
-            f"quota: one run needs {limit} bytes of memory, more than "
-            f"NNT_QUOTA_MAX_MEMORY={memory} allows {owner or 'this owner'}"
+            f"quota: one run needs {limit} bytes of memory, more than {memory_name}={memory} "
+            f"allows {who}"
         )
+    if runs_name == "max_concurrent_runs" and runs == 0:
+        return True, f"quota: {who} may run no simulation (max_concurrent_runs=0)"
     if runs and len(active) >= runs:
         return False, (
-            f"waiting for quota: {owner or 'this owner'} already has {len(active)} active "
-            f"run(s), NNT_QUOTA_MAX_RUNS={runs}"
+            f"waiting for quota: {who} already has {len(active)} active run(s), {runs_name}={runs}"
         )
     if memory and (len(active) + 1) * limit > memory:
         return False, (
-            f"waiting for quota: {owner or 'this owner'} would use {(len(active) + 1) * limit} "
-            f"bytes of memory, NNT_QUOTA_MAX_MEMORY={memory}"
+            f"waiting for quota: {who} would use {(len(active) + 1) * limit} bytes of memory, "
+            f"{memory_name}={memory}"
+        )
+    return None
+
+
+def creation_limits(
+    limits: Limits | None, who: str, total_epochs: int, runs: int, queued: int
+) -> tuple[str, str] | None:
+    """(field, reason) when an experiment breaks its owner's creation limits, else None."""
+    if limits is None:
+        return None
+    if limits.max_epochs is not None and total_epochs > limits.max_epochs:
+        return "total_epochs", (
+            f"{total_epochs} epochs is over {who}'s limit of {limits.max_epochs} "
+            "(max_epochs); ask an admin or train fewer epochs"
+        )
+    if limits.max_runs_per_experiment is not None and runs > limits.max_runs_per_experiment:
+        return "__all__", (
+            f"the grid makes {runs} simulations, over {who}'s limit of "
+            f"{limits.max_runs_per_experiment} per experiment (max_runs_per_experiment); "
+            "use fewer optimizers, losses, learning rates or folds"
+        )
+    if limits.max_queued_runs is not None and queued + runs > limits.max_queued_runs:
+        return "__all__", (
+            f"{who} has {queued} run(s) waiting; {runs} more would pass the limit of "
+            f"{limits.max_queued_runs} queued runs (max_queued_runs); wait for some to start "
+            "or delete some"
         )
     return None
 

@@ -22,6 +22,7 @@ from orchestrator import gpus
 from orchestrator.launch import EXIT_FILE
 from orchestrator.rundirs import RunState
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
+from schemas import auth
 from schemas.resources import ResourceSample
 from schemas.run import RunSpec
 
@@ -56,6 +57,11 @@ class Runtime(Protocol):
     def orphans(self, known: set[uuid.UUID]) -> list[str]: ...
 
 
+def run_key_of(settings: OrchestratorSettings, simulation_id: uuid.UUID) -> str:
+    """The key this run's trainer signs its events with (schemas/auth.py)."""
+    return auth.run_key(settings.command_secret(), simulation_id)
+
+
 def no_gpu_message(detail: str) -> str:
     """The status message of a run that asks for a GPU this host lacks."""
     return f"no GPU on this host: {detail}; run it without `gpu` or on a GPU host"
@@ -86,6 +92,8 @@ class ProcessRuntime:
             raise OrchestratorError(no_gpu_message("nvidia-smi finds no NVIDIA GPU"))
         (run_dir / EXIT_FILE).unlink(missing_ok=True)
         env = {**os.environ, **self.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+        env.pop("NNT_COMMAND_SECRET", None)  # a run gets its own key, never the secret
+        env["NNT_RUN_KEY"] = run_key_of(self.settings, spec.simulation_id)
         if not spec.config.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""
         cores = self.cores()

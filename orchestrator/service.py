@@ -14,6 +14,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from pydantic import ValidationError
 
 from orchestrator import rules
 from orchestrator.creation import Creator, Deferred, queue_start, reject
+from orchestrator.guard import Accounts, Caller, Guard, Refused
+from orchestrator.preflight import Checker
 from orchestrator.publisher import Publisher
 from orchestrator.rundirs import ACTIVE, RunDir, RunState, all_runs, claim, is_done, prune_claims
 from orchestrator.runtime import Handle, Runtime
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas import codecs
-from schemas.commands import CreateCommand, LifecycleCommand
+from schemas.commands import CheckCommand, CreateCommand, ExperimentCommand, LifecycleCommand
 from schemas.epochs import EpochEvent
 from schemas.status import Status
 
@@ -75,12 +78,14 @@ class Orchestrator:
         self.told_waiting: dict[uuid.UUID, str] = {}
         self.last_sample = 0.0
         self.last_logged: dict[tuple[uuid.UUID, str], float] = {}
-        self.creator = Creator(settings, publisher)
+        self.creator = Creator(settings, publisher, Checker(settings, runtime))
+        self.accounts = Accounts()
+        self.guard = Guard(settings.command_secret(), self.accounts)
 
     # ---- the shared group: create and start -------------------------------------------------
 
-    def on_work(self, value: bytes | None) -> bool | Deferred:
-        """Handle a command of the shared group.
+    def on_work(self, value: bytes | None, stored_at: datetime | None = None) -> bool | Deferred:
+        """Handle a command of the shared group (`stored_at`: when Kafka stored it).
 
         True: done (commit it). False: a `start` waits for a slot or quota (hold it, uncommitted).
         A Deferred: a `create` whose datasets must be downloaded; run it off the poll loop.
@@ -91,13 +96,24 @@ class Orchestrator:
             log.warning("rejected undecodable command: %s", exc.errors()[:3])
             self.publisher.status(None, "rejected", message=f"invalid command: {_first_error(exc)}")
             return True
+        if isinstance(command, LifecycleCommand) and command.type != "start":
+            return True  # the per-host group acts on those
+        try:
+            caller = self.guard.admit(command, stored_at)
+        except Refused as exc:
+            log.warning("refused command %s: %s", command.command_id, exc)
+            self._reject(command, str(exc))
+            return True
+        command = command.model_copy(update={"issued_by": caller.username})  # proven name
         try:
             if isinstance(command, CreateCommand):
                 if is_done(self.settings.claims_dir, command.command_id):
                     return True
-                return self.creator.create(command) or True
+                return self.creator.create(command, caller) or True
+            if isinstance(command, CheckCommand):
+                return self.creator.check(command, caller) or True
             if command.type == "start":
-                return self.start(command)
+                return self.start(command, caller)
         except Exception as exc:  # noqa: BLE001 - nothing a client sends may kill the loop
             log.exception("command %s failed", command.command_id)
             self._reject(command, f"internal error: {exc}")
@@ -107,7 +123,7 @@ class Orchestrator:
         """True while this host runs fewer than NNT_MAX_RUNS simulations."""
         return len(self.handles) < self.settings.nnt_max_runs
 
-    def start(self, command: LifecycleCommand) -> bool:
+    def start(self, command: LifecycleCommand, caller: Caller) -> bool:
         """Start a queued simulation here when a slot and the owner's quota allow."""
         sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
         if not rd.exists():
@@ -121,13 +137,19 @@ class Orchestrator:
             if state.state != "queued":
                 self._reject(command, f"cannot start a {state.state} simulation; resume it")
                 return True
+            spec = rd.spec()
+            if not caller.may_act_on(spec.owner_id):
+                self._reject(command, _not_yours(caller, sid))
+                return True
             if not self.has_slot():
                 n = self.settings.nnt_max_runs
                 self._tell_waiting(sid, "slot", f"waiting for a free slot: {self.host} runs "
                                    f"{len(self.handles)} of NNT_MAX_RUNS={n}")  # fmt: skip
                 return False
-            spec = rd.spec()
-            verdict = rules.quota(self.settings, spec.owner, self._active_of(spec.owner))
+            verdict = rules.quota(
+                self.settings, spec.owner, self._active_of(spec.owner_id, spec.owner),
+                self._limits_of(spec.owner_id),
+            )  # fmt: skip
             if verdict is not None:
                 impossible, reason = verdict
                 if impossible:
@@ -182,28 +204,50 @@ class Orchestrator:
         rd.write(state)
         self.publisher.status(rd.simulation_id, "failed", message=message)
 
-    def _active_of(self, owner: str) -> list[RunState]:
+    def _active_of(self, owner_id: int | None, owner: str) -> list[RunState]:
+        """The owner's active runs (by account id; by name for runs made before ids)."""
         active = []
         for rd in all_runs(self.settings.runs_dir):
             state = rd.read()
-            if state.state in ACTIVE and rd.spec().owner == owner:
+            if state.state not in ACTIVE:
+                continue
+            spec = rd.spec()
+            if owner_id is not None:
+                same = spec.owner_id == owner_id
+            else:
+                same = spec.owner_id is None and spec.owner == owner
+            if same:
                 active.append(state)
         return active
 
+    def _limits_of(self, owner_id: int | None) -> Any:
+        """The owner's limits from their account record (none known: the host's settings)."""
+        account = self.accounts.get(owner_id) if owner_id is not None else None
+        return account.limits if account is not None else None
+
     # ---- the per-host group: pause, resume, stop, delete --------------------------------------
 
-    def on_broadcast(self, value: bytes | None) -> None:
+    def on_broadcast(self, value: bytes | None, stored_at: datetime | None = None) -> None:
         """Handle a lifecycle command if this host owns the run (or claims an unowned one)."""
         try:
             command = codecs.load_command(value or b"")
         except ValidationError:
             return  # the shared group answers garbage once
-        if isinstance(command, CreateCommand) or command.type == "start":
+        if isinstance(command, ExperimentCommand) or command.type == "start":
             return
         if command.command_id in self.commands:
             return
         try:
-            self.lifecycle(command)
+            caller = self.guard.admit(command, stored_at)
+        except Refused as exc:
+            if claim(self.settings.claims_dir, command.command_id, self.host):
+                log.warning("refused command %s: %s", command.command_id, exc)
+                self._reject(command, str(exc))
+            self.commands.add(command.command_id)
+            return
+        command = command.model_copy(update={"issued_by": caller.username})  # proven name
+        try:
+            self.lifecycle(command, caller)
         except OrchestratorError as exc:
             self._reject(command, str(exc))
         except Exception as exc:  # noqa: BLE001
@@ -213,7 +257,7 @@ class Orchestrator:
         # Recorded once answered: an orchestrator that dies half-way acts on the redelivery.
         self.commands.add(command.command_id)
 
-    def lifecycle(self, command: LifecycleCommand) -> None:
+    def lifecycle(self, command: LifecycleCommand, caller: Caller) -> None:
         """Act on pause/resume/stop/delete: as the owner, or as the claimer of an idle run."""
         sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
         if not rd.exists():
@@ -231,6 +275,8 @@ class Orchestrator:
                 return  # another host runs it and answers
             if not mine and not claim(self.settings.claims_dir, command.command_id, self.host):
                 return
+            if not caller.may_act_on(rd.spec().owner_id):
+                raise OrchestratorError(_not_yours(caller, sid))
             action = getattr(self, f"_{command.type}")
             action(rd, state, command, mine)
 
@@ -288,7 +334,7 @@ class Orchestrator:
         rd.write(state)
         self.publisher.status(rd.simulation_id, status, command_id=cmd.command_id, message=message)
 
-    def _reject(self, command: CreateCommand | LifecycleCommand, message: str) -> None:
+    def _reject(self, command: ExperimentCommand | LifecycleCommand, message: str) -> None:
         reject(self.publisher, command, message)
 
     def request_stop(self, sid: uuid.UUID, reason: str) -> None:
@@ -438,6 +484,13 @@ class Orchestrator:
                 del self.handles[sid]
                 self._ended(sid, 0)
         self.publisher.flush()
+
+
+def _not_yours(caller: Caller, sid: uuid.UUID) -> str:
+    return (
+        f"{caller.username or 'this client'} may not act on simulation {sid}: it belongs to "
+        "another user (only its owner and staff may)"
+    )
 
 
 def _first_error(exc: ValidationError) -> str:

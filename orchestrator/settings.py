@@ -95,6 +95,20 @@ class OrchestratorSettings(KafkaSecurity):
         description="a stopped run still alive this long after SIGTERM is killed (it resumes "
         "from its last checkpoint)",
     )
+    nnt_command_secret: str | None = Field(
+        default=None,
+        description="secret every command key derives from (schemas/auth.py); unset: "
+        "$NNT_HOME/command-secret, made once. Hosts that share no NNT_HOME need the same value",
+    )
+    # Pre-flight checks of experiments (orchestrator/preflight.py).
+    nnt_preflight: bool = Field(
+        default=True,
+        description="check each new experiment on one batch before queuing its runs (a create "
+        "whose experiment passed a `check` here is not checked twice)",
+    )
+    nnt_preflight_seconds: float = Field(
+        default=300.0, gt=0, description="longest a pre-flight check may take"
+    )
     # Dataset URLs.
     nnt_max_dataset_bytes: int = Field(default=2 * GIB, ge=1, description="largest download")
     nnt_fetch_timeout: float = Field(default=30.0, gt=0, description="connect/read timeout, s")
@@ -158,6 +172,12 @@ class OrchestratorSettings(KafkaSecurity):
     def state_dir(self) -> Path:
         """This host's private state (handled command ids)."""
         return self.nnt_home / "orchestrator" / self.nnt_hostname
+
+    def command_secret(self) -> str:
+        """The shared secret (NNT_COMMAND_SECRET, or the file under NNT_HOME)."""
+        from schemas.auth import load_secret
+
+        return load_secret(self.nnt_command_secret, self.nnt_home)
 
     @property
     def claims_dir(self) -> Path:

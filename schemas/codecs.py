@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from schemas.commands import COMMAND_ADAPTER, CreateCommand, LifecycleCommand
+from schemas.commands import COMMAND_ADAPTER, AnyCommand
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,6 +21,6 @@ def loads(model: type[M], data: bytes | str) -> M:
     return model.model_validate_json(data)
 
 
-def load_command(data: bytes | str) -> CreateCommand | LifecycleCommand:
+def load_command(data: bytes | str) -> AnyCommand:
     """Parse any command by its `type`."""
     return COMMAND_ADAPTER.validate_json(data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -11,6 +11,7 @@ from schemas.common import Event
 from schemas.experiment import ExperimentConfig, SimulationPlan
 
 RUN_SPEC_FILE = "run.json"
+CHECK_FILE = "check.json"  # what a `check` run writes: {"errors": {...}, "notes": [...]}
 
 
 class DatasetPaths(Event):
@@ -28,6 +29,7 @@ class RunSpec(Event):
     experiment_id: uuid.UUID | None = None
     name: str
     owner: str = ""
+    owner_id: int | None = Field(default=None, description="the owning account's id")
     config: ExperimentConfig
     plan: SimulationPlan
     model: dict[str, Any] = Field(description="Keras model JSON (Keras 3 or tf.keras 2.x)")
@@ -35,3 +37,8 @@ class RunSpec(Event):
     kafka_bootstrap: str = "127.0.0.1:9092"
     allow_pickle: bool = False
     seed: int = 1234
+    mode: Literal["train", "check"] = Field(
+        default="train",
+        description="`check`: pre-flight every optimizer/loss combination of `config` on one "
+        "batch and write CHECK_FILE instead of training",
+    )

@@ -44,9 +44,21 @@ class StatusEvent(Event):
     experiment_id: uuid.UUID | None = None
     name: str | None = None
     owner: str | None = None
+    owner_id: int | None = Field(default=None, description="the owning account's id")
     tags: list[str] | None = None
     config: dict[str, Any] | None = None
     metrics: dict[str, float] | None = Field(
         default=None, description="Final test-set metrics, on the `finished` event"
+    )
+    detail: str | None = Field(
+        default=None,
+        description="On `failed`: the full error (traceback) behind the one-line `message`",
+    )
+    errors: dict[str, str] | None = Field(
+        default=None, description="On a rejected `check`: field path -> what is wrong and the fix"
+    )
+    notes: list[str] | None = Field(
+        default=None,
+        description="On an answered `check`: what was adapted (label encoding, scaling, ...)",
     )
     source: str = ""

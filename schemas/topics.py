@@ -9,6 +9,7 @@ TENSORS = "nnt.tensors"
 RESOURCES = "nnt.resources"
 LIVE = "nnt.live"
 DEAD_LETTER = "nnt.deadletter"
+ACCOUNTS = "nnt.accounts"  # compacted: the latest record of each account (key: user id)
 
 # Keyed topics: every event is keyed by simulation id, so partitions keep one run in order.
 PARTITIONS: dict[str, int] = {
@@ -19,6 +20,14 @@ PARTITIONS: dict[str, int] = {
     RESOURCES: 3,
     LIVE: 3,
     DEAD_LETTER: 3,
+    ACCOUNTS: 1,
+}
+
+# Topic settings beyond the defaults: accounts keep their latest record for ever; commands are
+# stamped by the broker, so a replayed command shows its age (orchestrator/guard.py).
+TOPIC_CONFIG: dict[str, dict[str, str]] = {
+    ACCOUNTS: {"cleanup.policy": "compact"},
+    COMMANDS: {"message.timestamp.type": "LogAppendTime"},
 }
 
 ALL_TOPICS: tuple[str, ...] = tuple(PARTITIONS)

@@ -38,6 +38,7 @@ from stream_processors.app import (
     epochs_topic,
     maintenance_sink,
     policy,
+    provenance,
     resources_topic,
     settings,
     sink,
@@ -47,7 +48,8 @@ from stream_processors.app import (
     throttle,
 )
 from stream_processors.liveness import PartitionWatch, state_lines
-from stream_processors.outputs import dead_letter, send_live
+from stream_processors.outputs import dead_letter, dead_letters, send_live
+from stream_processors.provenance import UNSIGNED, signature
 from stream_processors.sink import SinkError
 from stream_processors.throttle import live_point
 
@@ -62,17 +64,38 @@ WITHIN = settings.nnt_stream_batch_within
 stored: Counter[tuple[str, int]] = Counter()
 
 
-async def decode(events: Sequence[EventT], parse: decoding.Parse[T]) -> list[tuple[EventT, T]]:
-    """Parse every event (a missing `at` taken from the record, see decoding); the
-    undecodable ones go to the dead-letter topic."""
-    out = []
+async def decode(
+    events: Sequence[EventT],
+    parse: decoding.Parse[T],
+    names: Callable[[T], uuid.UUID | None] | None = None,
+    service: bool = False,
+) -> list[tuple[EventT, T]]:
+    """Parse every event (a missing `at` taken from the record, see decoding). With `names`
+    (the simulation an event names), only events signed by that run's key, or with `service`
+    the orchestrator's, are kept (stream_processors.provenance). The rest go to the
+    dead-letter topic with their reason, and count as written."""
+    out, refused = [], []
     for event in events:
         msg = event.message
+        raw = msg.value or b""
+        sig = signature(msg.headers) if names is not None else None
+        if names is not None and sig is None:  # checked first: no decoding work for forgeries
+            refused.append((event, UNSIGNED))
+            continue
         try:
-            out.append((event, parse(msg.value or b"", msg.timestamp)))
+            obj = parse(raw, msg.timestamp)
         except ValueError as exc:  # pydantic.ValidationError and TensorCodecError are ValueErrors
-            await dead_letter(event, f"cannot decode: {exc}")
-            done([event])
+            refused.append((event, f"cannot decode: {exc}"))
+            continue
+        if names is not None and sig is not None:
+            why = provenance.refusal(sig, raw, names(obj), service)
+            if why is not None:
+                refused.append((event, why))
+                continue
+        out.append((event, obj))
+    if refused:
+        await dead_letters(refused)
+        done(event for event, _ in refused)
     return out
 
 
@@ -171,11 +194,19 @@ async def flush_live() -> None:
         await send_live(LiveUpdate(kind="epochs", simulation_id=sid, points=points))
 
 
+def _simulation(event: EpochEvent | StatusEvent) -> uuid.UUID | None:
+    return event.simulation_id
+
+
+def _chunk_simulation(chunk: Chunk) -> uuid.UUID:
+    return chunk[0].simulation_id
+
+
 @app.agent(epochs_topic, concurrency=1)
 async def persist_epochs(stream: StreamT) -> None:
     """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, then throttled nnt.live points."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        items = await decode(batch, decoding.json_event(EpochEvent))
+        items = await decode(batch, decoding.json_event(EpochEvent), _simulation)
         written = await persist(items, write_epochs)
         for event in written:
             throttle.add(event.simulation_id, [live_point(event)])
@@ -187,7 +218,7 @@ async def persist_epochs(stream: StreamT) -> None:
 async def persist_tensors(stream: StreamT) -> None:
     """nnt.tensors -> nnt_tensor, one row per chunk."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        await persist(await decode(batch, decoding.tensor_chunk), write_tensors)
+        await persist(await decode(batch, decoding.tensor_chunk, _chunk_simulation), write_tensors)
 
 
 @app.agent(resources_topic, concurrency=1)
@@ -202,7 +233,7 @@ async def persist_resources(stream: StreamT) -> None:
 async def persist_status(stream: StreamT) -> None:
     """nnt.status -> nnt_status_event history, the nnt_simulation projection, live status."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        items = await decode(batch, decoding.json_event(StatusEvent))
+        items = await decode(batch, decoding.json_event(StatusEvent), _simulation, service=True)
         for _, event in items:
             if event.simulation_id is None:
                 log.info(
@@ -243,6 +274,8 @@ def status_update(event: StatusEvent) -> LiveUpdate:
             "epoch": event.epoch,
             "total_epochs": event.total_epochs,
             "message": event.message,
+            # on `failed`: the full error behind the one-line message, for the page's details
+            **({"error": projection.failure_text(event)} if event.status == "failed" else {}),
         },
     )
 

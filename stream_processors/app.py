@@ -12,6 +12,7 @@ from schemas import topics
 from schemas.topics import MAX_MESSAGE_BYTES
 from stream_processors.consumer import RewindingConsumer
 from stream_processors.downsample import Policy
+from stream_processors.provenance import Provenance
 from stream_processors.settings import load
 from stream_processors.sink import Sink
 from stream_processors.tags import TagCache
@@ -131,6 +132,8 @@ simulation_tags = app.Table(
 tag_aggregates = app.Table("tag-aggregates", default=None, partitions=TAG_PARTITIONS)
 
 sink = Sink(settings.database_url, settings.nnt_db_retry_max_s)
+# Events are stored only when signed by their run (or an orchestrator): provenance.py.
+provenance = Provenance(settings.command_secret())
 # Downsampling and retention run on their own connection: a long pass never blocks ingest.
 maintenance_sink = Sink(settings.database_url, settings.nnt_db_retry_max_s)
 throttle = LiveThrottle(settings.live_interval)

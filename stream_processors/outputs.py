@@ -16,20 +16,29 @@ log = logging.getLogger(__name__)
 
 async def dead_letter(event: EventT, reason: str) -> None:
     """Send one message to the dead-letter topic, wait for the broker, and log it."""
-    msg = event.message
-    key, value = msg.key, msg.value
-    sid = deadletter.simulation_hint(key, value)
-    log.warning(
-        "simulation %s: %s[%d]@%d dead-lettered: %s",
-        sid or "?",
-        msg.topic,
-        msg.partition,
-        msg.offset,
-        reason,
-    )
-    body = deadletter.envelope(msg.topic, msg.partition, msg.offset, key, value, reason)
-    fut = await dead_letter_topic.send(key=key, value=body)
-    await fut
+    await dead_letters([(event, reason)])
+
+
+async def dead_letters(refused: list[tuple[EventT, str]]) -> None:
+    """Send each message with its reason to the dead-letter topic, log them, then wait for
+    the broker once for all (a flood of refused events costs no round trip per event)."""
+    futures = []
+    for event, reason in refused:
+        msg = event.message
+        key, value = msg.key, msg.value
+        sid = deadletter.simulation_hint(key, value)
+        log.warning(
+            "simulation %s: %s[%d]@%d dead-lettered: %s",
+            sid or "?",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            reason,
+        )
+        body = deadletter.envelope(msg.topic, msg.partition, msg.offset, key, value, reason)
+        futures.append(await dead_letter_topic.send(key=key, value=body))
+    for fut in futures:
+        await fut
 
 
 async def send_live(update: LiveUpdate) -> None:

@@ -1,5 +1,8 @@
 """Status projection: keep the web's nnt_simulation rows current from nnt.status events.
 
+A `failed` event's one-line `message` becomes the row's `message`, and its full text (`detail`,
+the traceback, or the message where there is none) the row's `error`.
+
 Out-of-order safe: a row changes only when the event is at least as recent as `status_at`.
 `deleted` is final: it applies whatever its time (a lagging clock cannot keep a run alive),
 and no later event moves a deleted row again. A `deleted` event never re-creates a row the
@@ -25,7 +28,7 @@ _SET = """
     epoch = CASE WHEN %(epoch)s::int > 0 THEN %(epoch)s::int ELSE s.epoch END,
     total_epochs = CASE WHEN %(total_epochs)s::int > 0 THEN %(total_epochs)s::int ELSE s.total_epochs END,
     message = %(message)s::text,
-    error = CASE WHEN %(status)s::text = 'failed' THEN %(message)s::text ELSE s.error END,
+    error = CASE WHEN %(status)s::text = 'failed' THEN %(error)s::text ELSE s.error END,
     status_at = %(at)s::timestamptz,
     updated_at = now(),
     started_at = COALESCE(s.started_at, %(started_at)s::timestamptz),
@@ -40,9 +43,9 @@ INSERT INTO nnt_simulation AS s (
     config, tags, status_at, started_at, finished_at)
 VALUES (
     %(id)s::uuid, (SELECT e.id FROM nnt_experiment e WHERE e.id = %(experiment_id)s::uuid),
-    (SELECT u.id FROM auth_user u WHERE u.username = %(owner)s::text), %(owner)s::text,
+    (SELECT u.id FROM auth_user u WHERE u.id = %(owner_id)s::int), %(owner)s::text,
     COALESCE(%(name)s::text, %(default_name)s::text), %(status)s::text, %(epoch)s::int, %(total_epochs)s::int, %(message)s::text,
-    CASE WHEN %(status)s::text = 'failed' THEN %(message)s::text ELSE '' END,
+    CASE WHEN %(status)s::text = 'failed' THEN %(error)s::text ELSE '' END,
     COALESCE(%(config)s::jsonb, '{{}}'::jsonb), COALESCE(%(tags)s::varchar(64)[], '{{}}'), %(at)s::timestamptz,
     %(started_at)s::timestamptz, %(finished_at)s::timestamptz)
 ON CONFLICT (id) DO UPDATE SET {_SET}
@@ -67,6 +70,8 @@ def params(event: StatusEvent) -> dict[str, Any]:
         "epoch": event.epoch,
         "total_epochs": event.total_epochs,
         "message": event.message,
+        "owner_id": event.owner_id,
+        "error": failure_text(event),
         "tags": [t[:64] for t in event.tags] if event.tags is not None else None,
         "config": Jsonb(event.config) if event.config is not None else None,
         "at": event.at,
@@ -74,6 +79,11 @@ def params(event: StatusEvent) -> dict[str, Any]:
         "finished_at": event.at if terminal else None,
         "terminal": terminal,
     }
+
+
+def failure_text(event: StatusEvent) -> str:
+    """The full error of a `failed` event: its detail (traceback), else its message."""
+    return (event.detail or event.message) if event.status == "failed" else ""
 
 
 def is_lifecycle(event: StatusEvent) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas.auth import load_secret
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 from stream_processors.errors import ConfigError
@@ -103,6 +104,12 @@ class StreamSettings(KafkaSecurity):
         description="replicas of the worker's own topics (table changelogs, tag points): "
         "3 on a production cluster",
     )
+    nnt_command_secret: str | None = Field(
+        default=None,
+        description="secret every run's event key derives from (schemas/auth.py): an event is "
+        "stored only when signed by its run or an orchestrator; unset: $NNT_HOME/command-secret, "
+        "made once. Hosts that share no NNT_HOME need the same value as the web and orchestrators",
+    )
 
     @field_validator("nnt_home")
     @classmethod
@@ -121,6 +128,10 @@ class StreamSettings(KafkaSecurity):
     def datadir(self) -> Path:
         """Faust's data directory."""
         return self.nnt_home / "faust"
+
+    def command_secret(self) -> str:
+        """The shared secret (NNT_COMMAND_SECRET, or the file under NNT_HOME)."""
+        return load_secret(self.nnt_command_secret, self.nnt_home)
 
     @property
     def live_interval(self) -> float:

@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests import services
+from tests.accounts import TEST_SECRET
+
+# Every component the tests start shares one command secret, so tests/accounts.py can sign
+# commands as its users (the web and `nntracker up` sign with the same one).
+os.environ.setdefault("NNT_COMMAND_SECRET", TEST_SECRET)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 import confluent_kafka
 import psycopg
 
+from schemas import auth
+from tests.accounts import TEST_SECRET
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 WEB_TABLES = Path(__file__).with_name("web_tables.sql")
@@ -100,11 +103,31 @@ def until(
     raise AssertionError(f"condition not met within {timeout}s\n{tails}")
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> None:
-    """Produce (key, value) messages and wait for the broker to have them all."""
+def secret() -> str:
+    """The command secret the workers started by the tests share (tests/conftest.py)."""
+    return os.environ.get("NNT_COMMAND_SECRET") or TEST_SECRET
+
+
+def run_key(simulation_id: uuid.UUID | str) -> str:
+    """The event key of one run, as the orchestrator gives it to the run's trainer."""
+    return auth.run_key(secret(), uuid.UUID(str(simulation_id)))
+
+
+def signed(key: str, value: bytes) -> list[tuple[str, bytes]]:
+    """Kafka headers of a message keyed by its simulation id, signed with that run's key, as
+    a trainer signs it (stream_processors/provenance.py refuses unsigned events)."""
+    return [(auth.SIGNATURE_HEADER, auth.mac(run_key(key), value).encode())]
+
+
+def produce(
+    bootstrap: str, topic: str, messages: list[tuple[str, bytes]], sign: bool = True
+) -> None:
+    """Produce (key, value) messages, each signed by the run its key names (unless `sign` is
+    false), and wait for the broker to have them all."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for key, value in messages:
-        producer.produce(topic, key=key.encode(), value=value)
+        headers = signed(key, value) if sign else None
+        producer.produce(topic, key=key.encode(), value=value, headers=headers)
     assert producer.flush(30) == 0
 
 
@@ -148,8 +171,9 @@ def produce_to(
     partition: int | None = None,
     timestamp_ms: int | None = None,
 ) -> None:
-    """Produce (key, value) messages, optionally to one partition (so a marker sent after them
-    is read after them) and with a fixed record timestamp (what a redelivery carries)."""
+    """Produce (key, value) messages, signed by the run their key names, optionally to one
+    partition (so a marker sent after them is read after them) and with a fixed record
+    timestamp (what a redelivery carries)."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     extra: dict[str, int] = {}
     if partition is not None:
@@ -157,7 +181,7 @@ def produce_to(
     if timestamp_ms is not None:
         extra["timestamp"] = timestamp_ms
     for key, value in messages:
-        producer.produce(topic, key=key.encode(), value=value, **extra)
+        producer.produce(topic, key=key.encode(), value=value, headers=signed(key, value), **extra)
     assert producer.flush(30) == 0
 
 

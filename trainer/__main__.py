@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted(run_dir.iterdir()):
             print(path.resolve())
         return 0
+    from trainer.preflight import is_check
+    from trainer.preflight import main as check
+
+    if is_check(Path(args.target)):
+        return check(Path(args.target))
     from trainer.runner import run
 
     return run(Path(args.target))

@@ -20,6 +20,7 @@ from trainer import probes, stats
 from trainer.errors import ConfigError
 from trainer.publisher import KafkaPublisher, Publisher, key_of, send_event
 from trainer.reporting import tensor_messages
+from trainer.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ def current_learning_rate(model: keras.Model) -> float | None:
 class TrackerCallback(keras.callbacks.Callback):
     """Publishes metrics, learning rate, weights, biases, gradients and activations to Kafka.
 
-    Every `epoch_period` epochs and at the last epoch. Usable in any Keras script: with no
-    `simulation_id` it makes its own, and it announces the run so it appears in the UI.
+    Every `epoch_period` epochs and at the last epoch. Usable in any Keras script, with the
+    `simulation_id` and `run_key` that `POST /api/sdk-runs` gave (trainer.sdk.register_run):
+    the stream workers store only events signed with their run's key. It announces the run
+    so its status shows in the UI. With a `publisher` (the platform's trainer, tests) the
+    publisher signs, and a missing `simulation_id` is made up.
     """
 
     def __init__(
@@ -69,15 +73,18 @@ class TrackerCallback(keras.callbacks.Callback):
         experiment_id: uuid.UUID | None = None,
         config: dict[str, Any] | None = None,
         announce: bool = True,
+        run_key: str | None = None,
     ) -> None:
         super().__init__()
         if epoch_period < 1:
             raise ValueError("epoch_period must be >= 1")
+        if publisher is None:
+            publisher = signing_publisher(bootstrap, simulation_id, run_key)
         self.simulation_id = uuid.UUID(str(simulation_id)) if simulation_id else uuid.uuid4()
         self.simulation_name, self.owner, self.tags = simulation_name, owner, list(tags or [])
         self.epoch_period = epoch_period
         self.collect = collect or CollectSpec()
-        self.publisher: Publisher = publisher or KafkaPublisher(bootstrap)
+        self.publisher: Publisher = publisher
         self.probe = _cut_probe(probe, self.collect.probe_size)
         self.total_epochs = total_epochs or 0
         self.train_samples, self.batch_size = train_samples, batch_size
@@ -276,6 +283,29 @@ class TrackerCallback(keras.callbacks.Callback):
         key = key_of(self.simulation_id)
         for message in tensor_messages(header, array if full else None):
             self.publisher.send(topics.TENSORS, key, message)
+
+
+NO_RUN_KEY = (
+    "run_key: the stream workers store only events signed with their run's key; create the "
+    "run with POST /api/sdk-runs (trainer.sdk.register_run) and pass its simulation_id and "
+    "run_key, or set NNT_RUN_KEY (docs/sdk.md)"
+)
+
+
+def signing_publisher(
+    bootstrap: str, simulation_id: uuid.UUID | str | None, run_key: str | None
+) -> KafkaPublisher:
+    """A Kafka publisher that signs with the run's key (`run_key`, else NNT_RUN_KEY); a
+    missing key or simulation id raises ConfigError naming the fix."""
+    key = run_key or load_settings().run_key
+    if not key:
+        raise ConfigError(NO_RUN_KEY)
+    if not simulation_id:
+        raise ConfigError(
+            "simulation_id: a run key signs for one simulation; pass the simulation_id that "
+            "came with it (POST /api/sdk-runs)"
+        )
+    return KafkaPublisher(bootstrap, run_key=key)
 
 
 def check_layers(model: keras.Model, layers: list[str] | None) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import math
-from typing import Any
+from typing import Any, Literal
 
 import keras
 
@@ -63,16 +64,21 @@ def check_options(cls: type, conf: dict[str, Any], field: str) -> None:
     }
     for key, value in conf.items():
         if key not in params:
-            raise CompileError(
-                f"{field}.conf.{key}: {cls.__name__} has no option {key!r}; "
-                f"allowed: {', '.join(sorted(params))}"
-            )
+            raise CompileError(f"{field}.conf.{key}: {unknown_option(cls.__name__, key, params)}")
         if isinstance(value, dict):
             raise CompileError(
                 f"{field}.conf.{key}: nested objects are not accepted as options; "
                 "give a number, boolean, string or list"
             )
         _check_kind(params[key].default, value, f"{field}.conf.{key}")
+
+
+def unknown_option(owner: str, key: str, allowed: Any) -> str:
+    """Why an option is refused, with the closest real name (or the list of them)."""
+    names = sorted(allowed)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(names)}"
+    return f"unknown option {key!r} for {owner}; {hint}"
 
 
 def _check_kind(default: Any, value: Any, where: str) -> None:
@@ -131,9 +137,25 @@ def build_loss(spec: LossSpec, field: str = "loss_function") -> keras.losses.Los
         raise CompileError(f"{field}.conf: invalid option for {name}: {exc}") from exc
 
 
-def build_metrics(loss: LossSpec, extra: list[MetricSpec]) -> list[Any]:
-    """Accuracy where the loss is a classification loss, then the configured extra metrics."""
+def build_metrics(loss: LossSpec, extra: list[MetricSpec], classes: int | None = None) -> list[Any]:
+    """Accuracy where the loss is a classification loss, then the configured extra metrics.
+
+    With `classes` (the model's output units) an extra metric that needs the other label
+    form than the loss's is adapted (see `adapt_metric`); `adaptations` lists what was done.
+    """
+    return _metrics(loss, extra, classes)[0]
+
+
+def adaptations(loss: LossSpec, extra: list[MetricSpec], classes: int | None) -> list[str]:
+    """Sentences for the user: which extra metrics see adapted labels, and why."""
+    return _metrics(loss, extra, classes)[1]
+
+
+def _metrics(
+    loss: LossSpec, extra: list[MetricSpec], classes: int | None
+) -> tuple[list[Any], list[str]]:
     metrics: list[Any] = []
+    notes: list[str] = []
     name = loss_name(loss)
     if name in SPARSE_LOSSES | ONE_HOT_LOSSES:
         metrics.append("accuracy")
@@ -151,9 +173,73 @@ def build_metrics(loss: LossSpec, extra: list[MetricSpec]) -> list[Any]:
         metric = _resolve(spec.metric, table, field, "'AUC', 'Precision' or 'KLDivergence'")
         check_options(getattr(keras.metrics, metric), spec.conf, f"extra_metrics[{i}]")
         try:
-            metrics.append(_bounded_metric(getattr(keras.metrics, metric), spec.conf, field))
+            built = _bounded_metric(getattr(keras.metrics, metric), spec.conf, field)
         except (TypeError, ValueError) as exc:
             raise CompileError(
                 f"extra_metrics[{i}].conf: invalid option for {metric}: {exc}"
             ) from exc
-    return metrics
+        adapted, note = adapt_metric(built, name, bool(loss.conf.get("from_logits")), classes)
+        metrics.append(adapted)
+        if note:
+            notes.append(f"extra_metrics[{i}] ({metric}): {note}")
+    return metrics, notes
+
+
+def label_form(metric: keras.metrics.Metric) -> Literal["sparse", "dense", "own"]:
+    """Which labels a metric compares: class indices, one value per output, or its option."""
+    cls = type(metric)
+    if "sparse_y_true" in inspect.signature(cls).parameters:
+        return "own"  # IoU family: the user says which form with its options
+    return "sparse" if cls.__name__.startswith("Sparse") else "dense"
+
+
+def adapt_metric(
+    metric: keras.metrics.Metric, loss: str, from_logits: bool, classes: int | None
+) -> tuple[keras.metrics.Metric, str]:
+    """Wrap a metric whose label form differs from the loss's, where the meaning is clear.
+
+    Sparse labels (class indices) with a metric that compares one value per output are
+    one-hot encoded for it, and logits turned into probabilities; one-hot labels with a
+    Sparse* metric become class indices. Anything else is left to fail at pre-flight.
+    """
+    form = label_form(metric)
+    if classes is None or classes < 2 or form == "own":
+        return metric, ""
+    if loss in SPARSE_LOSSES and form == "dense":
+        how = "labels are class indices, so they are one-hot encoded for it"
+        if from_logits:
+            how += " and the logits turned into probabilities (softmax)"
+        return LabelAdapter(metric, "one_hot", classes, from_logits), how
+    if loss in ONE_HOT_LOSSES and form == "sparse":
+        return LabelAdapter(metric, "argmax", classes, False), (
+            "labels are one-hot, so it gets their class indices"
+        )
+    return metric, ""
+
+
+class LabelAdapter(keras.metrics.Metric):
+    """A metric fed labels in the form it needs (one-hot or class index), under its own name."""
+
+    def __init__(self, inner: keras.metrics.Metric, mode: str, classes: int, softmax: bool) -> None:
+        super().__init__(name=inner.name, dtype=inner.dtype)
+        self.inner, self.mode, self.classes, self.softmax = inner, mode, classes, softmax
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Convert the labels (and logits), then update the wrapped metric."""
+        ops = keras.ops
+        if self.mode == "one_hot":
+            index = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+            y_true = ops.one_hot(index, self.classes)
+            if self.softmax:
+                y_pred = ops.softmax(y_pred, axis=-1)
+        else:
+            y_true = ops.argmax(y_true, axis=-1)
+        self.inner.update_state(y_true, y_pred, sample_weight=sample_weight)
+
+    def result(self) -> Any:
+        """The wrapped metric's value."""
+        return self.inner.result()
+
+    def reset_state(self) -> None:
+        """Reset the wrapped metric."""
+        self.inner.reset_state()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import keras
 
 from trainer.errors import ModelError
-from trainer.modeljson import check_model_json, convert_legacy, is_legacy
+from trainer.legacy import convert_legacy
+from trainer.modeljson import check_model_json, is_legacy
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,11 @@ def dry_run() -> Iterator[None]:
 def _deserialize(config: dict[str, Any]) -> keras.Model:
     try:  # Keras pops keys from the config it reads: give it a copy
         model = keras.saving.deserialize_keras_object(copy.deepcopy(config), safe_mode=True)
+    except RecursionError as exc:  # Keras walks the graph with one frame per layer of depth
+        raise ModelError(
+            "model: the layer graph is too deep for Keras 3 to build (over about "
+            f"{sys.getrecursionlimit()} layers on its longest path); use a shallower model"
+        ) from exc
     except Exception as exc:  # Keras raises many types for one bad config
         reason = _culprit(config, exc)
         raise ModelError(f"model: cannot build the model from its JSON: {reason}") from exc

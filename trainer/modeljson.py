@@ -1,8 +1,7 @@
-"""Model JSON checks before any deserialisation, and tf.keras 2.x legacy conversion."""
+"""Model JSON checks before any deserialisation: built-in Keras only, sizes bounded."""
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from functools import cache
@@ -34,11 +33,6 @@ MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 POLICY_CLASSES = frozenset({"DTypePolicy", "FloatDTypePolicy", "Policy"})
 MAX_INT = 10**8  # no sane layer size or shape is larger; stops allocation bombs early
 MAX_DEPTH = 64
-NESTED_MODULES = {
-    "_initializer": "keras.initializers",
-    "_regularizer": "keras.regularizers",
-    "_constraint": "keras.constraints",
-}
 LAYER_KEYS = frozenset({"layer", "cell", "forward_layer", "backward_layer", "cells", "layers"})
 # Keras sub-packages whose objects a model may name; keras.utils, keras.saving, keras.config
 # and the like hold functions that fetch files or switch safe mode off.
@@ -85,6 +79,22 @@ SIZE_KEYS = frozenset(
         "cropping",
     }
 )
+# tf.keras 2 records Python arithmetic on tensors (`a + b`, `x * 0.5`) as a TFOpLambda layer
+# naming a TensorFlow function. Only these become Keras layers (trainer.legacy): the merge
+# layer for two tensors (None: none exists), Rescaling for a tensor and a number. Any other
+# TensorFlow function is code outside Keras and is refused.
+TF_OP = "TFOpLambda"
+TF_OPS: dict[str, str | None] = {
+    "__operators__.add": "Add",
+    "math.add": "Add",
+    "math.subtract": "Subtract",
+    "math.multiply": "Multiply",
+    "math.truediv": None,
+    "math.divide": None,
+}
+# tf.keras 2.13+ writes TensorFlow's own initializers (tf.constant_initializer) under this
+# module; their class names are Keras's, and conversion rewrites the module to Keras's.
+TF_INITIALIZERS = "tensorflow.python.ops.init_ops_v2"
 PATH_LIKE = re.compile(r"://|^file:|^[a-z]:[\\/]|^[/~\\]|\.\.[/\\]", re.IGNORECASE)
 
 
@@ -130,7 +140,7 @@ def check_model_json(config: Any) -> None:
             "(class_name 'Sequential' or 'Functional'); export it with model.to_json()"
         )
     _check_structure(config)
-    _check(config, "model", 0)
+    _check(config, "model", 0, is_legacy(config))
 
 
 def _check_structure(config: dict[str, Any]) -> None:
@@ -149,20 +159,22 @@ def _check_structure(config: dict[str, Any]) -> None:
             )
 
 
-def _check(value: Any, where: str, depth: int) -> None:
+def _check(value: Any, where: str, depth: int, legacy: bool) -> None:
     if depth > MAX_DEPTH:
         raise ModelError(f"{where[:200]}...: model JSON nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        if "class_name" in value:
-            _check_object(value, where)
+        if legacy and value.get("class_name") == TF_OP:
+            value = _check_tf_op(value, where)
+        elif "class_name" in value:
+            _check_object(value, where, legacy)
         for key, item in value.items():
             _check_entry(str(key), item, f"{where}.{key}")
-            _check(item, f"{where}.{key}", depth + 1)
+            _check(item, f"{where}.{key}", depth + 1, legacy)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if _is_huge(item):
                 raise ModelError(f"{where}[{i}]: {item} is too large (limit {MAX_INT})")
-            _check(item, f"{where}[{i}]", depth + 1)
+            _check(item, f"{where}[{i}]", depth + 1, legacy)
     elif isinstance(value, str) and PATH_LIKE.search(value):
         raise ModelError(
             f"{where}: strings that are paths or URLs are not allowed ({value[:60]!r}); "
@@ -223,23 +235,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _check_object(obj: dict[str, Any], where: str) -> None:
+def _check_object(obj: dict[str, Any], where: str, legacy: bool) -> None:
     name, module, registered = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
     for key, value in (("class_name", name), ("module", module), ("registered_name", registered)):
         if value is not None and not isinstance(value, str):
             raise ModelError(f"{where}.{key}: must be a string, got {type(value).__name__}")
     if name == "__keras_tensor__":
         return
-    if module is not None and module.split(".")[0] != "keras":
-        raise ModelError(
-            f"{where}.module: module {module!r} is not Keras; only built-in Keras objects "
-            "are allowed"
-        )
-    if module is not None and not _keras_module(module):
-        raise ModelError(
-            f"{where}.module: {module!r} is not an allowed Keras package; only built-in "
-            "Keras layers, initializers, regularizers, constraints and activations are allowed"
-        )
+    _check_module(module, where, legacy)
     if name in ("__lambda__", "function"):
         if name == "function" and isinstance(obj.get("config"), str):
             _check_activation(obj["config"], where)
@@ -255,6 +258,44 @@ def _check_object(obj: dict[str, Any], where: str) -> None:
             f"{where}: {name!r} is not an allowed built-in Keras layer, "
             "initializer, regularizer or constraint (Lambda and custom layers are refused)"
         )
+
+
+def _check_module(module: str | None, where: str, legacy: bool) -> None:
+    """Keras's own packages only; in tf.keras 2 JSON also tf_keras's and TF_INITIALIZERS
+    (conversion replaces every module with Keras 3's, and the result is checked strictly)."""
+    if legacy and module == TF_INITIALIZERS:
+        return
+    roots = ("keras", "tf_keras") if legacy else ("keras",)
+    if module is not None and module.split(".")[0] not in roots:
+        raise ModelError(
+            f"{where}.module: module {module!r} is not Keras; only built-in Keras objects "
+            "are allowed"
+        )
+    if module is not None and not _keras_module(module):
+        raise ModelError(
+            f"{where}.module: {module!r} is not an allowed Keras package; only built-in "
+            "Keras layers, initializers, regularizers, constraints and activations are allowed"
+        )
+
+
+def _check_tf_op(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """A tf.keras TFOpLambda must name one of TF_OPS; returned without that name, which the
+    generic checks refuse as code, for the checks of everything else it holds."""
+    conf = obj.get("config")
+    conf = conf if isinstance(conf, dict) else {}
+    function = conf.get("function")
+    if not isinstance(function, str) or function not in TF_OPS:
+        raise ModelError(
+            f"{where}.config.function: the TensorFlow function {str(function)[:60]!r} "
+            "(a TFOpLambda layer) is code outside Keras; only +, -, * and / on tensors "
+            "convert. Build the model from keras.layers (Add, Multiply, Activation...) instead"
+        )
+    _check_module(obj.get("module"), where, legacy=True)
+    if obj.get("registered_name") not in (None, TF_OP):
+        raise ModelError(
+            f"{where}: registered custom object {obj['registered_name']!r} is not allowed"
+        )
+    return {**obj, "config": {k: v for k, v in conf.items() if k != "function"}}
 
 
 def _keras_module(module: str) -> bool:
@@ -278,90 +319,3 @@ def is_legacy(config: dict[str, Any]) -> bool:
     """tf.keras 2.x JSON: no `module` keys, or a keras_version below 3."""
     version = str(config.get("keras_version", ""))
     return "module" not in config or version.startswith(("1.", "2."))
-
-
-def convert_legacy(config: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite tf.keras 2.x JSON into the Keras 3 form that deserialisation accepts."""
-    out = copy.deepcopy(config)
-    for key in ("keras_version", "backend"):
-        out.pop(key, None)
-    name = out.get("class_name")
-    out["module"] = "keras"
-    out["class_name"] = "Functional" if name in ("Model", "Functional") else name
-    if out["class_name"] == "Functional":
-        out["module"], out["registered_name"] = "keras.src.models.functional", "Functional"
-    inner = out.get("config", {})
-    layers = [_convert_layer(layer) for layer in inner.get("layers", [])]
-    if name == "Sequential":
-        layers = _sequential_input(config.get("config", {}).get("layers", []), layers)
-    inner["layers"] = layers
-    return out
-
-
-def _sequential_input(
-    original: list[dict[str, Any]], layers: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """A legacy Sequential may declare its input on the first layer: make it an InputLayer."""
-    if not layers or layers[0]["class_name"] == "InputLayer":
-        return layers
-    first = original[0].get("config", {})
-    shape = first.get("batch_input_shape")
-    if shape is None:
-        return layers
-    head = {
-        "module": "keras.layers",
-        "class_name": "InputLayer",
-        "registered_name": None,
-        "config": {
-            "batch_shape": shape,
-            "dtype": _dtype(first.get("dtype")) or "float32",
-            "name": f"{first.get('name', 'input')}_input",
-        },
-    }
-    return [head, *layers]
-
-
-def _convert_layer(layer: dict[str, Any]) -> dict[str, Any]:
-    layer = _convert_object(layer, "keras.layers")
-    conf = layer.get("config", {})
-    shape = conf.pop("batch_input_shape", None)
-    if layer["class_name"] == "InputLayer":
-        conf.setdefault("batch_shape", shape)
-        conf.pop("input_shape", None)
-    return layer
-
-
-def _convert_object(obj: dict[str, Any], module: str) -> dict[str, Any]:
-    obj.setdefault("module", module)
-    obj.setdefault("registered_name", None)
-    conf = obj.get("config")
-    if not isinstance(conf, dict):
-        return obj
-    for key, value in list(conf.items()):
-        if key == "dtype":
-            conf[key] = _dtype(value)
-        elif isinstance(value, dict) and "class_name" in value:
-            conf[key] = _convert_nested(key, value)
-        elif key in LAYER_KEYS and isinstance(value, list):
-            conf[key] = [_convert_layer(v) if isinstance(v, dict) else v for v in value]
-    return obj
-
-
-def _convert_nested(key: str, value: dict[str, Any]) -> dict[str, Any]:
-    if key in LAYER_KEYS:
-        return _convert_layer(value)
-    for suffix, module in NESTED_MODULES.items():
-        if key.endswith(suffix):
-            return _convert_object(value, module)
-    return _convert_object(value, "keras.layers")
-
-
-def _dtype(value: Any) -> Any:
-    """Legacy mixed-precision policies are objects; Keras 3 accepts their name."""
-    if (
-        isinstance(value, dict)
-        and value.get("class_name") in POLICY_CLASSES
-        and "module" not in value
-    ):
-        return value.get("config", {}).get("name", "float32")
-    return value

@@ -39,8 +39,9 @@ def load_data(spec: RunSpec, settings: TrainerSettings) -> tuple[Split, Split | 
         max_bytes=settings.max_dataset_bytes,
     )
     train = load(paths.train, "train")
-    val = load(paths.val, "val") if paths.val else None
-    test = load(paths.test, "test") if paths.test else None
+    # The other files use the training file's codes: a class missing from one keeps its number.
+    val = load(paths.val, "val", categories=train.mappings) if paths.val else None
+    test = load(paths.test, "test", categories=train.mappings) if paths.test else None
     if plan.folds > 1:
         # The test file never enters the folds: only the training file is split.
         if val is not None:
@@ -59,7 +60,7 @@ def load_data(spec: RunSpec, settings: TrainerSettings) -> tuple[Split, Split | 
 
 
 def _take(split: Split, index: np.ndarray) -> Split:
-    return Split(split.x[index], split.y[index], split.mappings)
+    return Split(split.x[index], split.y[index], split.mappings, split.notes)
 
 
 def prepare(spec: RunSpec, settings: TrainerSettings) -> Prepared:

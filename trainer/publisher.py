@@ -8,7 +8,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from schemas import codecs, kafkaauth, topics
+from schemas import auth, codecs, kafkaauth, topics
+from trainer.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,31 @@ class MemoryPublisher:
         return [value for t, _, value in self.messages if t == topic]
 
 
+def signature_headers(run_key: str, value: bytes) -> list[tuple[str, str | bytes | None]]:
+    """The Kafka headers that prove a message comes from the run holding `run_key`."""
+    return [(auth.SIGNATURE_HEADER, auth.mac(run_key, value).encode())]
+
+
 class KafkaPublisher:
     """confluent-kafka producer with the broker's message cap and idempotent delivery.
 
     Its credentials come from the NNT_KAFKA_* security variables (the orchestrator passes
-    its own to every trainer); a bad one raises KafkaSecurityError naming it.
+    its own to every trainer); a bad one raises KafkaSecurityError naming it. With a run key
+    (`run_key`, else NNT_RUN_KEY) every message carries the header `nnt-sig` = HMAC-SHA256 of
+    its value: the stream workers store only events signed by their own run.
     """
 
-    def __init__(self, bootstrap: str, client_id: str = "nnt-trainer") -> None:
+    def __init__(
+        self, bootstrap: str, client_id: str = "nnt-trainer", run_key: str | None = None
+    ) -> None:
         from confluent_kafka import Producer
 
         security = kafkaauth.load()
+        self.run_key = run_key if run_key is not None else load_settings().run_key
+        if not self.run_key:
+            log.warning(
+                "no run key (NNT_RUN_KEY): the stream workers will dead-letter these events"
+            )
         self.failed = 0
         self._producer = Producer(
             {
@@ -85,10 +100,14 @@ class KafkaPublisher:
             log.error("kafka delivery failed: %s", err)
 
     def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Queue one message, waiting for room when the local queue is full."""
+        """Queue one message (signed when there is a run key), waiting for room when the
+        local queue is full."""
+        headers = signature_headers(self.run_key, value) if self.run_key else None
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._delivered
+                )
                 break
             except BufferError:
                 self._producer.poll(0.5)

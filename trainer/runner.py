@@ -19,7 +19,8 @@ from schemas.run import RUN_SPEC_FILE, RunSpec
 from schemas.status import Status, StatusEvent
 from trainer import checkpoints
 from trainer.callback import TrackerCallback
-from trainer.errors import SpecError, TrainerError
+from trainer.errors import SpecError
+from trainer.failure import summarise
 from trainer.preparation import Prepared, prepare, probe_batch
 from trainer.publisher import KafkaPublisher, Publisher, send_event
 from trainer.settings import TrainerSettings, load_settings
@@ -115,10 +116,30 @@ def read_spec(run_dir: Path) -> RunSpec:
         raise SpecError(f"{path}: invalid run specification: {exc}") from exc
 
 
-def describe(exc: BaseException) -> str:
-    """User-facing text of an error: our messages as they are, others with their type."""
-    text = str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}"
-    return text[:4000]
+class Progress(keras.callbacks.Callback):
+    """Where training is, for a failure's message: the epoch running, and validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch, self.validating = 0, False
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """An epoch (1-based) starts with its training batches."""
+        self.epoch, self.validating = epoch + 1, False
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Keras runs the validation data through these callbacks too."""
+        self.validating = True
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Back from the validation data."""
+        self.validating = False
+
+    def where(self) -> str:
+        """Where training is: `epoch 3`, `epoch 3 (validation)` or `before the first epoch`."""
+        if not self.epoch:
+            return "before the first epoch"
+        return f"epoch {self.epoch}" + (" (validation)" if self.validating else "")
 
 
 class Run:
@@ -138,9 +159,16 @@ class Run:
         self.stopper = Stopper(rewind=self._rewind)
         self.tracker: TrackerCallback | None = None
         self.model: keras.Model | None = None
+        self.progress = Progress()
+        self.stage = "before training"  # then "training", then "test evaluation"
 
     def status(
-        self, status: Status, epoch: int, message: str = "", metrics: dict[str, float] | None = None
+        self,
+        status: Status,
+        epoch: int,
+        message: str = "",
+        metrics: dict[str, float] | None = None,
+        detail: str | None = None,
     ) -> None:
         """Publish one status event of this run."""
         spec = self.spec
@@ -153,8 +181,10 @@ class Run:
             experiment_id=spec.experiment_id,
             name=spec.name,
             owner=spec.owner,
+            owner_id=spec.owner_id,
             tags=spec.plan.tags,
             metrics=metrics,
+            detail=detail,
             source="trainer",
         )
         send_event(self.publisher, topics.STATUS, spec.simulation_id, event)
@@ -172,11 +202,18 @@ class Run:
                 self.tracker.completed if self.tracker else checkpoints.latest_epoch(self.run_dir)
             )
             log.exception("simulation %s failed after epoch %d", self.spec.simulation_id, last)
-            self.status("failed", last, describe(exc))
+            line, detail = summarise(exc, self._where(), self._layer_names())
+            self.status("failed", last, line, detail=detail)
             return 1
         finally:
             signal.signal(signal.SIGTERM, previous)
             self.publisher.flush()
+
+    def _where(self) -> str:
+        return self.progress.where() if self.stage == "training" else self.stage
+
+    def _layer_names(self) -> list[str]:
+        return [layer.name for layer in self.model.layers] if self.model is not None else []
 
     def _train(self) -> int:
         spec, config = self.spec, self.spec.config
@@ -193,6 +230,7 @@ class Run:
         done = checkpoints.restore(self.run_dir, prepared.model)
         self.tracker = self._tracker(prepared, done)
         if done < config.total_epochs and not self.stopper.requested:
+            self.stage = "training"
             self._fit(prepared, done)
         if self.stopper.requested and self.tracker.completed < config.total_epochs:
             # The checkpoint of the last complete epoch is already on disk (Checkpointer).
@@ -203,6 +241,7 @@ class Run:
                 f"{self.tracker.completed + 1} from its first batch",
             )
             return 0
+        self.stage = "test evaluation"
         metrics = self._evaluate(prepared)
         message = (
             "test: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
@@ -245,6 +284,7 @@ class Run:
             validation_data=(val.x, val.y) if val is not None else None,
             callbacks=[
                 self.stopper,
+                self.progress,
                 self.tracker,
                 Checkpointer(self.run_dir, self.tracker),
                 *self.callbacks,
@@ -287,6 +327,9 @@ class Run:
 
 def run(run_dir: Path, publisher: Publisher | None = None) -> int:
     """Entry of `python -m trainer RUN_DIR`; the process exit code."""
+    # Keras cuts its own frames from tracebacks; with them the failure names the layer,
+    # loss or metric that raised (trainer.failure), and the full traceback goes in `detail`.
+    keras.config.disable_traceback_filtering()
     try:
         spec = read_spec(run_dir)
         publisher = publisher or KafkaPublisher(spec.kafka_bootstrap)

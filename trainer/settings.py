@@ -1,4 +1,5 @@
-"""Trainer limits read once from the environment (NNT_TRAINER_*), with local defaults."""
+"""Trainer settings read once from the environment (NNT_TRAINER_*, NNT_RUN_KEY), with local
+defaults."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ class TrainerSettings(BaseSettings):
         default=50_000_000, ge=1, description="Largest output of one layer, in values per sample"
     )
     log_level: str = Field(default="INFO", description="Logging level of the trainer process")
+    run_key: str = Field(
+        default="",
+        validation_alias="NNT_RUN_KEY",
+        description="the run's event key: every event is signed with it (Kafka header nnt-sig) "
+        "and the stream workers store only signed ones. The orchestrator sets it for the runs "
+        "it starts; an SDK script gets it from POST /api/sdk-runs (docs/sdk.md)",
+    )
 
 
 def load_settings() -> TrainerSettings:

@@ -19,7 +19,7 @@ def fit_to_model(
     y = _labels(split.y, int(output_shape[-1] or 0), loss, where)
     if loss not in SPARSE_LOSSES | ONE_HOT_LOSSES:
         _check_label_shape(y, tuple(output_shape[1:]), where)
-    return Split(x, y, split.mappings)
+    return Split(x, y, split.mappings, split.notes)
 
 
 def _check_label_shape(y: np.ndarray, expected: tuple, where: str) -> None:

@@ -17,11 +17,19 @@ def manage(args: list[str]) -> None:
 
 def serve(args: list[str]) -> None:
     """Serve web.asgi:application with daphne on 127.0.0.1:$NNT_WEB_PORT."""
+    import tempfile
+
     import django
     from daphne.cli import CommandLineInterface
     from django.conf import settings
 
     django.setup()  # fail fast on bad configuration, before binding the port
+    from web import server
+
+    server.install()  # request bodies over their cap are refused before they are buffered
+    # Request bodies that are kept are spooled by Django (and daphne) into temp files: in the
+    # private $NNT_HOME/tmp, not the shared /tmp.
+    tempfile.tempdir = settings.FILE_UPLOAD_TEMP_DIR
     port = str(settings.NNT_WEB_PORT)
     CommandLineInterface().run(["-b", "127.0.0.1", "-p", port, *args, "web.asgi:application"])
 

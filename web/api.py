@@ -10,11 +10,13 @@ from web.console.api import router as console_router
 from web.experiments.api import router as experiment_form_router
 from web.simulations.api import router as simulations_router
 from web.simulations.batch_api import router as batch_router
+from web.simulations.sdk_api import router as sdk_router
 
 api = NinjaAPI(title="NN Tracker API", version="1", urls_namespace="api")
 api.add_router("/", accounts_router)
 api.add_router("/", simulations_router)
 api.add_router("/", batch_router)
+api.add_router("/", sdk_router)
 api.add_router("/", experiment_form_router)
 api.add_router("/admin", console_router)
 errors.install(api)

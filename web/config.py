@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
+from schemas.topics import MAX_MESSAGE_BYTES
 
 SECRET_FILE = "secret_key"
 
@@ -47,6 +48,19 @@ class WebSettings(KafkaSecurity):
     )
     nnt_kafka_timeout_s: float = Field(default=5.0, gt=0, description="Producer flush timeout")
     nnt_live_bridge: bool = Field(default=True, description="Consume nnt.live in this process")
+    nnt_command_secret: str | None = Field(
+        default=None,
+        description="Secret every command key derives from (schemas/auth.py), shared with the "
+        "orchestrators and stream workers; unset: $NNT_HOME/command-secret, made once",
+    )
+    nnt_preflight: bool = Field(
+        default=True,
+        description="Ask the orchestrators to pre-flight each new experiment on one batch and "
+        "answer 422 with per-field errors before anything is created",
+    )
+    nnt_preflight_timeout_s: float = Field(
+        default=300.0, gt=0, description="Longest a submission waits for the pre-flight answer"
+    )
     nnt_https: bool = Field(
         default=False,
         description="Served over HTTPS (TLS ended by a proxy that sets X-Forwarded-Proto): "
@@ -73,6 +87,32 @@ class WebSettings(KafkaSecurity):
     )
     nnt_quota_max_memory_bytes: int = Field(
         default=8 * 1024**3, ge=1, description="Default per-user memory limit of all active runs"
+    )
+    nnt_max_upload_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Largest uploaded file (a dataset) of one submission; a larger one is "
+        "refused with 413 before it is stored",
+    )
+    nnt_max_experiment_upload_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1,
+        description="Largest sum of the files of one submission (datasets, model, "
+        "configuration file); the web server refuses a larger request body before reading it",
+    )
+    nnt_max_model_bytes: int = Field(
+        default=3 * 1024**2,
+        ge=1,
+        le=MAX_MESSAGE_BYTES,
+        description="Largest model JSON (and configuration file) of one submission: it travels "
+        "inside the `create` command, a Kafka message of at most "
+        f"{MAX_MESSAGE_BYTES // 1024**2} MiB",
+    )
+    nnt_socket_recheck_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often an open WebSocket checks that its session and account are still "
+        "valid (changes made in this process close sockets at once)",
     )
 
     @field_validator("nnt_home")
@@ -138,12 +178,22 @@ def parse_database_url(url: str) -> dict[str, Any]:
     }
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only this user may enter (mode 700), made if missing; an existing
+    folder of ours that others could read is closed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 def secret_key(config: WebSettings) -> str:
     """NNT_SECRET_KEY, or one generated once and kept in $NNT_HOME/secret_key (mode 600)."""
     if config.nnt_secret_key:
         return config.nnt_secret_key
     path = config.nnt_home / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

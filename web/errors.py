@@ -33,6 +33,13 @@ class Invalid(WebError):
     status = 422
 
 
+class TooLarge(WebError):
+    """An upload or request over a size limit; `errors` names each field, its size and the
+    limit's variable. Nothing of it was stored."""
+
+    status = 413
+
+
 class Unauthorized(WebError):
     """Missing or wrong credentials."""
 
@@ -63,6 +70,12 @@ class KafkaUnavailable(WebError):
     status = 503
 
 
+class PreflightUnavailable(WebError):
+    """No orchestrator answered the pre-flight check in time; nothing was created."""
+
+    status = 503
+
+
 def request_errors(errors: list[dict[str, Any]]) -> dict[str, str]:
     """Ninja's request validation errors as {"field": "message"} (the `body`/`form` prefix dropped)."""
     out: dict[str, str] = {}
@@ -82,6 +95,11 @@ def install(api: NinjaAPI) -> None:
         return api.create_response(request, exc.body(), status=exc.status)
 
     def handle_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        from web.simulations.uploads import refusal
+
+        too_large = refusal(request)  # a refused file is the answer, not the fields it left out
+        if too_large is not None:
+            return handle(request, too_large)
         body = {"detail": "invalid request", "errors": request_errors(exc.errors)}
         return api.create_response(request, body, status=422)
 

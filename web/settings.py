@@ -20,6 +20,9 @@ NNT_KAFKA_TIMEOUT_S = ENV.nnt_kafka_timeout_s
 # WebSettings is a schemas.kafkaauth.KafkaSecurity: the credentials of every Kafka client here.
 NNT_KAFKA_SECURITY = ENV
 NNT_LIVE_BRIDGE = ENV.nnt_live_bridge
+NNT_PREFLIGHT = ENV.nnt_preflight
+NNT_COMMAND_SECRET = ENV.nnt_command_secret
+NNT_PREFLIGHT_TIMEOUT_S = ENV.nnt_preflight_timeout_s
 NNT_WEB_PORT = ENV.nnt_web_port
 DATASETS_DIR = NNT_HOME / "datasets"
 
@@ -46,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "web.simulations.uploads.RequestSizeLimit",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +103,20 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploads larger than this go to a temp file, then are hashed into $NNT_HOME/datasets.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+# Size limits of a submission (web.simulations.uploads): the first handler counts every file as
+# it is parsed and keeps nothing of one past its limit; the request body itself is capped by
+# the server (web.server) and by the middleware below. Temp files live in a private folder.
+NNT_MAX_UPLOAD_BYTES = ENV.nnt_max_upload_bytes
+NNT_MAX_EXPERIMENT_UPLOAD_BYTES = ENV.nnt_max_experiment_upload_bytes
+NNT_MAX_MODEL_BYTES = ENV.nnt_max_model_bytes
+FILE_UPLOAD_HANDLERS = [
+    "web.simulations.uploads.LimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+FILE_UPLOAD_TEMP_DIR = str(config.private_dir(NNT_HOME / "tmp"))
+# Open WebSockets re-check their session and account this often (web.live.sessions).
+NNT_SOCKET_RECHECK_S = ENV.nnt_socket_recheck_s
 
 # Security (issue 8.3). Always on: CSRF on every state-changing browser request (the
 # middleware, and django-ninja's session auth), httponly session cookie, no framing, nosniff.

@@ -1,10 +1,13 @@
 """Instrument your own Keras script: the run appears in NN Tracker like any other.
 
-Run it against a local stack (`make up` in another terminal):
+Run it against a local stack (`make up` in another terminal), with an API token of your
+account (`POST /api/tokens`, or the account page):
 
-    .venv/bin/python docs/examples/own_script.py
+    NNT_TOKEN=... .venv/bin/python docs/examples/own_script.py
 
-then open http://127.0.0.1:8000/simulations/ (as a staff user, or set OWNER to your username).
+then open http://127.0.0.1:8000/simulations/ as that user. The web creates the run for you
+(`POST /api/sdk-runs`) and hands out the key its events are signed with: the stream workers
+store only events signed by their own run.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from trainer.sdk import CollectSpec, TrackerCallback  # noqa: E402
+from trainer.sdk import CollectSpec, register_run  # noqa: E402
 
-OWNER = os.environ.get("NNT_OWNER", "demo")
+URL = os.environ.get("NNT_URL", "http://127.0.0.1:8000")
+TOKEN = os.environ["NNT_TOKEN"]
+EPOCHS = 15
 
 digits = load_digits()
 x = (digits.images / 16.0).astype("float32")
@@ -38,14 +43,14 @@ model.compile(
     metrics=["accuracy"],
 )
 
-tracker = TrackerCallback(
+run = register_run(URL, TOKEN, name="my own script", tags=["sdk"], total_epochs=EPOCHS)
+tracker = run.tracker(
     bootstrap=os.environ.get("NNT_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-    simulation_name="my own script",
-    owner=OWNER,
-    tags=["sdk"],
     epoch_period=1,
     collect=CollectSpec(dtype="float16"),  # half the bytes; float32 is lossless
     probe=(x[:64], y[:64]),  # the fixed batch for gradients and activations
 )
-model.fit(x[:1400], y[:1400], validation_data=(x[1400:], y[1400:]), epochs=15, callbacks=[tracker])
-print(f"tracked as simulation {tracker.simulation_id}")
+model.fit(
+    x[:1400], y[:1400], validation_data=(x[1400:], y[1400:]), epochs=EPOCHS, callbacks=[tracker]
+)
+print(f"tracked as simulation {run.simulation_id}: {URL}/simulations/{run.simulation_id}/")

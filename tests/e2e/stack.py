@@ -50,6 +50,17 @@ def log_in(page: Any, url: str, user: str, password: str) -> None:
     page.wait_for_url(url, timeout=30_000)
 
 
+def token_session(base: str, user: str, password: str) -> Any:
+    """A `requests` session that calls the REST API with a token of `user`."""
+    import requests
+
+    session = requests.Session()
+    token = session.post(f"{base}/api/tokens", json={"username": user, "password": password})
+    assert token.ok, token.text
+    session.headers["Authorization"] = f"Bearer {token.json()['token']}"
+    return session
+
+
 DEMO_LINE = re.compile(r"demo ready: open (\S+)\s+\(login: (\S+) / (\S+)\)")
 
 
@@ -86,8 +97,9 @@ class UpProcess:
         """An account in this stack's database, made with `nntracker manage ensure_user`."""
         done = subprocess.run(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "infra", "manage", "ensure_user", "--username", name,
-             "--password", password, *(["--staff"] if staff else [])],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
+             "--password-stdin", *(["--staff"] if staff else [])],
+            input=password + "\n", cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
 

@@ -7,6 +7,7 @@ biases rebuilt from the stored chunks must equal `model.get_weights()` bit for b
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 
 from schemas import tensors
-from tests.streamworker import Worker, until
+from tests.streamworker import Worker, run_key, until
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -60,7 +61,11 @@ def train_tracked(bootstrap: str, epochs: int):
     from trainer.sdk import TrackerCallback
 
     model, x, y = digits_mlp(32, seed=7, metrics=["accuracy"])
-    callback = TrackerCallback(bootstrap, "thin path", tags=["thin"], probe=(x[:32], y[:32]))
+    sid = uuid.uuid4()  # with its key, as POST /api/sdk-runs hands them out (same secret)
+    callback = TrackerCallback(
+        bootstrap, "thin path", simulation_id=sid, run_key=run_key(sid), tags=["thin"],
+        probe=(x[:32], y[:32]),
+    )  # fmt: skip
     history = model.fit(
         x[:1200],
         y[:1200],

@@ -14,7 +14,7 @@ import pytest
 
 from schemas import topics
 from tests.integration.test_thin_path import digits_mlp
-from tests.streamworker import Reader, until
+from tests.streamworker import Reader, run_key, until
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,7 +28,9 @@ def test_it_publishes_the_gradient_tape_gradients_of_the_probe_batch(kafka_boots
     model, x, y = digits_mlp(16, seed=11)
     probe = (x[:48], y[:48])
     collect = CollectSpec(weights=False, biases=False, activations=False)
-    tracker = TrackerCallback(kafka_bootstrap, "gradients", collect=collect, probe=probe)
+    sid = uuid.uuid4()
+    tracker = TrackerCallback(kafka_bootstrap, "gradients", simulation_id=sid,
+                              run_key=run_key(sid), collect=collect, probe=probe)  # fmt: skip
     model.fit(x[:600], y[:600], epochs=2, batch_size=64, verbose=0, callbacks=[tracker])
 
     reader = Reader(kafka_bootstrap, topics.TENSORS, f"test-gradients-{uuid.uuid4()}")

@@ -176,7 +176,7 @@ TRAINER_CASES: list[tuple[str, Any, str]] = [
         lambda: compiling.build_optimizer(
             OptimizerSpec(optimizer="Adam", conf={"exec": "rm -rf /"}), 0.01, "optimizers"
         ),
-        r"optimizers\.conf\.exec: Adam has no option 'exec'; allowed: amsgrad, beta_1",
+        r"optimizers\.conf\.exec: unknown option 'exec' for Adam; allowed: amsgrad, beta_1",
     ),
     (
         "optimizer-option-wrong-type",

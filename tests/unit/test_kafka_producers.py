@@ -34,6 +34,7 @@ PRODUCERS = {
     ("orchestrator/publisher.py", "Producer"),
     ("web/simulations/commands.py", "Producer"),
     ("web/live/notify.py", "Producer"),
+    ("web/accounts/records.py", "Producer"),
     ("stream_processors/app.py", "StreamApp"),
     ("stream_processors/app.py", "IdempotentProducer"),
 }
@@ -146,6 +147,21 @@ def test_the_web_live_row_producer_is_idempotent_with_acks_all(
     )
     monkeypatch.setattr(notify, "_producer", None)
     notify._live_producer()
+    [config] = recorded
+    assert_safe(config)
+
+
+def test_the_web_account_records_producer_is_idempotent_with_acks_all(
+    recorded: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from web.accounts import records
+
+    monkeypatch.setattr(
+        records,
+        "settings",
+        SimpleNamespace(NNT_KAFKA_BOOTSTRAP="127.0.0.1:9", NNT_KAFKA_SECURITY=kafkaauth.load()),
+    )
+    records._Sender()
     [config] = recorded
     assert_safe(config)
 

@@ -13,7 +13,8 @@ from django.contrib.auth import authenticate, update_session_auth_hash
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from web.accounts import throttle
+from schemas import auth
+from web.accounts import keys, throttle
 from web.accounts.auth import API_AUTH
 from web.accounts.forms import (
     RegisterForm,
@@ -185,3 +186,41 @@ def change_password(request: HttpRequest, body: PasswordIn) -> Status[None]:
     if hasattr(request, "session"):
         update_session_auth_hash(request, user)  # a browser session calling the API stays in
     return Status(204, None)
+
+
+class CommandKeyOut(Schema):
+    """What a Kafka client needs to sign commands as this user (docs/security.md)."""
+
+    principal: str
+    key_id: int
+    key: str
+    max_age_s: float
+    signing_text: str
+
+
+def _command_key(user: Any) -> dict[str, Any]:
+    key, generation = keys.key_of(user)
+    return {
+        "principal": f"user:{user.pk}",
+        "key_id": generation,
+        "key": key,
+        "max_age_s": auth.MAX_AGE_S,
+        "signing_text": "type|command_id|simulation_id|principal|key_id|unix_seconds(issued_at)|",
+    }
+
+
+@router.get("/command-key", response=CommandKeyOut, auth=API_AUTH)
+def command_key(request: HttpRequest) -> dict[str, Any]:
+    """Your command key: sign commands you send to nnt.commands with any Kafka client.
+
+    It is revoked when you change your password, when an admin disables your account, or
+    when you ask for a new one (`POST /api/command-key/rotate`).
+    """
+    return _command_key(request.auth)
+
+
+@router.post("/command-key/rotate", response=CommandKeyOut, auth=API_AUTH)
+def rotate_command_key(request: HttpRequest) -> dict[str, Any]:
+    """Revoke your command key and get a new one."""
+    keys.rotate(request.auth)
+    return _command_key(request.auth)

@@ -11,3 +11,9 @@ class AccountsConfig(AppConfig):
     name = "web.accounts"
     label = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Publish account changes to the orchestrators (web/accounts/signals.py)."""
+        from web.accounts import signals
+
+        signals.connect()

@@ -11,7 +11,6 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.db import transaction
-from django.db.models import Q
 
 from web.accounts import throttle
 
@@ -131,15 +130,14 @@ class UsernameForm(forms.Form):
         return password
 
     def save(self) -> Any:
-        """Rename the user, and the owner name their runs carry (access matches on it)."""
+        """Rename the user, and the owner name their runs show (access goes by id)."""
         from web.simulations.models import Simulation
 
-        old, new = self.user.get_username(), self.cleaned_data["username"]
+        new = self.cleaned_data["username"]
         with transaction.atomic():
             self.user.username = new
             self.user.save(update_fields=["username"])
-            mine = Q(owner=self.user) | Q(owner__isnull=True, owner_name=old)
-            Simulation.objects.filter(mine).update(owner_name=new)
+            Simulation.objects.filter(owner=self.user).update(owner_name=new)  # display only
         return self.user
 
 

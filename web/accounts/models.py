@@ -58,6 +58,10 @@ class Quota(models.Model):
     )
     max_concurrent_runs = models.PositiveIntegerField(null=True, blank=True)
     max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # No default in settings: empty means no limit of that kind.
+    max_queued_runs = models.PositiveIntegerField(null=True, blank=True)
+    max_runs_per_experiment = models.PositiveIntegerField(null=True, blank=True)
+    max_epochs = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -65,6 +69,22 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         return f"quota of {self.user}"
+
+
+class CommandKey(models.Model):
+    """The generation of a user's command key (schemas/auth.py); bumping it revokes the key."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="command_key"
+    )
+    generation = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "nnt_command_key"
+
+    def __str__(self) -> str:
+        return f"command key {self.generation} of {self.user}"
 
 
 class LoginFailure(models.Model):

@@ -18,6 +18,10 @@ class Limits:
     max_memory_bytes: int
     custom_runs: bool
     custom_memory: bool
+    # No defaults for these: None means no limit (the orchestrator enforces what is set).
+    max_queued_runs: int | None = None
+    max_runs_per_experiment: int | None = None
+    max_epochs: int | None = None
 
 
 def defaults() -> tuple[int, int]:
@@ -36,16 +40,28 @@ def effective(user: Any) -> Limits:
         max_memory_bytes=own_memory if own_memory is not None else memory,
         custom_runs=own_runs is not None,
         custom_memory=own_memory is not None,
+        max_queued_runs=row.max_queued_runs if row else None,
+        max_runs_per_experiment=row.max_runs_per_experiment if row else None,
+        max_epochs=row.max_epochs if row else None,
     )
 
 
-def set_limits(user: Any, max_concurrent_runs: int | None, max_memory_bytes: int | None) -> Limits:
-    """Store an admin's override (None: back to the default)."""
-    Quota.objects.update_or_create(
-        user=user,
-        defaults={
-            "max_concurrent_runs": max_concurrent_runs,
-            "max_memory_bytes": max_memory_bytes,
-        },
-    )
+EXTRA = ("max_queued_runs", "max_runs_per_experiment", "max_epochs")
+
+
+def set_limits(
+    user: Any,
+    max_concurrent_runs: int | None,
+    max_memory_bytes: int | None,
+    **extra: int | None,
+) -> Limits:
+    """Store an admin's override (None: back to the default, or no limit for EXTRA)."""
+    unknown = set(extra) - set(EXTRA)
+    if unknown:
+        raise TypeError(f"unknown limits: {sorted(unknown)}")
+    defaults: dict[str, int | None] = {
+        "max_concurrent_runs": max_concurrent_runs,
+        "max_memory_bytes": max_memory_bytes,
+    }
+    Quota.objects.update_or_create(user=user, defaults=defaults | extra)
     return effective(user)

@@ -63,6 +63,9 @@ class QuotaOut(Schema):
     max_memory_bytes: int
     custom_runs: bool
     custom_memory: bool
+    max_queued_runs: int | None = None
+    max_runs_per_experiment: int | None = None
+    max_epochs: int | None = None
 
 
 class QuotaIn(Schema):
@@ -70,6 +73,13 @@ class QuotaIn(Schema):
 
     max_concurrent_runs: int | None = Field(default=None, ge=1, le=10_000)
     max_memory_bytes: int | None = Field(default=None, ge=1, le=2**62)
+    max_queued_runs: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="null: no limit"
+    )
+    max_runs_per_experiment: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="null: no limit"
+    )
+    max_epochs: int | None = Field(default=None, ge=1, le=10_000_000, description="null: no limit")
 
 
 class UserDetailOut(UserOut):
@@ -177,7 +187,10 @@ def put_quota(request: HttpRequest, user_id: int, body: QuotaIn) -> dict[str, An
     """Set the user's limits (null: back to the default)."""
     _staff(request)
     target = users.get_user(user_id)
-    return quotas.set_limits(target, body.max_concurrent_runs, body.max_memory_bytes).__dict__
+    extra = {name: getattr(body, name) for name in quotas.EXTRA}
+    return quotas.set_limits(
+        target, body.max_concurrent_runs, body.max_memory_bytes, **extra
+    ).__dict__
 
 
 @router.get("/users/{user_id}/simulations", response=list[AdminSimulationOut])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from web.accounts import quotas
+
 GIB = 1024**3
 
 
@@ -49,6 +51,19 @@ class QuotaForm(forms.Form):
     max_memory_gib = forms.FloatField(
         required=False, min_value=0.01, max_value=1_000_000, label="Max memory (GiB)"
     )
+    max_queued_runs = forms.IntegerField(
+        required=False, min_value=0, max_value=1_000_000, label="Max queued runs"
+    )
+    max_runs_per_experiment = forms.IntegerField(
+        required=False, min_value=1, max_value=1_000_000, label="Max runs per experiment"
+    )
+    max_epochs = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000, label="Max epochs per run"
+    )
+
+    def extra(self) -> dict[str, int | None]:
+        """The limits with no default (blank: no limit)."""
+        return {name: self.cleaned_data.get(name) for name in quotas.EXTRA}
 
     def limits(self) -> tuple[int | None, int | None]:
         """(max_concurrent_runs, max_memory_bytes) to store."""

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 
 from schemas.commands import LifecycleCommand
+from web.accounts import keys
 from web.errors import Forbidden, NotFound
 from web.simulations import access, commands
 from web.simulations.models import TERMINAL, Simulation
@@ -54,13 +55,13 @@ class Usage:
 
 
 def simulations_of(user: Any) -> QuerySet[Simulation]:
-    """Every row of the user's runs, those matched by owner name included (any status)."""
+    """Every row of the user's runs (any status), by account id."""
     return Simulation.objects.filter(access.owned_by(user))
 
 
 def _count_of_user(condition: Q) -> Subquery:
-    """Correlated count of the outer user's runs (by key or by owner name) meeting a condition."""
-    mine = Q(owner=OuterRef("pk")) | Q(owner__isnull=True, owner_name=OuterRef("username"))
+    """Correlated count of the outer user's runs (by account id) meeting a condition."""
+    mine = Q(owner=OuterRef("pk"))
     rows = (
         Simulation.objects.filter(mine & condition)
         .order_by()
@@ -167,9 +168,7 @@ def delete(actor: Any, target: Any) -> int:
     with transaction.atomic():
         for sim in live:
             commands.publish(
-                LifecycleCommand(
-                    type="delete", simulation_id=sim.id, issued_by=actor.get_username()
-                )
+                keys.sign(LifecycleCommand(type="delete", simulation_id=sim.id), actor)
             )
         simulations_of(target).delete()
         target.delete()

@@ -78,6 +78,9 @@ def user_detail(
                 "max_memory_gib": round(limits.max_memory_bytes / GIB, 2)
                 if limits.custom_memory
                 else None,
+                "max_queued_runs": limits.max_queued_runs,
+                "max_runs_per_experiment": limits.max_runs_per_experiment,
+                "max_epochs": limits.max_epochs,
             }
         )
     quota_form.fields["max_concurrent_runs"].widget.attrs["placeholder"] = (
@@ -86,6 +89,8 @@ def user_detail(
     quota_form.fields["max_memory_gib"].widget.attrs["placeholder"] = (
         f"default {quotas.defaults()[1] / GIB:g}"
     )
+    for name in quotas.EXTRA:
+        quota_form.fields[name].widget.attrs["placeholder"] = "no limit"
     sims = users.simulations_of(target).exclude(status="deleted")[:200]
     context = {
         "target": target,
@@ -165,6 +170,6 @@ def set_quota(request: HttpRequest, user_id: int) -> HttpResponse:
     form = QuotaForm(request.POST)
     if not form.is_valid():
         return user_detail(request, user_id, quota_form=form)
-    quotas.set_limits(target, *form.limits())
+    quotas.set_limits(target, *form.limits(), **form.extra())
     messages.success(request, f"Quota of {target.get_username()} saved.")
     return redirect("console:user", user_id=user_id)

@@ -12,9 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from web.errors import Invalid, KafkaUnavailable
+from web.errors import Invalid, KafkaUnavailable, PreflightUnavailable, TooLarge
 from web.experiments import choices, form
-from web.simulations import experiments, storage
+from web.simulations import experiments, storage, uploads
 
 CONFIG_FILE_MAX = 2 * 1024 * 1024
 DTYPES = ("float32", "float16")
@@ -106,6 +106,9 @@ def _config_text(request: HttpRequest, errors: dict[str, str]) -> str:
         return ""
     try:
         return b"".join(upload.chunks()).decode()
+    except TooLarge as exc:  # refused as the form was read: nothing of it was kept
+        errors["config"] = exc.errors["config"]
+        return ""
     except UnicodeDecodeError:
         errors["config"] = "The configuration file is not UTF-8 text."
         return ""
@@ -142,7 +145,7 @@ def _validate(
     model: dict[str, Any] = {}
     try:
         model = experiments.parse_model(request.FILES.get("model"))
-    except Invalid as exc:
+    except (Invalid, TooLarge) as exc:
         _merge(errors, exc.errors)
     if raw is not None:
         try:
@@ -163,11 +166,16 @@ def new(request: HttpRequest) -> HttpResponse:
     errors: dict[str, str] = {} if json_mode else dict(parsed.errors)
     raw, model, files = _validate(request, json_mode, parsed, errors)
     status = 400
+    too_large = uploads.refusal(request)  # files refused, unkept, while the form was read
+    if too_large is not None:
+        _merge(errors, too_large.errors)
+        status = too_large.status
     if not errors and raw is not None:
-        raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
         try:
+            uploads.check_command(raw, model, files, request.user.get_username())
+            raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
             created = experiments.create(request.user, raw, model)
-        except (Invalid, KafkaUnavailable) as exc:
+        except (Invalid, KafkaUnavailable, PreflightUnavailable, TooLarge) as exc:
             _merge(errors, exc.errors or {"__all__": exc.message})
             status = exc.status
         else:
@@ -175,6 +183,8 @@ def new(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, f"Experiment created: {n} simulation{'s' if n != 1 else ''} queued."
             )
+            for note in created.notes:
+                messages.info(request, f"Pre-flight: {note}")
             url = reverse("simulations:list") + f"?experiment={created.experiment_id}"
             return redirect(url)
     shown = form.form_errors(errors, json_mode)

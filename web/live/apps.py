@@ -10,3 +10,9 @@ class LiveConfig(AppConfig):
 
     name = "web.live"
     label = "live"
+
+    def ready(self) -> None:
+        """Sockets end with their session and account: connect the signals that tell them."""
+        from web.live import sessions
+
+        sessions.connect()

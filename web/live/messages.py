@@ -32,6 +32,12 @@ def user_group(username: str) -> str:
     return _safe("user", username)
 
 
+def account_group(user_id: int | str) -> str:
+    """Group of every socket of one account, whatever it shows: told when the account or one
+    of its sessions ends (web.live.sessions)."""
+    return f"account-{user_id}"
+
+
 def tag_group(owner: str, tag: str) -> str:
     """Group of the browsers watching one user's tag (users who pick the same tag never
     share a group): a hash of the pair, so no owner and tag can spell another's."""

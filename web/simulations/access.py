@@ -12,9 +12,9 @@ from web.simulations.models import Simulation
 
 
 def owned_by(user: Any) -> Q:
-    """The user's runs: by foreign key, or by owner name for runs created outside the web
-    (a Kafka client, the SDK) before the account existed."""
-    return Q(owner=user) | Q(owner__isnull=True, owner_name=user.get_username())
+    """The user's runs, by account id only: a name with no account owns nothing, and
+    registering (or renaming to) a name inherits nothing."""
+    return Q(owner=user)
 
 
 def visible(user: Any) -> QuerySet[Simulation]:

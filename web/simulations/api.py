@@ -13,10 +13,11 @@ from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from schemas.commands import LifecycleCommand
+from web.accounts import keys
 from web.accounts.auth import API_AUTH
 from web.errors import Invalid
 from web.live import notify
-from web.simulations import access, commands, experiments, listing, summary
+from web.simulations import access, commands, experiments, listing, summary, uploads
 from web.simulations.data_api import router as data_router
 from web.simulations.models import Simulation
 
@@ -27,10 +28,12 @@ MAX_TAGS = 20
 
 
 class CreatedOut(Schema):
-    """Ids of a new experiment's simulations."""
+    """Ids of a new experiment's simulations, and what the pre-flight adapted (label
+    encoding, scaling, metrics given one-hot labels)."""
 
     experiment_id: uuid.UUID
     simulations: list[uuid.UUID]
+    notes: list[str] = []
 
 
 class SimulationOut(Schema):
@@ -45,8 +48,10 @@ class SimulationOut(Schema):
     total_epochs: int
     progress: float
     tags: list[str]
-    message: str
-    error: str
+    message: str = Field(
+        description="The latest status message; on `failed`, the reason in one line"
+    )
+    error: str = Field(description="On `failed`: the full error (traceback) behind `message`")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -139,7 +144,11 @@ def create_experiment(
     dataset_test: File[UploadedFile | None] = None,
     dataset_val: File[UploadedFile | None] = None,
 ) -> Status[CreatedOut]:
-    """Upload a configuration, a Keras model and datasets; one simulation per grid cell."""
+    """Upload a configuration, a Keras model and datasets; one simulation per grid cell.
+
+    A file over its limit (NNT_MAX_UPLOAD_BYTES, NNT_MAX_MODEL_BYTES, together
+    NNT_MAX_EXPERIMENT_UPLOAD_BYTES) is 413 naming the field and the limit; nothing is stored."""
+    uploads.check(request)  # first: nothing else matters about a refused file
     raw = experiments.parse_config(config)
     model_doc = experiments.parse_model(model)
     files = {
@@ -148,10 +157,16 @@ def create_experiment(
         "dataset_val": dataset_val,
     }
     experiments.check(raw, files)  # fail on the config before writing any file
+    uploads.check_command(raw, model_doc, files, request.auth.get_username())
     raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
     created = experiments.create(request.auth, raw, model_doc)
     return Status(
-        201, CreatedOut(experiment_id=created.experiment_id, simulations=created.simulations)
+        201,
+        CreatedOut(
+            experiment_id=created.experiment_id,
+            simulations=created.simulations,
+            notes=created.notes,
+        ),
     )
 
 
@@ -187,9 +202,7 @@ def get_simulation(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, 
 
 
 def _send(request: HttpRequest, sim: Simulation, kind: str) -> CommandOut:
-    command = LifecycleCommand(
-        type=kind, simulation_id=sim.id, issued_by=request.auth.get_username()
-    )
+    command = keys.sign(LifecycleCommand(type=kind, simulation_id=sim.id), request.auth)
     commands.publish(command)
     return CommandOut(command_id=command.command_id, simulation_id=sim.id, type=kind)
 

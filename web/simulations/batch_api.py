@@ -14,6 +14,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
+from pydantic import field_validator
 
 from web.accounts.auth import API_AUTH
 from web.simulations import access
@@ -39,10 +40,17 @@ LIMIT %(limit)s
 class BatchPointsIn(Schema):
     """Which points: one metric (none: all), an epoch range, at most `limit` points."""
 
-    metric: str | None = None
+    metric: str | None = Field(None, max_length=200)
     epoch_from: int = Field(0, ge=0)
     epoch_to: int = Field(2**31 - 1, ge=0)
     limit: int = Field(10_000, ge=1, le=MAX_POINTS)
+
+    @field_validator("metric")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("remove the NUL character (\\u0000): a metric name cannot hold one")
+        return value
 
 
 class BatchPointOut(Schema):

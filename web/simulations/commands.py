@@ -11,7 +11,7 @@ from django.conf import settings
 
 from schemas import topics
 from schemas.codecs import dumps
-from schemas.commands import CreateCommand, LifecycleCommand, command_key
+from schemas.commands import AnyCommand, CheckCommand, CreateCommand, command_key
 from schemas.experiment import ExperimentConfig
 from schemas.kafkaauth import KafkaSecurity
 from web.errors import KafkaUnavailable
@@ -32,6 +32,9 @@ def producer_config(bootstrap: str, timeout_s: float, security: KafkaSecurity) -
         "bootstrap.servers": bootstrap,
         "acks": "all",
         "enable.idempotence": True,
+        # A `create` carries the model JSON (NNT_MAX_MODEL_BYTES); librdkafka's default of
+        # 1 000 000 bytes refused a 1 MB model. Broker and topics take MAX_MESSAGE_BYTES + 64 KiB.
+        "message.max.bytes": topics.MAX_MESSAGE_BYTES,
         "message.timeout.ms": int(timeout_s * 1000),
         "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
         "logger": logging.getLogger("web.kafka"),
@@ -102,7 +105,15 @@ def create_command(
     return CreateCommand(experiment_id=experiment_id, experiment=experiment, issued_by=username)
 
 
-def publish(command: CreateCommand | LifecycleCommand) -> None:
+def check_command(create: CreateCommand) -> CheckCommand:
+    """The pre-flight of a `create`: the same experiment, so a pass there is a pass here
+    (unsigned: sign it with web.accounts.keys.sign)."""
+    return CheckCommand(
+        experiment_id=create.experiment_id, experiment=create.experiment, issued_by=create.issued_by
+    )
+
+
+def publish(command: AnyCommand) -> None:
     """Send one command keyed by its experiment or simulation id."""
     get_publisher().publish(topics.COMMANDS, command_key(command), dumps(command))
     ident = getattr(command, "simulation_id", None) or getattr(command, "experiment_id", "")

@@ -15,9 +15,10 @@ from django.db import transaction
 from pydantic import ValidationError
 
 from schemas.experiment import ExperimentConfig, error_fields, expand
+from web.accounts import keys
 from web.errors import Invalid
 from web.live import notify
-from web.simulations import commands, storage
+from web.simulations import commands, preflight, storage
 from web.simulations.models import Experiment, Simulation
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Created:
 
     experiment_id: uuid.UUID
     simulations: list[uuid.UUID]
+    notes: list[str]
 
 
 def parse_config(text: str | bytes) -> dict[str, Any]:
@@ -158,11 +160,14 @@ def attach_datasets(
 
 
 def create(owner: Any, raw: dict[str, Any], model: dict[str, Any]) -> Created:
-    """Insert the experiment and its simulations and send `create`, all or nothing."""
+    """Pre-flight, then insert the experiment and its simulations and send `create`, all or
+    nothing; a pre-flight failure is Invalid (422) and leaves no trace."""
     config = validate(raw)
     experiment_id = uuid.uuid4()
     plans = expand(experiment_id, config)
     username = owner.get_username()
+    command = keys.sign(commands.create_command(experiment_id, config, model, username), owner)
+    notes = preflight.preflight(keys.sign(commands.check_command(command), owner))
     with transaction.atomic():
         experiment = Experiment.objects.create(
             id=experiment_id,
@@ -189,10 +194,10 @@ def create(owner: Any, raw: dict[str, Any], model: dict[str, Any]) -> Created:
             ]
         )
         # Publish inside the transaction: if Kafka fails, the rows roll back.
-        commands.publish(commands.create_command(experiment_id, config, model, username))
+        commands.publish(command)
         transaction.on_commit(lambda: _announce(experiment_id))
     log.info("experiment %s created with %d simulations", experiment_id, len(plans))
-    return Created(experiment_id, [p.simulation_id for p in plans])
+    return Created(experiment_id, [p.simulation_id for p in plans], notes)
 
 
 def _announce(experiment_id: uuid.UUID) -> None:

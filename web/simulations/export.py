@@ -34,6 +34,8 @@ README = """NN Tracker export of simulation {id} ({name})
 config.json         the simulation, its plan (optimizer, loss, learning rate, fold),
                     the experiment's configuration, the model summary and final test metrics
 model.json          the Keras model JSON as uploaded
+error.txt           (a failed run only) the full error: the one-line reason, then the
+                    traceback behind it (config.json has both as "message" and "error")
 epochs.csv          one row per logged epoch, one column per metric (learning rate included)
 extra_metrics.csv   the same rows, only the metrics chosen as extra_metrics
 tensor_stats.csv    per layer, variable and epoch: mean, std, min, max, norm, zero fraction,
@@ -96,6 +98,12 @@ def config_doc(sim: Simulation) -> dict[str, Any]:
     }
 
 
+def error_text(sim: Simulation) -> str:
+    """error.txt of a failed run: the one-line reason, then the full error when it says more."""
+    line, full = sim.headline, sim.error.strip()
+    return f"{line}\n\n{full}\n" if full and full != line else f"{line or full}\n"
+
+
 def _csv(zf: zipfile.ZipFile, name: str) -> tuple[io.TextIOWrapper, Any]:
     text = io.TextIOWrapper(zf.open(name, "w", force_zip64=True), encoding="utf-8", newline="")
     return text, csv.writer(text)
@@ -138,6 +146,8 @@ class Export:
         zf.writestr("config.json", json.dumps(config_doc(sim), indent=2, default=str))
         if sim.experiment and sim.experiment.model_json:
             zf.writestr("model.json", json.dumps(sim.experiment.model_json, indent=2))
+        if sim.status == "failed" and (sim.error or sim.message):
+            zf.writestr("error.txt", error_text(sim))
         series = metrics.read(sim.id)
         main, extra = metrics.ordered_names(series)
         info = [m for m in metrics.RUN_INFO if m in series]

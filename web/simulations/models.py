@@ -100,3 +100,24 @@ class Simulation(models.Model):
     def is_terminal(self) -> bool:
         """Whether the run has ended."""
         return self.status in TERMINAL
+
+    @property
+    def headline(self) -> str:
+        """The status message as one line: a failed run's reason (older rows kept whole
+        tracebacks in `message`; their first line stands in)."""
+        return headline(self.message or (self.error if self.status == "failed" else ""))
+
+    @property
+    def error_details(self) -> str:
+        """The full error behind a failure's headline; "" when it says no more than that."""
+        full = self.error.strip()
+        return full if full and full != self.headline else ""
+
+
+HEADLINE_CAP = 300
+
+
+def headline(text: str) -> str:
+    """The first non-empty line of a text, at most HEADLINE_CAP characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= HEADLINE_CAP else line[: HEADLINE_CAP - 1] + "…"

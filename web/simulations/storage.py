@@ -1,4 +1,5 @@
-"""Content-addressed dataset storage: `$NNT_HOME/datasets/<sha256><ext>`."""
+"""Content-addressed dataset storage: `$NNT_HOME/datasets/<sha256><ext>`, a folder only the
+web's (and the orchestrator's) user may enter."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from web.config import private_dir
 from web.errors import Invalid
 
 EXTENSIONS = (".npz", ".csv", ".arff", ".json", ".pickle", ".pkl", ".zip")
@@ -28,7 +30,7 @@ def extension(filename: str, field: str) -> str:
 
 def store(chunks: Iterable[bytes], ext: str, root: Path) -> str:
     """Write chunks under their SHA-256 and return the reference `stored:<sha256><ext>`."""
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-")
     try:
@@ -37,7 +39,9 @@ def store(chunks: Iterable[bytes], ext: str, root: Path) -> str:
                 digest.update(chunk)
                 handle.write(chunk)
         name = digest.hexdigest() + ext
-        os.chmod(tmp, 0o644)  # trainer containers read it as another (unprivileged) user
+        # Trainer containers read it as another (unprivileged) user through a bind mount of
+        # the file itself; other users of the host cannot, as the folder is closed to them.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, root / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from schemas.epochs import EpochEvent
 from schemas.experiment import simulation_id
 from tests import services
 from tests.integration.orchestrator.conftest import Client, Orch, demo_experiment
-from tests.streamworker import WEB_TABLES, Worker
+from tests.streamworker import WEB_TABLES, Worker, signed
 
 WORKER_APP = "nnt-fault-worker"  # the worker's application_name in pg_stat_activity
 
@@ -207,8 +207,9 @@ class AckedProducer:
             for sid in self.sims:
                 event = EpochEvent(simulation_id=sid, epoch=epoch, total_epochs=0,
                                    metrics={"loss": 1.0 / epoch})  # fmt: skip
-                self.producer.produce(topics.EPOCHS, key=str(sid).encode(),
-                                      value=codecs.dumps(event),
+                value = codecs.dumps(event)
+                self.producer.produce(topics.EPOCHS, key=str(sid).encode(), value=value,
+                                      headers=signed(str(sid), value),  # as its trainer signs
                                       on_delivery=partial(self._delivered, sid, epoch))  # fmt: skip
             self.producer.poll(0)
             time.sleep(self.period)

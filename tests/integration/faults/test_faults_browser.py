@@ -51,7 +51,8 @@ def submit_long_run(up: UpProcess) -> str:
 
     made = subprocess.run(
         [sys.executable, "-m", "infra", "manage", "ensure_user", "--username", USER,
-         "--password", PASSWORD], cwd=ROOT, env=up.env, capture_output=True, text=True, timeout=120,
+         "--password-stdin"], input=PASSWORD + "\n", cwd=ROOT, env=up.env, capture_output=True,
+        text=True, timeout=120,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr[-2000:]
     client = ApiClient(f"http://127.0.0.1:{up.ports['web']}")

@@ -22,8 +22,9 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra import podman
-from schemas import codecs, topics
+from schemas import auth, codecs, topics
 from schemas.commands import CreateCommand, LifecycleCommand, command_key
+from tests.accounts import TEST_SECRET, USERS, publish_accounts, sign_as
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[3]
@@ -130,20 +131,24 @@ class Orch:
 
 
 class Client:
-    """Sends commands the way the web does (confluent-kafka, key = id)."""
+    """Sends commands the way the web does (confluent-kafka, key = id), signed as the test
+    user named by `issued_by` (tests/accounts.py), whose records it publishes first."""
 
     def __init__(self, bootstrap: str) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap})
+        publish_accounts(bootstrap)
 
     def send(self, command: CreateCommand | LifecycleCommand) -> uuid.UUID:
+        if not command.signature:
+            command = sign_as(command, command.issued_by or "ana")
         self.producer.produce(
             topics.COMMANDS, key=command_key(command), value=codecs.dumps(command)
         )
         self.producer.flush(10)
         return command.command_id
 
-    def lifecycle(self, kind: str, sid: uuid.UUID) -> uuid.UUID:
-        return self.send(LifecycleCommand(type=kind, simulation_id=sid, issued_by="ana"))  # type: ignore[arg-type]
+    def lifecycle(self, kind: str, sid: uuid.UUID, as_user: str = "ana") -> uuid.UUID:
+        return self.send(LifecycleCommand(type=kind, simulation_id=sid, issued_by=as_user))  # type: ignore[arg-type]
 
 
 def kcat(bootstrap: str, key: str, value: str) -> None:
@@ -152,6 +157,21 @@ def kcat(bootstrap: str, key: str, value: str) -> None:
         ["kcat", "-b", bootstrap, "-t", topics.COMMANDS, "-P", "-K", "\t"],
         input=f"{key}\t{value}\n".encode(), check=True, timeout=30,
     )  # fmt: skip
+
+
+def kcat_signed(bootstrap: str, kind: str, sid: uuid.UUID, as_user: str) -> str:
+    """Send a command with docs/examples/kcat-command.sh (openssl signs, kcat sends), as a
+    test user whose key is given to it the way GET /api/command-key would; its command id."""
+    env = {
+        **os.environ, "BROKER": bootstrap, "KEY": auth.user_key(TEST_SECRET, USERS[as_user], 0),
+        "PRINCIPAL": f"user:{USERS[as_user]}", "KEY_ID": "0",
+    }  # fmt: skip
+    done = subprocess.run(  # noqa: S603 - the documented script
+        ["bash", str(ROOT / "docs" / "examples" / "kcat-command.sh"), kind, str(sid)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def demo_experiment(home: Path, epochs: int, batch_size: int = 32, **extra: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from tests.integration.orchestrator.conftest import (
     demo_experiment,
     epochs_of,
     kcat,
+    kcat_signed,
     skip_history,
     until,
 )  # fmt: skip
@@ -52,14 +53,14 @@ def test_it_pauses_resumes_stops_resumes_and_deletes_a_process(
     assert queued["name"].startswith("digits-demo") and queued["owner"] == "ana"
     until(lambda: len(epochs_of(epoch_tap, sid)) >= 2, 120, "two epochs", orch)
 
-    pause = str(uuid.uuid4())  # sent with kcat: plain JSON from a client that is not ours
-    kcat(
-        kafka_bootstrap,
-        str(sid),
-        json.dumps(
-            {"type": "pause", "command_id": pause, "simulation_id": str(sid), "issued_by": "kcat"}
-        ),
-    )
+    # Unsigned JSON from kcat is refused, naming why; the run goes on.
+    forged = str(uuid.uuid4())
+    kcat(kafka_bootstrap, str(sid), json.dumps(
+        {"type": "pause", "command_id": forged, "simulation_id": str(sid), "issued_by": "ana"}))  # fmt: skip
+    refused = until(lambda: status_tap.answer(forged), 60, "kcat unsigned pause answered", orch)
+    assert refused["status"] == "rejected" and "unauthenticated" in refused["message"]
+    # Signed as docs/examples/kcat-command.sh does it (openssl + kcat), it pauses the run.
+    pause = kcat_signed(kafka_bootstrap, "pause", sid, "ana")
     until(lambda: status_tap.status(sid, "paused", command_id=pause), 60, "paused", orch)
     pid = state_of(home, sid)["pid"]
     assert psutil.Process(pid).status() == psutil.STATUS_STOPPED
@@ -109,12 +110,8 @@ def test_it_deletes_a_running_process_with_all_it_had(
 def test_it_answers_every_kcat_command_with_a_reason(
     orch: Orch, kafka_bootstrap: str, status_tap: Tap
 ) -> None:
-    stray, cid = uuid.uuid4(), uuid.uuid4()
-    kcat(
-        kafka_bootstrap,
-        str(stray),
-        json.dumps({"type": "stop", "command_id": str(cid), "simulation_id": str(stray)}),
-    )
+    stray = uuid.uuid4()
+    cid = kcat_signed(kafka_bootstrap, "stop", stray, "ana")
     answer = until(lambda: status_tap.answer(cid), 60, "an answer to kcat's stop", orch)
     assert answer["status"] == "rejected" and "not known" in answer["message"]
     kcat(kafka_bootstrap, "junk", '{"type": "explode", "simulation_id": 3}')

@@ -73,6 +73,7 @@ def orch(home: Path, kafka_bootstrap: str) -> Iterator[Orch]:
     running = Orch(
         home, kafka_bootstrap, "queue-host", group, NNT_MAX_RUNS="1",
         NNT_TRAINER_PYTHON=sleeper_python(home), NNT_URL_ALLOW_LOOPBACK="true",
+        NNT_PREFLIGHT="false",  # the stand-in trainer sleeps; it cannot answer a pre-flight
     ).start()  # fmt: skip
     yield running
     running.kill()

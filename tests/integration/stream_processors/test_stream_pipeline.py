@@ -108,6 +108,7 @@ def test_it_projects_status_in_order_of_event_time(
         web_tables,
         "INSERT INTO auth_user (username) VALUES ('ada') ON CONFLICT DO NOTHING RETURNING id",
     )
+    [(ada,)] = rows(web_tables, "SELECT id FROM auth_user WHERE username = 'ada'")
     send(
         kafka_bootstrap,
         topics.STATUS,
@@ -119,6 +120,7 @@ def test_it_projects_status_in_order_of_event_time(
                 total_epochs=3,
                 at=t0,
                 owner="ada",
+                owner_id=ada,  # ownership goes by account id, never by name
                 name="sdk run",
                 tags=["cnn"],
             ),

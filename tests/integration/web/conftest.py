@@ -16,7 +16,8 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -70,6 +71,25 @@ def django_ready(web_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     setup_test_environment()
     call_command("migrate", verbosity=0)
     yield home
+
+
+class Approving:
+    """A pre-flight that passes everything: these tests run no orchestrator to answer it."""
+
+    def ask(self, command: Any, timeout_s: float) -> Any:
+        from schemas.status import StatusEvent
+
+        return StatusEvent(status="accepted", command_id=command.command_id)
+
+
+@pytest.fixture(autouse=True)
+def approving_preflight() -> Iterator[None]:
+    """Submissions skip the orchestrator's pre-flight (tests/e2e/test_preflight.py runs it)."""
+    from web.simulations import preflight
+
+    preflight.set_checker(Approving())
+    yield
+    preflight.set_checker(None)
 
 
 @pytest.fixture()
@@ -178,29 +198,28 @@ class LiveWeb:
     url: str
     home: Path
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the variables it was given beyond these
 
 
-@pytest.fixture(scope="session")
-def live_web(
-    django_ready: Path,
-    web_db_url: str,
-    kafka_bootstrap: str,
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def serving(
+    home: Path, web_db_url: str, kafka_bootstrap: str, log: Path, **extra: str
 ) -> Iterator[LiveWeb]:
-    """A real HTTP server, as `nntracker up` runs it, for clients that need one (the CLI)."""
+    """`python -m web serve` on the test database and broker, with `extra` variables."""
     from tests.services import free_port
 
     port = free_port()
-    log = tmp_path_factory.mktemp("live-web") / "web.log"
     env = {
         **os.environ,
         "DATABASE_URL": web_db_url,
-        "NNT_HOME": str(django_ready),
+        "NNT_HOME": str(home),
         "NNT_WEB_PORT": str(port),
         "NNT_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "NNT_KAFKA_TIMEOUT_S": "10",
         "NNT_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "NNT_LIVE_BRIDGE": "false",
+        "NNT_PREFLIGHT": "false",  # no orchestrator here (tests/e2e/test_preflight.py has one)
+        **extra,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -223,9 +242,46 @@ def live_web(
             proc.kill()
             raise RuntimeError(f"the web server did not start; its log:\n{log.read_text()[-3000:]}")
         time.sleep(0.3)
-    yield LiveWeb(url, django_ready, log)
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield LiveWeb(url, home, log, dict(extra))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_web(
+    django_ready: Path,
+    web_db_url: str,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveWeb]:
+    """A real HTTP server, as `nntracker up` runs it, for clients that need one (the CLI)."""
+    log = tmp_path_factory.mktemp("live-web") / "web.log"
+    with serving(django_ready, web_db_url, kafka_bootstrap, log) as web:
+        yield web
+
+
+# Upload limits small enough to cross in a test (web/simulations/uploads.py).
+SMALL_LIMITS = {
+    "NNT_MAX_UPLOAD_BYTES": str(1024 * 1024),
+    "NNT_MAX_EXPERIMENT_UPLOAD_BYTES": str(2 * 1024 * 1024),
+    "NNT_MAX_MODEL_BYTES": str(64 * 1024),
+}
+
+
+@pytest.fixture(scope="session")
+def small_limits_web(
+    django_ready: Path,
+    web_db_url: str,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveWeb]:
+    """The web server with upload limits of 1 MiB per dataset, 2 MiB per submission and 64 KiB
+    per model (in its `env`)."""
+    log = tmp_path_factory.mktemp("small-limits-web") / "web.log"
+    with serving(django_ready, web_db_url, kafka_bootstrap, log, **SMALL_LIMITS) as web:
+        yield web

@@ -88,8 +88,11 @@ API: dict[tuple[str, str], Api] = {
     ("POST", "/api/accounts/me/password"): Api(
         USER, body={"old_password": "no", "new_password": "Zebra-91-q"}
     ),
+    ("GET", "/api/command-key"): Api(USER),
+    ("POST", "/api/command-key/rotate"): Api(USER),
     ("POST", "/api/experiments"): Api(USER),
     ("POST", "/api/experiments/preview"): Api(USER, body={}),
+    ("POST", "/api/sdk-runs"): Api(USER, body={"name": "matrix run"}),
     ("GET", "/api/simulations"): Api(USER),
     ("POST", "/api/simulations/bulk"): Api(OWNER, body={"ids": ["{sim}"], "action": "pause"}),
     ("GET", "/api/simulations/{simulation_id}"): Api(OWNER),

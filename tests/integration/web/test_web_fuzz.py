@@ -21,7 +21,7 @@ import pytest
 import requests
 import schemathesis
 from django.db import connection
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
@@ -170,6 +170,101 @@ def test_it_answers_every_generated_request_without_a_server_error(
         handle.seek(log_start)
         log = handle.read().decode(errors="replace")
     assert not world.failures, "\n".join(world.failures) + "\n" + _tracebacks(log)
+    assert "Traceback" not in log, _tracebacks(log)
+
+
+# Multipart submissions with random files (POST /api/experiments), on a server whose upload
+# limits are small enough to cross: sizes around each limit, random bytes, names and
+# extensions, fields no view reads, duplicated and missing fields.
+KIB = 1024
+UPLOAD_LIMITS = {"model": 64 * KIB} | {f"dataset_{d}": 1024 * KIB for d in ("train", "test", "val")}
+EDGE_SIZES = [0, 1, 64 * KIB, 64 * KIB + 1, 1024 * KIB, 1024 * KIB + 1, 1100 * KIB]
+FILE_NAMES = ["t.csv", "t.npz", "t.json", "t.arff", "t.pkl", "t.exe", "", "noext", "../../x.csv"]
+
+
+GOOD_CONFIG = json.dumps({"name": "fuzz-upload", "total_epochs": 1, "learning_rates": [0.1]})
+GOOD_MODEL = json.dumps(
+    {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
+).encode()
+
+
+def _content() -> Any:
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.binary(max_size=512),
+        st.sampled_from(EDGE_SIZES).map(lambda n: b"1,0\n" * (n // 4) + b"1" * (n % 4)),
+        st.just(GOOD_MODEL),
+        st.just(b"a,label\n1,0\n2,1\n"),
+    )
+
+
+def _parts() -> Any:
+    from hypothesis import strategies as st
+
+    field = st.sampled_from([*UPLOAD_LIMITS, "config", "config_file", "junk", "model"])
+    part = st.tuples(field, st.sampled_from(FILE_NAMES) | st.text(max_size=12), _content())
+    config = st.one_of(
+        st.just(GOOD_CONFIG),
+        st.text(max_size=200),
+        st.none(),
+    )
+    return st.tuples(config, st.lists(part, max_size=5))
+
+
+@pytest.mark.timeout(600)
+def test_it_answers_random_multipart_uploads_without_a_server_error(
+    small_limits_web: Any, make_user: Any
+) -> None:
+    base, log_start = small_limits_web.url, small_limits_web.log.stat().st_size
+    _, token = _token(base, make_user().get_username())
+    failures: list[str] = []
+    answers: Counter[int] = Counter()
+
+    @settings(
+        max_examples=max(30, EXAMPLES_PER_MODE * 3),
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(submission=_parts())
+    @example(
+        submission=(
+            GOOD_CONFIG,
+            [("model", "m.json", GOOD_MODEL), ("dataset_train", "t.csv", b"a,label\n1,0\n")],
+        )
+    )
+    @example(
+        submission=(
+            GOOD_CONFIG,
+            [("model", "m.json", GOOD_MODEL), ("dataset_train", "t.csv", b"1" * 1100 * KIB)],
+        )
+    )
+    def run(submission: Any) -> None:
+        config, parts = submission
+        files = [(field, (name, content)) for field, name, content in parts]
+        resp = requests.post(
+            f"{base}/api/experiments",
+            data={} if config is None else {"config": config},
+            files=files or None,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        answers[resp.status_code] += 1
+        over = [f for f, _, c in parts if len(c) > UPLOAD_LIMITS.get(f, len(c))]
+        if resp.status_code >= 500 or (over and resp.status_code != 413):
+            sizes = [(f, len(c)) for f, _, c in parts]
+            failures.append(f"{resp.status_code} for config={config!r:.60} parts={sizes}")
+
+    run()
+    print(dict(answers))
+    with small_limits_web.log.open("rb") as handle:
+        handle.seek(log_start)
+        log = handle.read().decode(errors="replace")
+    assert not failures, "\n".join(failures[:10])
+    assert answers[413] and answers[201], f"the fuzz missed a limit or a success: {answers}"
     assert "Traceback" not in log, _tracebacks(log)
 
 

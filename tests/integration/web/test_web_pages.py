@@ -126,3 +126,51 @@ def test_it_ensures_a_user_idempotently(django_ready: Any) -> None:
     assert user.is_staff and user.check_password("pw-2-long-enough")
     assert out.getvalue().splitlines()[0].startswith(f"created staff {name}")
     assert out.getvalue().splitlines()[1].startswith(f"updated staff {name}")
+
+
+TRACEBACK = (
+    'Traceback (most recent call last):\n  File "trainer/runner.py", line 180, in execute\n'
+    "tensorflow.python.framework.errors_impl.InvalidArgumentError: Graph execution error:\n"
+    "indices[5,7] = 16 is not in [0, 16)\n\t [[{{node embed_1/intensity_1/GatherV2}}]]"
+)
+REASON = (
+    "epoch 1 (validation), layer 'intensity': input value 16 is not a valid index in [0, 16) "
+    "— raise the layer's input_dim (vocabulary size) or fix the data"
+)
+
+
+def test_it_headlines_a_failed_run_with_its_reason_and_the_traceback_behind_details(
+    client: Any, make_user: Any
+) -> None:
+    user = make_user()
+    sim = _sim(user, status="failed", epoch=0, total_epochs=3, message=REASON, error=TRACEBACK)
+    client.force_login(user)
+    html = client.get(f"/simulations/{sim.id}/").content.decode()
+    box = re.search(r'<section id="sim-failure" class="failure"(.*?)</section>', html, re.S)
+    assert box, "the failure box is shown"
+    assert "This run failed" in box[1]
+    reason = re.search(r'id="sim-failure-reason"[^>]*>(.*?)</p>', box[1], re.S)[1]
+    assert reason == REASON.replace("'", "&#x27;")
+    details = re.search(
+        r'<details id="sim-failure-details" class="failure-details">(.*?)</details>', box[1], re.S
+    )
+    assert (
+        details and "Traceback (most recent call last)" in details[1] and " open" not in details[0]
+    )
+    empty = re.search(r'<p id="chart-empty"[^>]*>(.*?)</p>', html, re.S)[1]
+    assert empty == "No epoch was logged: the run failed before its first logged epoch."
+    listing = client.get("/simulations/").content.decode()
+    assert 'data-role="reason"' in listing and "input value 16 is not a valid index" in listing
+    assert "Traceback" not in listing
+
+
+def test_it_shows_an_orchestrator_failure_without_an_empty_details_toggle(
+    client: Any, make_user: Any
+) -> None:
+    user = make_user()
+    message = "trainer process killed by signal 9 (SIGKILL); last good epoch 2"
+    sim = _sim(user, status="failed", epoch=2, total_epochs=3, message=message, error=message)
+    client.force_login(user)
+    html = client.get(f"/simulations/{sim.id}/").content.decode()
+    assert f'id="sim-failure-reason" class="failure-reason">{message}</p>' in html
+    assert 'class="failure-details hidden"' in html

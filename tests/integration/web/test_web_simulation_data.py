@@ -434,6 +434,27 @@ def test_it_exports_a_zip_with_epochs_and_tensors(client: Any, make_user: Any) -
     assert config["model_summary"]["layers"][2]["params"] == 64 * 16 + 16
 
 
+def test_it_exports_why_a_run_failed_in_one_line_and_in_full(client: Any, make_user: Any) -> None:
+    ada = make_user()
+    line = "epoch 2, loss 'mse': incompatible shapes [32,3] vs [32,10] — check the label shape"
+    full = "Traceback (most recent call last):\n  File ...\nValueError: Dimensions must be equal"
+    sim = _sim(ada, status="failed", epoch=1, message=line, error=full)
+    _login(client, ada)
+    detail = client.get(f"/api/simulations/{sim.id}").json()
+    assert (detail["message"], detail["error"]) == (line, full)
+    resp = client.get(f"/api/simulations/{sim.id}/export")
+    zf = zipfile.ZipFile(io.BytesIO(b"".join(resp.streaming_content)))
+    assert zf.read("error.txt").decode() == f"{line}\n\n{full}\n"
+    config = json.loads(zf.read("config.json"))["simulation"]
+    assert (config["message"], config["error"]) == (line, full)
+    assert "error.txt" in zf.read("README.txt").decode()
+    finished = _sim(ada, status="finished", message="test: loss=0.1000")
+    names = zipfile.ZipFile(
+        io.BytesIO(b"".join(client.get(f"/api/simulations/{finished.id}/export").streaming_content))
+    ).namelist()
+    assert "error.txt" not in names
+
+
 def test_it_hides_every_data_endpoint_of_other_users(client: Any, make_user: Any) -> None:
     ada, bob = make_user(), make_user()
     theirs = _sim(bob, tags=["shared-name"])

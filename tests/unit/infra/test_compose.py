@@ -63,7 +63,12 @@ LONG_RUNNING = {"web", "stream", "orchestrator"}
 TRAINERS = {"trainer", "trainer-gpu"}
 VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 # Test values for the variables .env.example leaves empty (the required ones).
-REQUIRED_VALUES = {"NNT_DB_PASSWORD": "pw", "NNT_SECRET_KEY": "k" * 50, "NNT_HOSTNAME": "gpu-1"}
+REQUIRED_VALUES = {
+    "NNT_DB_PASSWORD": "pw",
+    "NNT_SECRET_KEY": "k" * 50,
+    "NNT_HOSTNAME": "gpu-1",
+    "NNT_COMMAND_SECRET": "c" * 64,
+}
 
 
 # ---- reading the files -----------------------------------------------------------------

@@ -9,10 +9,16 @@ from typing import Any
 from orchestrator.runtime import Handle, Runtime
 from orchestrator.service import Orchestrator
 from orchestrator.settings import OrchestratorSettings
+from schemas import auth
+from schemas.accounts import AccountRecord
 from schemas.commands import CreateCommand, LifecycleCommand
 from schemas.run import RunSpec
 
 STORED = "a" * 64 + ".npz"
+SECRET = "unit-test-secret"
+SERVICE_KEY = auth.service_key(SECRET, "orchestrator")
+# The accounts every unit orchestrator knows (as read from nnt.accounts): id by name.
+USERS = {"ana": 1, "bob": 2, "root": 9}
 
 
 class RecordingPublisher:
@@ -29,7 +35,8 @@ class RecordingPublisher:
         pass
 
     def command(self, command: LifecycleCommand) -> None:
-        self.commands.append(command)
+        # Signed as StatusPublisher signs it, so a test can hand it back to an orchestrator.
+        self.commands.append(command.signed("service:orchestrator", SERVICE_KEY))
 
     def flush(self, timeout: float = 10.0) -> None:
         pass
@@ -76,27 +83,48 @@ def settings_of(tmp_path: Path, **settings: Any) -> OrchestratorSettings:
     """Settings of one host "h1" under `tmp_path`, with the stored dataset in place."""
     (tmp_path / "datasets").mkdir(exist_ok=True)
     (tmp_path / "datasets" / STORED).write_bytes(b"x")
-    return OrchestratorSettings(
-        nnt_home=tmp_path, **{"nnt_max_runs": 1, "nnt_hostname": "h1", **settings}
-    )
+    # The pre-flight has its own tests (test_orchestrator_preflight.py); the command logic's
+    # tests create runs at once.
+    defaults = {
+        "nnt_max_runs": 1, "nnt_hostname": "h1", "nnt_preflight": False,
+        "nnt_command_secret": SECRET,
+    }  # fmt: skip
+    return OrchestratorSettings(nnt_home=tmp_path, **{**defaults, **settings})
 
 
 def make(
     tmp_path: Path, runtime: Runtime | None = None, publisher: Any = None, **settings: Any
 ) -> Orchestrator:
-    """An orchestrator on `tmp_path` (an idle runtime and a recording publisher by default)."""
-    return Orchestrator(
+    """An orchestrator on `tmp_path` (an idle runtime and a recording publisher by default)
+    that knows the accounts in USERS (root is staff)."""
+    orch = Orchestrator(
         settings_of(tmp_path, **settings),
         runtime or IdleRuntime(),  # type: ignore[arg-type]
         publisher or RecordingPublisher(),
     )
+    for name, user_id in USERS.items():
+        record = AccountRecord(user_id=user_id, username=name, is_staff=name == "root")
+        orch.accounts.apply(record.model_dump_json().encode())
+    return orch
+
+
+def signed(command: Any, owner: str = "ana") -> Any:
+    """`command` signed with the command key of account `owner` (generation 0)."""
+    key = auth.user_key(SECRET, USERS[owner], 0)
+    return command.signed(f"user:{USERS[owner]}", key)
+
+
+def lifecycle(kind: str, sid: uuid.UUID, owner: str = "ana", **fields: Any) -> LifecycleCommand:
+    """A signed pause/resume/stop/delete/start of `owner`."""
+    return signed(LifecycleCommand(type=kind, simulation_id=sid, **fields), owner)  # type: ignore[arg-type]
 
 
 def create_command(owner: str = "ana") -> CreateCommand:
-    return CreateCommand(experiment_id=uuid.uuid4(), issued_by=owner, experiment={
+    """A signed `create` of `owner`: two learning rates, so two simulations."""
+    return signed(CreateCommand(experiment_id=uuid.uuid4(), issued_by=owner, experiment={
         "name": "exp", "dataset_train": "stored:" + STORED, "learning_rates": [0.1, 0.01],
         "model": {"class_name": "Sequential", "config": {"layers": []}},
-    })  # fmt: skip
+    }), owner)  # fmt: skip
 
 
 def events(orch: Orchestrator) -> list[tuple[Any, str, dict[str, Any]]]:

@@ -11,8 +11,7 @@ import pytest
 from orchestrator.rundirs import RunDir, RunState
 from orchestrator.service import CommandLog, Orchestrator
 from schemas import codecs
-from schemas.commands import LifecycleCommand
-from tests.unit.orchestrator.fakes import create_command, events, make, starts
+from tests.unit.orchestrator.fakes import create_command, events, lifecycle, make, signed, starts
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ def test_it_acts_once_on_a_command_delivered_twice(orch: Orchestrator) -> None:
 def test_it_refuses_to_pause_a_queued_run_and_says_why(orch: Orchestrator) -> None:
     orch.on_work(codecs.dumps(create_command()))
     queued = starts(orch)[0].simulation_id
-    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="pause", simulation_id=queued)))
+    orch.on_broadcast(codecs.dumps(lifecycle("pause", queued)))
     _, status, fields = events(orch)[-1]
     assert status == "rejected" and "only running" in fields["message"]
 
@@ -67,14 +66,14 @@ def test_it_leaves_a_run_another_host_owns_alone(orch: Orchestrator) -> None:
     sid = starts(orch)[0].simulation_id
     RunDir(orch.settings.runs_dir, sid).write(RunState("running", host="h2"))
     count = len(events(orch))
-    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="stop", simulation_id=sid)))
+    orch.on_broadcast(codecs.dumps(lifecycle("stop", sid)))
     assert len(events(orch)) == count, "the owner answers, not us"
 
 
 def test_it_rejects_a_config_error_naming_the_field(orch: Orchestrator) -> None:
     cmd = create_command()
     cmd.experiment["batch_size"] = 0
-    orch.on_work(codecs.dumps(cmd))
+    orch.on_work(codecs.dumps(signed(cmd)))  # signed again: the payload changed
     _, status, fields = events(orch)[-1]
     assert status == "rejected" and "experiment.batch_size" in fields["message"]
 
@@ -101,9 +100,9 @@ def test_it_deletes_and_releases_datasets_no_run_needs(orch: Orchestrator) -> No
     orch.on_work(codecs.dumps(create_command()))
     one, two = (c.simulation_id for c in starts(orch))
     dataset = orch.settings.datasets_dir / ("a" * 64 + ".npz")
-    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="delete", simulation_id=one)))
+    orch.on_broadcast(codecs.dumps(lifecycle("delete", one)))
     assert dataset.exists(), "the other simulation still needs it"
-    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="delete", simulation_id=two)))
+    orch.on_broadcast(codecs.dumps(lifecycle("delete", two)))
     assert not dataset.exists() and not (orch.settings.runs_dir / str(two)).exists()
     assert [e[1] for e in events(orch)][-2:] == ["deleted", "deleted"]
 

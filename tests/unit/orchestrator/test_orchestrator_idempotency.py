@@ -17,6 +17,7 @@ from tests.unit.orchestrator.fakes import (
     RecordingPublisher,
     create_command,
     events,
+    lifecycle,
     make,
     starts,
 )
@@ -72,7 +73,7 @@ def test_it_ignores_a_redelivered_start_on_any_host(tmp_path: Path) -> None:
     assert runtime.calls == [f"start {first.simulation_id}"]
     assert RunDir(orch.settings.runs_dir, first.simulation_id).read().state == "running"
     # A new start (another command id) of a running simulation is still refused.
-    orch.on_work(codecs.dumps(LifecycleCommand(type="start", simulation_id=first.simulation_id)))
+    orch.on_work(codecs.dumps(lifecycle("start", first.simulation_id)))
     _, status, fields = events(orch)[-1]
     assert status == "rejected" and "cannot start a running simulation" in fields["message"]
 
@@ -81,7 +82,7 @@ def test_it_finishes_a_delete_that_crashed_half_way(tmp_path: Path) -> None:
     dying = make(tmp_path, publisher=CrashingPublisher(crash_on="deleted"))
     dying.on_work(codecs.dumps(create_command()))
     sid = starts(dying)[0].simulation_id
-    delete = LifecycleCommand(type="delete", simulation_id=sid, command_id=uuid.uuid4())
+    delete = lifecycle("delete", sid, command_id=uuid.uuid4())
     with pytest.raises(Crash):
         dying.on_broadcast(codecs.dumps(delete))
     other_host = make(tmp_path, nnt_hostname="h2")

@@ -15,7 +15,7 @@ from orchestrator.runtime import ProcessRuntime
 from orchestrator.service import Orchestrator
 from orchestrator.settings import OrchestratorError, load
 from schemas import codecs
-from tests.unit.orchestrator.fakes import RecordingPublisher, create_command, settings_of, starts
+from tests.unit.orchestrator.fakes import create_command, make, settings_of, starts
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def sleeper(tmp_path: Path) -> str:
 def orch(tmp_path: Path, sleeper: str) -> Iterator[Orchestrator]:
     settings = settings_of(tmp_path, nnt_trainer_python=sleeper, nnt_max_runs=2,
                            nnt_run_cpus=1, nnt_run_memory_bytes=512 * 1024**2)  # fmt: skip
-    running = Orchestrator(settings, ProcessRuntime(settings), RecordingPublisher())
+    running = make(tmp_path, ProcessRuntime(settings), **settings.model_dump(exclude={"nnt_home"}))
     yield running
     for handle in running.handles.values():
         running.runtime.kill(handle)
@@ -103,3 +103,31 @@ def test_it_forwards_the_trainer_limits_and_the_kafka_credentials_to_every_run()
         "NNT_KAFKA_SASL_USERNAME": "nnt",
         "NNT_KAFKA_SASL_PASSWORD": "s3cret",
     }
+
+
+def test_it_gives_each_run_its_own_event_key_and_never_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.rundirs import RunDir
+    from orchestrator.runtime import run_key_of
+    from schemas import auth
+    from tests.unit.orchestrator.fakes import SECRET
+
+    orch = make(tmp_path)
+    orch.on_work(codecs.dumps(create_command()))
+    rd = RunDir(orch.settings.runs_dir, starts(orch)[0].simulation_id)
+    seen: dict[str, str] = {}
+
+    class Started:
+        pid = os.getpid()
+
+    def popen(*args: object, env: dict[str, str], **kwargs: object) -> Started:
+        seen.update(env)
+        return Started()
+
+    monkeypatch.setattr("subprocess.Popen", popen)
+    runtime = ProcessRuntime(orch.settings, {"NNT_COMMAND_SECRET": SECRET})
+    runtime.start(rd.spec(), rd.path)
+    assert seen["NNT_RUN_KEY"] == auth.run_key(SECRET, rd.simulation_id)
+    assert seen["NNT_RUN_KEY"] == run_key_of(orch.settings, rd.simulation_id)
+    assert "NNT_COMMAND_SECRET" not in seen, "a trainer never holds the shared secret"

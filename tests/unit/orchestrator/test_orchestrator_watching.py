@@ -15,15 +15,13 @@ from docker.errors import APIError
 
 from orchestrator.rundirs import RunDir
 from orchestrator.runtime import Handle, ProcessRuntime
-from orchestrator.service import Orchestrator
 from schemas import codecs
-from schemas.commands import LifecycleCommand
 from schemas.epochs import EpochEvent
 from tests.unit.orchestrator.fakes import (
     IdleRuntime,
-    RecordingPublisher,
     create_command,
     events,
+    lifecycle,
     make,
     settings_of,
     starts,
@@ -93,7 +91,8 @@ def test_it_kills_a_stopped_run_that_ignores_sigterm_after_the_grace_period(
         nnt_stop_grace_seconds=1,
         nnt_resource_period=0.1,
     )
-    orch = Orchestrator(settings, ProcessRuntime(settings), RecordingPublisher())
+    overrides = settings.model_dump(exclude={"nnt_home"})
+    orch = make(tmp_path, ProcessRuntime(settings), **overrides)
     orch.on_work(codecs.dumps(create_command()))
     sid = starts(orch)[0].simulation_id
     orch.on_work(codecs.dumps(starts(orch)[0]))
@@ -102,7 +101,7 @@ def test_it_kills_a_stopped_run_that_ignores_sigterm_after_the_grace_period(
     deadline = time.monotonic() + 10
     while psutil.Process(pid).cmdline()[:1] != ["sleep"] and time.monotonic() < deadline:
         time.sleep(0.05)  # the trap is set once the shell has exec'd sleep
-    orch.on_broadcast(codecs.dumps(LifecycleCommand(type="stop", simulation_id=sid)))
+    orch.on_broadcast(codecs.dumps(lifecycle("stop", sid)))
     deadline = time.monotonic() + 20
     while sid in orch.handles and time.monotonic() < deadline:
         orch.tick()

@@ -74,3 +74,20 @@ def test_it_projects_lifecycle_events_only() -> None:
     assert projection.is_lifecycle(failed)
     assert not projection.is_lifecycle(StatusEvent(simulation_id=sid, status="accepted"))
     assert not projection.is_lifecycle(StatusEvent(status="running"))
+
+
+def test_it_stores_the_one_line_as_message_and_the_full_text_as_error() -> None:
+    sid = uuid.uuid4()
+    trainer = StatusEvent(
+        simulation_id=sid,
+        status="failed",
+        message="epoch 3, layer 'tokens': input value 16 is not a valid index in [0, 16)",
+        detail="Traceback (most recent call last):\n  ...\nInvalidArgumentError: indices[3,7] = 16",
+    )
+    params = projection.params(trainer)
+    assert params["message"] == trainer.message and params["error"] == trainer.detail
+    # orchestrator failures are one line already: the line is the whole error
+    killed = StatusEvent(simulation_id=sid, status="failed", message="trainer process killed")
+    assert projection.params(killed)["error"] == "trainer process killed"
+    running = StatusEvent(simulation_id=sid, status="running", message="m", detail="ignored")
+    assert projection.params(running)["error"] == ""

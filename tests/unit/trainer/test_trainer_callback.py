@@ -175,14 +175,18 @@ def test_it_is_exported_for_users_scripts_with_kafka_by_default() -> None:
     from trainer.sdk import CollectSpec as SdkCollect
     from trainer.sdk import TrackerCallback as SdkTracker
 
+    sid = uuid.uuid4()
     tracker = SdkTracker(
         bootstrap="127.0.0.1:1",
         simulation_name="my run",
+        simulation_id=sid,
+        run_key="ab" * 32,
         tags=["a"],
         collect=SdkCollect(gradients=False),
     )
     assert isinstance(tracker.publisher, KafkaPublisher)
-    assert isinstance(tracker.simulation_id, uuid.UUID) and tracker.tags == ["a"]
+    assert tracker.publisher.run_key == "ab" * 32
+    assert tracker.simulation_id == sid and tracker.tags == ["a"]
 
 
 def test_it_refuses_unknown_layer_names_before_the_first_batch() -> None:

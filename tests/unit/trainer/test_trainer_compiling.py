@@ -65,8 +65,20 @@ def test_it_names_the_field_of_an_unknown_optimizer() -> None:
 
 
 def test_it_names_the_field_of_a_bad_option() -> None:
-    with pytest.raises(CompileError, match="loss_function.conf.no_such: Huber has no option"):
+    with pytest.raises(
+        CompileError,
+        match="loss_function.conf.no_such: unknown option 'no_such' for Huber; allowed",
+    ):
         build_loss(LossSpec(loss_function="Huber", conf={"no_such": 1}))
+
+
+def test_it_suggests_the_option_a_typo_meant() -> None:
+    with pytest.raises(CompileError) as caught:
+        build_loss(LossSpec(loss_function="SparseCategoricalCrossentropy", conf={"from_logit": 1}))
+    assert str(caught.value) == (
+        "loss_function.conf.from_logit: unknown option 'from_logit' for "
+        "SparseCategoricalCrossentropy; did you mean 'from_logits'?"
+    )
 
 
 def test_it_adds_accuracy_for_classification_and_the_extra_metrics() -> None:

@@ -232,3 +232,162 @@ def test_it_loads_a_keras_3_functional_model_like_the_one_in_memory() -> None:
     loaded.set_weights(original.get_weights())
     x = np.random.default_rng(0).random((5, 6), dtype=np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), original.predict(x, verbose=0))
+
+
+def node(*refs: str | list[Any], **kwargs: Any) -> list[list[Any]]:
+    """One legacy call: each input as [layer, node, tensor, kwargs] (a name means node 0)."""
+    return [[*(ref if isinstance(ref, list) else [ref, 0, 0]), kwargs] for ref in refs]
+
+
+def legacy(class_name: str, name: str, *calls: list[Any], **config: Any) -> dict[str, Any]:
+    """A layer of a tf.keras 2.4-2.12 functional model (no module keys)."""
+    return {
+        "class_name": class_name,
+        "name": name,
+        "config": {"name": name, "trainable": True, "dtype": "float32", **config},
+        "inbound_nodes": list(calls),
+    }
+
+
+def legacy_input(name: str, *shape: int) -> dict[str, Any]:
+    layer = legacy("InputLayer", name, batch_input_shape=[None, *shape], sparse=False)
+    layer["config"].update(ragged=False)
+    del layer["config"]["trainable"]
+    return layer
+
+
+def legacy_model(layers: list[dict[str, Any]], inputs: str, outputs: str) -> dict[str, Any]:
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "model",
+            "layers": layers,
+            "input_layers": [[inputs, 0, 0]],
+            "output_layers": [[outputs, 0, 0]],
+        },
+        "keras_version": "2.8.0",
+        "backend": "tensorflow",
+    }
+
+
+def legacy_dense(name: str, units: int, *calls: list[Any]) -> dict[str, Any]:
+    return {**dense(name, units, "linear"), "name": name, "inbound_nodes": list(calls)}
+
+
+def test_it_renames_slashes_in_layer_names_and_in_every_reference() -> None:
+    # Keras 3 refuses '/' in names; every keras.applications DenseNet has them.
+    config = legacy_model(
+        [
+            legacy_input("in/put", 4),
+            legacy_dense("conv1/dense", 3, node("in/put")),
+            legacy_dense("conv1_dense", 3, node("in/put")),  # the renamed name is taken
+            legacy("Add", "conv1/add", node("conv1/dense", "conv1_dense")),
+            legacy("BatchNormalization", "head/bn", node("conv1/add"), axis=[1]),
+        ],
+        inputs="in/put",
+        outputs="head/bn",
+    )
+    model = load_model(config, 10**7)
+    assert [layer.name for layer in model.layers] == [
+        "in_put",
+        "conv1_dense_1",
+        "conv1_dense",
+        "conv1_add",
+        "head_bn",
+    ]
+    assert model.get_layer("head_bn").axis == 1  # tf.keras wrote it as [1]
+    assert model.count_params() == 2 * (4 * 3 + 3) + 4 * 3
+
+
+def test_it_drops_tf_keras_options_keras_3_lacks_and_logs_those_that_were_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lstm = {
+        "class_name": "LSTM",
+        "config": {"name": "lstm", "units": 4, "time_major": False, "implementation": 2},
+    }
+    separable = legacy(
+        "SeparableConv1D",
+        "separable",
+        node("embedding"),
+        filters=2,
+        kernel_size=[3],
+        groups=1,
+        kernel_initializer={"class_name": "HeNormal", "config": {"seed": None}},
+    )
+    config = legacy_model(
+        [
+            legacy_input("tokens", 6),
+            legacy("Embedding", "embedding", node("tokens"), input_dim=9, output_dim=3),
+            separable,
+            legacy("Bidirectional", "bi", node("separable"), layer=lstm, merge_mode="concat"),
+        ],
+        inputs="tokens",
+        outputs="bi",
+    )
+    config["config"]["layers"][1]["config"]["input_length"] = 6
+    with caplog.at_level("WARNING", logger="trainer.legacy"):
+        model = load_model(config, 10**7)
+    assert model.output_shape == (None, 8)
+    assert "SeparableConv1D.kernel_initializer (x1)" in caplog.text
+    assert "time_major" not in caplog.text and "groups" not in caplog.text  # unset: silent
+
+
+def test_it_turns_tf_keras_arithmetic_on_tensors_into_keras_layers() -> None:
+    # `(a + b) * 0.5 - 1.0` in a tf.keras 2 model: TFOpLambda layers naming TF functions.
+    def op(function: str, name: str, call: list[Any]) -> dict[str, Any]:
+        return legacy("TFOpLambda", name, call, function=function)
+
+    config = legacy_model(
+        [
+            legacy_input("x", 2),
+            legacy_dense("a", 2, node("x")),
+            legacy_dense("b", 2, node("x")),
+            op("__operators__.add", "tf.__operators__.add", ["a", 0, 0, {"y": ["b", 0, 0]}]),
+            op("math.multiply", "tf.math.multiply", ["tf.__operators__.add", 0, 0, {"y": 0.5}]),
+            op("math.subtract", "tf.math.subtract", ["tf.math.multiply", 0, 0, {"y": 1.0}]),
+        ],
+        inputs="x",
+        outputs="tf.math.subtract",
+    )
+    model = load_model(config, 10**7)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", "Dense", "Dense", "Add", "Rescaling", "Rescaling"]
+    x = np.array([[1.0, 2.0]], dtype=np.float32)
+    a, b = (model.get_layer(n)(x) for n in ("a", "b"))
+    np.testing.assert_allclose(model.predict(x, verbose=0), (a + b) * 0.5 - 1.0, rtol=1e-6)
+
+
+def test_it_refuses_tensorflow_functions_that_are_not_arithmetic() -> None:
+    config = legacy_model(
+        [
+            legacy_input("x", 2),
+            legacy("TFOpLambda", "tf.io.read_file", ["x", 0, 0, {}], function="io.read_file"),
+        ],
+        inputs="x",
+        outputs="tf.io.read_file",
+    )
+    with pytest.raises(ModelError, match=r"layers\[1\]\.config\.function: the TensorFlow func"):
+        load_model(config, 10**7)
+    # An arithmetic op where no call can be rewritten (inside a wrapper) stays refused.
+    op = {"class_name": "TFOpLambda", "config": {"name": "op", "function": "math.add"}}
+    config["config"]["layers"][1] = legacy("TimeDistributed", "wrap", node("x"), layer=op)
+    with pytest.raises(ModelError, match=r"config\.layer: 'TFOpLambda' is not an allowed"):
+        load_model(config, 10**7)
+
+
+def test_it_wires_tensors_passed_as_keyword_arguments_and_nested_models() -> None:
+    # MultiHeadAttention's value is a keyword argument; tf.keras numbers the calls of a
+    # nested model that has an Input from 1, Keras 3 from 0.
+    inner = legacy_model([legacy_input("i", 3, 4), legacy_dense("d", 4, node("i"))], "i", "d")
+    nested = {**inner, "name": "inner", "inbound_nodes": [node("attention"), node(["inner", 1, 0])]}
+    nested["config"]["name"] = "inner"
+    del nested["keras_version"], nested["backend"]
+    attention = legacy(
+        "MultiHeadAttention", "attention", node("x", value=["x", 0, 0]), num_heads=1, key_dim=2
+    )
+    config = legacy_model([legacy_input("x", 3, 4), attention, nested], "x", "inner")
+    config["config"]["output_layers"] = [["inner", 2, 0]]  # its second call
+    model = load_model(config, 10**7)
+    assert model.output_shape == (None, 3, 4)
+    assert model.count_params() == 4 * 2 * 3 + 2 * 3 + 2 * 4 + 4 + 20

@@ -254,3 +254,48 @@ def test_it_writes_label_mappings_for_an_arff_nominal_class(tmp_path: Path) -> N
         "colour": ["red", "green"],
         "class": ["setosa", "versicolor", "virginica"],
     }
+
+
+def embedding_run(tmp_path: Path, bad_split: str, total_epochs: int = 2) -> Path:
+    """The demo's run dir with 64 pixel ids per sample and an Embedding of 16 rows; one id of
+    the last `bad_split` sample is 16, which only TensorFlow's gather (at fit time) refuses."""
+    run_dir = demo_run_spec(tmp_path, total_epochs=total_epochs)
+    spec = json.loads((run_dir / RUN_SPEC_FILE).read_text())
+    net = keras.Sequential(
+        [
+            keras.Input((64,), name="pixels"),
+            keras.layers.Embedding(16, 4, name="intensity"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    spec["model"] = json.loads(net.to_json())
+    rng = np.random.default_rng(0)
+    for role, n in (("train", 300), ("val", 70), ("test", 70)):
+        x = rng.integers(0, 16, (n, 64))
+        if role == bad_split:
+            x[-1, 7] = 16
+        np.savez(tmp_path / f"ids_{role}.npz", **{f"x_{role}": x, f"y_{role}": x[:, 0] % 10})
+        spec["datasets"][role] = str(tmp_path / f"ids_{role}.npz")
+    (run_dir / RUN_SPEC_FILE).write_text(json.dumps(spec))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("bad_split", "where", "last_good"),
+    [("val", "epoch 1 (validation)", 0), ("test", "test evaluation", 2)],
+)
+def test_it_reports_a_failure_in_one_line_with_the_traceback_as_detail(
+    tmp_path: Path, bad_split: str, where: str, last_good: int
+) -> None:
+    pub = MemoryPublisher()
+    assert run(embedding_run(tmp_path, bad_split), pub) == 1
+    failed = statuses(pub)[-1]
+    assert (failed.status, failed.epoch) == ("failed", last_good)
+    assert failed.message == (
+        f"{where}, layer 'intensity': input value 16 is not a valid index in [0, 16) "
+        "— raise the layer's input_dim (vocabulary size) or fix the data"
+    )
+    assert failed.detail is not None and failed.detail.startswith("Traceback")
+    assert "indices[5,7] = 16 is not in [0, 16)" in failed.detail and "GatherV2" in failed.detail
+    assert epochs(pub) == list(range(1, last_good + 1))

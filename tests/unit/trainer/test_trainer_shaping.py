@@ -63,6 +63,18 @@ def test_it_one_hot_encodes_class_indices_for_categorical_crossentropy() -> None
     assert out.y.tolist() == [[1, 0, 0], [0, 0, 1]]
 
 
+def test_it_keeps_the_codes_and_notes_for_the_user_when_fitting_to_the_model() -> None:
+    codes, notes = {"species": ["setosa", "virginica"]}, ["dataset_train: label column ..."]
+    out = fit_to_model(
+        Split(np.zeros((2, 4)), np.array([0.0, 1.0]), codes, notes),
+        (None, 4),
+        (None, 2),
+        "SparseCategoricalCrossentropy",
+        "dataset_train",
+    )
+    assert out.mappings == codes and out.notes == notes
+
+
 def test_it_gives_each_fold_its_own_id_and_disjoint_validation_folds() -> None:
     # The seed gave every fold the last fold's id, and its test set overlapped the folds.
     config = ExperimentConfig(dataset_train="t", dataset_test="s", k_fold_validation=4)

@@ -74,3 +74,22 @@ def test_it_prefers_the_secret_key_variable(
     monkeypatch.setenv("NNT_SECRET_KEY", "from-env")
     assert config.secret_key(config.load()) == "from-env"
     assert not (tmp_path / config.SECRET_FILE).exists()
+
+
+def test_it_makes_data_folders_private_and_closes_an_open_one(tmp_path: Path) -> None:
+    made = config.private_dir(tmp_path / "new" / "tmp")
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    (tmp_path / "open").mkdir(mode=0o755)
+    (tmp_path / "open").chmod(0o755)
+    assert stat.S_IMODE(config.private_dir(tmp_path / "open").stat().st_mode) == 0o700
+
+
+def test_it_keeps_the_model_limit_within_one_kafka_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from schemas.topics import MAX_MESSAGE_BYTES
+
+    monkeypatch.setenv("DATABASE_URL", SOCKET_URL)
+    monkeypatch.setenv("NNT_MAX_MODEL_BYTES", str(MAX_MESSAGE_BYTES + 1))
+    with pytest.raises(config.ConfigError, match="NNT_MAX_MODEL_BYTES"):
+        config.load()

@@ -19,8 +19,10 @@ def test_it_stores_under_the_content_hash(tmp_path: Path) -> None:
     assert (tmp_path / f"{digest}.csv").read_bytes() == data
     assert storage.store([data], ".csv", tmp_path) == ref
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{digest}.csv"]
-    # Trainer containers run as another user: the upload must be world-readable.
+    # Trainer containers run as another user and get the file itself (a bind mount): it is
+    # readable by all, in a folder no other user of the host may enter.
     assert (tmp_path / f"{digest}.csv").stat().st_mode & 0o777 == 0o644
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
 
 
 def test_it_takes_the_extension_from_the_upload_name() -> None:

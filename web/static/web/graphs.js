@@ -184,7 +184,12 @@
     fillSelect(document.getElementById("layer-select"), names);
     drawHealth();
     if (names.length) { drawLayer(); } else {
-      ["heat-kernel", "heat-bias", "scatter3d"].forEach(function (id) { NNT.empty(document.getElementById(id), "Waiting for the first recorded weights…"); });
+      var badge = document.getElementById("sim-status");
+      var status = badge ? badge.textContent.trim() : "";
+      var ended = ["failed", "stopped", "finished", "deleted"].indexOf(status) >= 0;
+      var none = ended ? "No weights were recorded: the run " + status + " before its first logged epoch."
+                       : "Waiting for the first recorded weights…";
+      ["heat-kernel", "heat-bias", "scatter3d"].forEach(function (id) { NNT.empty(document.getElementById(id), none); });
     }
     var grads = tensors.filter(function (t) { return t.kind === "gradient"; });
     var acts = tensors.filter(function (t) { return t.kind === "activation"; });

@@ -39,7 +39,12 @@
     var bar = row.querySelector(".progress");
     bar.setAttribute("aria-valuenow", String(pct));
     bar.firstElementChild.style.width = pct + "%";
-    row.title = st.message || "";
+    row.title = NNT.headline(st.message);
+    var reason = row.querySelector('[data-role="reason"]');
+    if (st.status && reason) {   // a failed run says why in one line under its status
+      var why = st.status === "failed" ? NNT.headline(st.message || st.error) : "";
+      reason.textContent = why; reason.title = why; reason.classList.toggle("hidden", !why);
+    }
     if (st.name !== undefined || st.tags !== undefined) { describe(row, st); }
   }
 
@@ -82,7 +87,7 @@
     var created = row.querySelector('[data-role="created"]');
     created.textContent = stamp(sim.created_at); created.title = sim.created_at || "";
     describe(row, sim);
-    update(row, { status: sim.status, epoch: sim.epoch, total_epochs: sim.total_epochs });
+    update(row, { status: sim.status, epoch: sim.epoch, total_epochs: sim.total_epochs, message: sim.message, error: sim.error });
     return row;
   }
   var filter = { q: (table.getAttribute("data-filter-q") || "").toLowerCase(), status: table.getAttribute("data-filter-status"),

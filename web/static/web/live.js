@@ -170,18 +170,39 @@
     var t = Number(tot.textContent), e = Number(shown.textContent);
     if (t > 0) { document.getElementById("sim-progress").style.width = Math.min(100, Math.round(100 * e / t)) + "%"; }
   }
+  var ENDED = { stopped: 1, finished: 1, failed: 1, deleted: 1 };
   function setStatus(st) {
     var badge = document.getElementById("sim-status");
     if (st.status) {
       if (st.status !== badge.textContent) { note.textContent = ""; }   // the run answered
       badge.textContent = st.status; badge.className = "badge big status-" + st.status; setButtons(st.status);
+      setEnded(st.status);
     }
     setEpoch(st.epoch, st.total_epochs);
+    var failed = badge.textContent === "failed";
     var msg = document.getElementById("sim-message");
-    var text = st.error || st.message || "";
-    msg.textContent = text;
-    msg.classList.toggle("hidden", !text);
-    msg.classList.toggle("error", st.status === "failed");
+    var text = NNT.headline(st.message);
+    msg.textContent = failed ? "" : text;
+    msg.classList.toggle("hidden", failed || !text);
+    setFailure(failed ? st : null);
+  }
+  // A failed run: the one-line reason as the headline, the full error behind "Details".
+  function setFailure(st) {
+    var box = document.getElementById("sim-failure");
+    box.classList.toggle("hidden", !st);
+    if (!st) { return; }
+    var line = NNT.headline(st.message || st.error) || "The run reported no reason.";
+    var full = String(st.error || "").trim();
+    document.getElementById("sim-failure-reason").textContent = line;
+    document.getElementById("sim-failure-text").textContent = full;
+    document.getElementById("sim-failure-details").classList.toggle("hidden", !full || full === line);
+  }
+  // Notes that wait for the first epoch say so only while the run can still log one.
+  function setEnded(status) {
+    document.querySelectorAll("[data-waiting][data-ended]").forEach(function (el) {
+      el.textContent = ENDED[status] ? el.getAttribute("data-ended").replace("{status}", status)
+                                     : el.getAttribute("data-waiting");
+    });
   }
   setButtons(initial.status);
 

@@ -155,6 +155,12 @@
     return text.charAt(0).toUpperCase() + text.slice(1);
   };
 
+  // A status message as one line (older failed rows kept whole tracebacks): its first line, capped.
+  NNT.headline = function (text) {
+    var line = String(text || "").split("\n").map(function (l) { return l.trim(); }).filter(Boolean)[0] || "";
+    return line.length <= 300 ? line : line.slice(0, 299) + "…";
+  };
+
   NNT.fmt = function (v) {
     if (v === null || v === undefined || !isFinite(v)) { return "–"; }
     if (Number.isInteger(v)) { return String(v); }
