@@ -1,15 +1,15 @@
 """One plain `nntracker up` (no demo) shared by the e2e modules that only need the product
-running: starting the whole stack costs about a minute on these machines."""
+running (starting the whole stack costs about a minute here), and per-module access to it as
+the module's USER / PASSWORD."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.stack import ROOT, UP_LINE, UpProcess, start_up
+from tests.e2e.stack import ROOT, UpProcess, running_stack, token_session
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -17,17 +17,28 @@ ARTIFACTS = ROOT / "test-artifacts"
 @pytest.fixture(scope="session")
 def plain_stack() -> Iterator[UpProcess]:
     """The stack, up; its last log lines go to test-artifacts/plain-stack.log at the end."""
-    # Not under pytest's basetemp: that is private to root (0700), and the embedded PostgreSQL
-    # runs as its own user.
-    with tempfile.TemporaryDirectory(prefix="nnt-plain-") as tmp:
-        home = Path(tmp)
-        home.chmod(0o755)
-        up = start_up(home, demo=False)
+    with running_stack("nnt-plain-") as up:
         try:
-            up.wait_for(UP_LINE, timeout=420)
             yield up
         finally:
-            if up.proc.poll() is None:
-                up.interrupt()
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / "plain-stack.log").write_text("\n".join(up.lines[-3000:]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def stack(plain_stack: UpProcess, request: pytest.FixtureRequest) -> UpProcess:
+    """The shared stack, with the module's USER (PASSWORD) account in it."""
+    plain_stack.ensure_user(request.module.USER, request.module.PASSWORD)
+    return plain_stack
+
+
+@pytest.fixture(scope="module")
+def base(stack: UpProcess) -> str:
+    """The web's address."""
+    return f"http://127.0.0.1:{stack.ports['web']}"
+
+
+@pytest.fixture(scope="module")
+def api(base: str, request: pytest.FixtureRequest) -> Any:
+    """A REST session with a token of the module's USER."""
+    return token_session(base, request.module.USER, request.module.PASSWORD)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +136,25 @@ class UpProcess:
             if str(self.home) in cmd or env.get("NNT_HOME") == str(self.home):
                 found.append(f"{proc.pid} {cmd[:120]}")
         return found
+
+
+@contextlib.contextmanager
+def running_stack(prefix: str) -> Iterator[UpProcess]:
+    """`nntracker up` (no demo) in a fresh NNT_HOME, up and healthy; Ctrl-C at the end.
+
+    The home is not under pytest's basetemp: that is private to root (0700), and the embedded
+    PostgreSQL runs as its own user.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        home = Path(tmp)
+        home.chmod(0o755)
+        up = start_up(home, demo=False)
+        try:
+            up.wait_for(UP_LINE, timeout=420)
+            yield up
+        finally:
+            if up.proc.poll() is None:
+                up.interrupt()
 
 
 def start_up(home: Path, demo: bool = True) -> UpProcess:

@@ -29,7 +29,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.stack import ROOT, UpProcess, launch_chromium, log_in, token_session
+from tests.e2e.stack import ROOT, launch_chromium, log_in
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,22 +40,6 @@ REASON = re.compile(
     r"^epoch 1 \(validation\), layer 'intensity': input value 16 is not a valid index in "
     r"\[0, 16\) — raise the layer's input_dim"
 )
-
-
-@pytest.fixture(scope="module")
-def stack(plain_stack: UpProcess) -> UpProcess:
-    plain_stack.ensure_user(USER, PASSWORD)
-    return plain_stack
-
-
-@pytest.fixture(scope="module")
-def base(stack: UpProcess) -> str:
-    return f"http://127.0.0.1:{stack.ports['web']}"
-
-
-@pytest.fixture(scope="module")
-def api(base: str) -> requests.Session:
-    return token_session(base, USER, PASSWORD)
 
 
 @pytest.fixture(scope="module")

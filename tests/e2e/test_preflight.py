@@ -16,27 +16,11 @@ import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.stack import ROOT, UpProcess, launch_chromium, log_in, token_session
+from tests.e2e.stack import ROOT, UpProcess, launch_chromium, log_in
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
 USER, PASSWORD = "preflight-user", "Quartz-Preflight-4711"
-
-
-@pytest.fixture(scope="module")
-def stack(plain_stack: UpProcess) -> UpProcess:
-    plain_stack.ensure_user(USER, PASSWORD)
-    return plain_stack
-
-
-@pytest.fixture(scope="module")
-def base(stack: UpProcess) -> str:
-    return f"http://127.0.0.1:{stack.ports['web']}"
-
-
-@pytest.fixture(scope="module")
-def api(base: str) -> requests.Session:
-    return token_session(base, USER, PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,16 @@ class _Sender:
                 **settings.NNT_KAFKA_SECURITY.confluent_config(),
             }
         )
-        atexit.register(self.flush, FLUSH_AT_EXIT_S)
+        atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        """Deliver what is queued before the process ends (a `manage` command's records).
+
+        librdkafka's log lines go to Python logging, whose streams may already be closed at
+        exit: they are dropped here rather than printed as logging errors.
+        """
+        logging.getLogger("web.kafka").disabled = True
+        self.flush(FLUSH_AT_EXIT_S)  # what is left is sent again when the web next starts
 
     def flush(self, timeout: float) -> int:
         """Wait for queued records; the number still undelivered."""

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,13 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from infra.client import ApiClient
-from tests.e2e.stack import ROOT, UP_LINE, UpProcess, launch_chromium, log_in, start_up
+from tests.e2e.stack import (
+    ROOT,
+    UpProcess,
+    launch_chromium,
+    log_in,
+    running_stack,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER, PASSWORD = "faulty", "faulty-password-1"
@@ -32,17 +37,9 @@ LOSS_X = (
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[UpProcess]:
-    """`nntracker up` in its own NNT_HOME (outside pytest's basetemp, see faults/conftest)."""
-    with tempfile.TemporaryDirectory(prefix="nnt-faults-up-") as tmp:
-        home = Path(tmp)
-        home.chmod(0o755)
-        up = start_up(home, demo=False)
-        try:
-            up.wait_for(UP_LINE, timeout=420)
-            yield up
-        finally:
-            if up.proc.poll() is None:
-                up.interrupt()
+    """`nntracker up` in its own NNT_HOME."""
+    with running_stack("nnt-faults-up-") as up:
+        yield up
 
 
 def submit_long_run(up: UpProcess) -> str:
