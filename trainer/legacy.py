@@ -6,8 +6,9 @@ parameters, and the legacy names Keras 3 itself pops from **kwargs), one-element
 the int an int option wants, names lose the '/' Keras 3 refuses (in every reference too), dtype
 policies become their name, calls ([[layer, node, tensor, kwargs]]) become Keras 3 nodes
 (tensors in keyword arguments too), node numbers of nested models count from 0 as in Keras 3,
-and Python arithmetic tf.keras recorded as TFOpLambda becomes the Keras layer that computes it.
-The result is pure data, checked again by the allowlist before Keras reads it.
+Python arithmetic tf.keras recorded as TFOpLambda becomes the Keras layer that computes it, and
+the layers of Keras's own applications (ConvNeXt's LayerScale) move to their Keras 3 module. The
+result is pure data, checked again by the allowlist before Keras reads it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from functools import cache
 from typing import Any
 
 from trainer.errors import ModelError
-from trainer.modeljson import LAYER_KEYS, MODEL_CLASSES, POLICY_CLASSES, TF_OP, TF_OPS
+from trainer.modeljson import (
+    LAYER_KEYS,
+    MODEL_CLASSES,
+    POLICY_CLASSES,
+    TF_OP,
+    TF_OPS,
+    application_layer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +186,14 @@ def _layer(layer: Json, where: str, scope: Scope | None) -> Json:
 def _object(obj: Json, package: str, where: str) -> Json:
     """A Keras object (layer, initializer, regularizer, constraint) and its options."""
     name = obj.get("class_name")
+    own = application_layer(obj.get("module"), name, legacy=True)
     package = _package(name, package)
+    cls = own or _keras_class(package, name)
     conf = obj.get("config")
     if isinstance(conf, dict):
-        conf = _options(_keras_class(package, name), conf, f"{where}.config")
+        conf = _options(cls, conf, f"{where}.config")
     return {
-        "module": f"keras.{package}",
+        "module": own.__module__ if own else f"keras.{package}",
         "class_name": name,
         "config": conf,
         "registered_name": None,

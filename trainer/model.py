@@ -6,9 +6,10 @@ import copy
 import logging
 import math
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import keras
 
@@ -19,6 +20,13 @@ from trainer.modeljson import check_model_json, is_legacy
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_LAYER_OUTPUT = 50_000_000
+# Keras 3 walks a functional graph with one Python frame per layer on its longest path
+# (ResNetRS420: about 2,000). Models are built in a thread with room for GRAPH_FRAMES frames;
+# a deeper graph is refused as before, and JSON nesting is capped (MAX_DEPTH) before this.
+GRAPH_FRAMES = 12_000
+GRAPH_STACK_BYTES = 256 * 2**20  # address space only: pages are used as frames need them
+_DEEP = threading.Lock()  # the recursion limit is the interpreter's: one deep build at a time
+T = TypeVar("T")
 
 
 def load_model(
@@ -35,6 +43,10 @@ def load_model(
                 "export the model with model.to_json()"
             ) from exc
         check_model_json(config)
+    return with_deep_stack(lambda: _build(config, max_params, max_layer_output))
+
+
+def _build(config: dict[str, Any], max_params: int, max_layer_output: int) -> keras.Model:
     check_size(config, max_params, max_layer_output)
     model = _deserialize(config)
     if model.count_params() > max_params:  # the dry build already said no; kept as a backstop
@@ -42,12 +54,50 @@ def load_model(
     return model
 
 
+def with_deep_stack(build: Callable[[], T]) -> T:
+    """build() in a thread whose stack and recursion limit fit GRAPH_FRAMES Python frames.
+    Keras keeps its state per thread (the random seed, dtype policy, name counters): the
+    thread starts with the caller's and hands its own back, as if build() ran here."""
+    from keras.src.backend.common import global_state
+
+    trackers = (global_state.GLOBAL_STATE_TRACKER, global_state.GLOBAL_SETTINGS_TRACKER)
+    state = [dict(vars(t)) for t in trackers]
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        for tracker, values in zip(trackers, state, strict=True):
+            vars(tracker).update(values)
+        try:
+            outcome["value"] = build()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = exc
+        state[:] = [dict(vars(t)) for t in trackers]
+
+    with _DEEP:
+        limit, stack = sys.getrecursionlimit(), threading.stack_size(GRAPH_STACK_BYTES)
+        sys.setrecursionlimit(max(limit, GRAPH_FRAMES))
+        try:
+            worker = threading.Thread(target=run, name="model-build", daemon=True)
+            worker.start()
+            worker.join()
+        finally:
+            threading.stack_size(stack)
+            sys.setrecursionlimit(limit)
+    for tracker, values in zip(trackers, state, strict=True):
+        vars(tracker).update(values)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def check_size(config: dict[str, Any], max_params: int, max_layer_output: int) -> None:
     """Count parameters and per-sample layer outputs on a dry build that allocates no weights."""
     with dry_run():
         model = _deserialize(config)
         params = model.count_params()
-        outputs = [(layer.name, _size(layer)) for layer in model.layers]
+        # Functional models list keras.ops nodes (`x + y` may broadcast) apart from layers
+        operations = getattr(model, "operations", model.layers)
+        outputs = [(op.name, _size(op)) for op in operations]
     if params > max_params:
         raise ModelError(
             f"model: {params} parameters exceed the limit of {max_params} (counted from "
@@ -83,7 +133,7 @@ def _deserialize(config: dict[str, Any]) -> keras.Model:
     except RecursionError as exc:  # Keras walks the graph with one frame per layer of depth
         raise ModelError(
             "model: the layer graph is too deep for Keras 3 to build (over about "
-            f"{sys.getrecursionlimit()} layers on its longest path); use a shallower model"
+            f"{GRAPH_FRAMES} layers on its longest path); use a shallower model"
         ) from exc
     except Exception as exc:  # Keras raises many types for one bad config
         reason = _culprit(config, exc)
@@ -118,10 +168,11 @@ def _reason(exc: Exception) -> str:
     return text.strip()[:300]
 
 
-def _size(layer: keras.layers.Layer) -> int:
-    """Values per sample of a layer's output (largest output if it has several)."""
+def _size(operation: Any) -> int:
+    """Values per sample of a layer's or op's largest output, over all its calls."""
     try:
-        shapes = [tuple(t.shape) for t in keras.tree.flatten(layer.output)]
+        tensors = [t for node in operation._inbound_nodes for t in node.output_tensors]
+        shapes = [tuple(t.shape) for t in tensors]
     except (AttributeError, ValueError, TypeError):
         return 0
     return max((math.prod(d or 1 for d in s[1:]) for s in shapes), default=0)

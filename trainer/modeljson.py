@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import types
 from functools import cache
 from typing import Any
 
@@ -95,6 +97,27 @@ TF_OPS: dict[str, str | None] = {
 # tf.keras 2.13+ writes TensorFlow's own initializers (tf.constant_initializer) under this
 # module; their class names are Keras's, and conversion rewrites the module to Keras's.
 TF_INITIALIZERS = "tensorflow.python.ops.init_ops_v2"
+# Keras's applications define a few layers of their own (ConvNeXt's LayerScale and
+# StochasticDepth, InceptionResNetV2's CustomScaleLayer): Keras's code, allowed by exact module
+# and class (application_layers). tf.keras 2 writes its copy's module, or none before 2.13.
+APPLICATIONS = "keras.src.applications"
+LEGACY_APPLICATION = re.compile(r"(?:tf_keras|keras)(?:\.src)?\.applications\.(\w+)")
+# Keras 3 writes Python operators on tensors in a functional model (`x + 3`, `a * b`, `~m`)
+# and Embedding(mask_zero=True)'s mask as nodes of these keras.ops classes: elementwise, no
+# options, no callables, no file access, outputs no larger than their broadcast inputs (and
+# counted like any layer's). Every other op is refused: keras.ops.core's Cond, WhileLoop, Map,
+# Scan take Python functions; Zeros, Tile, Arange... size themselves from arguments.
+KERAS_OPS: dict[str, frozenset[str]] = {
+    "keras.src.ops.numpy": frozenset(
+        {"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "FloorDivide", "Mod", "Power"}
+        | {"Negative", "Absolute", "Abs", "Maximum", "Minimum", "Square", "Sqrt", "Exp", "Log"}
+        | {"Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual"}
+        | {"LogicalAnd", "LogicalOr", "LogicalNot", "LogicalXor"}
+    ),
+    "keras.src.ops.core": frozenset({"Cast"}),
+}
+OPS_PACKAGE = "keras.src.ops."
+GRAPH_NODE = re.compile(r"\.config\.layers\[\d+\]$")  # a layer of a (functional) model
 PATH_LIKE = re.compile(r"://|^file:|^[a-z]:[\\/]|^[/~\\]|\.\.[/\\]", re.IGNORECASE)
 
 
@@ -116,6 +139,39 @@ def allowed_classes() -> frozenset[str]:
             if isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)
         )
     return frozenset(names - DENIED_LAYERS) | MODEL_CLASSES | POLICY_CLASSES
+
+
+@cache
+def application_layers() -> dict[str, type]:
+    """Layers Keras's applications define for themselves, by "module.ClassName": the Layer
+    subclasses defined in the modules that hold keras.applications' builders."""
+    import keras
+
+    builders = (getattr(keras.applications, n) for n in dir(keras.applications))
+    modules = {f.__module__ for f in builders if isinstance(f, types.FunctionType)}
+    return {
+        f"{module}.{name}": cls
+        for module in sorted(m for m in modules if m.startswith(APPLICATIONS + "."))
+        for name, cls in vars(sys.modules[module]).items()
+        if isinstance(cls, type)
+        and issubclass(cls, keras.layers.Layer)
+        and cls.__module__ == module
+    }
+
+
+def application_layer(module: str | None, name: Any, legacy: bool) -> type | None:
+    """The application layer an object names, else None: by its exact Keras 3 module, or in
+    tf.keras 2 JSON by its tf_keras counterpart (or by a class name no other one has)."""
+    layers = application_layers()
+    if not isinstance(name, str):
+        return None
+    if module is None:
+        found = [cls for key, cls in layers.items() if key.rpartition(".")[2] == name]
+        return found[0] if legacy and len(found) == 1 else None
+    legacy_module = LEGACY_APPLICATION.fullmatch(module) if legacy else None
+    if legacy_module:
+        module = f"{APPLICATIONS}.{legacy_module.group(1)}"
+    return layers.get(f"{module}.{name}")
 
 
 @cache
@@ -242,6 +298,14 @@ def _check_object(obj: dict[str, Any], where: str, legacy: bool) -> None:
             raise ModelError(f"{where}.{key}: must be a string, got {type(value).__name__}")
     if name == "__keras_tensor__":
         return
+    if application_layer(module, name, legacy) is not None:
+        # tf_keras registers CustomScaleLayer as Custom>CustomScaleLayer; conversion drops it
+        legacy_names = (f"Custom>{name}",) if legacy else ()
+        _check_registered(registered, (None, name, *legacy_names), where)
+        return
+    if isinstance(module, str) and module.startswith(OPS_PACKAGE) and not legacy:
+        _check_op(module, name, registered, where)
+        return
     _check_module(module, where, legacy)
     if name in ("__lambda__", "function"):
         if name == "function" and isinstance(obj.get("config"), str):
@@ -251,13 +315,33 @@ def _check_object(obj: dict[str, Any], where: str, legacy: bool) -> None:
             f"{where}: Python code in a model (Lambda) is not allowed; "
             "use built-in Keras layers only"
         )
-    if registered not in (None, name, "Functional"):
-        raise ModelError(f"{where}: registered custom object {registered!r} is not allowed")
+    _check_registered(registered, (None, name, "Functional"), where)
     if name not in allowed_classes():
         raise ModelError(
             f"{where}: {name!r} is not an allowed built-in Keras layer, "
             "initializer, regularizer or constraint (Lambda and custom layers are refused)"
         )
+
+
+def _check_registered(registered: str | None, allowed: tuple[str | None, ...], where: str) -> None:
+    """Keras looks a registered name up among custom objects before anything else."""
+    if registered not in allowed:
+        raise ModelError(f"{where}: registered custom object {registered!r} is not allowed")
+
+
+def _check_op(module: str, name: Any, registered: str | None, where: str) -> None:
+    """A keras.ops node of a functional model: one of KERAS_OPS, where a layer would be."""
+    if name not in KERAS_OPS.get(module, ()):
+        raise ModelError(
+            f"{where}: the operation {module}.{name} is not allowed; only elementwise "
+            "arithmetic and comparisons on tensors (+, -, *, /, **, <, !=, &...) and cast are. "
+            "Build the rest from keras.layers"
+        )
+    if not GRAPH_NODE.search(where):
+        raise ModelError(
+            f"{where}: the operation {module}.{name} can only be a node of a functional model"
+        )
+    _check_registered(registered, (None, name), where)
 
 
 def _check_module(module: str | None, where: str, legacy: bool) -> None:

@@ -113,6 +113,40 @@ def function_object(module: str, name: str) -> Json:
     return {"module": module, "class_name": "function", "config": name, "registered_name": name}
 
 
+def keras_op(module: str, class_name: str, registered: str | None = None) -> Json:
+    """model.to_json() of `inputs + 1.0` (a keras.ops node), that node made another object."""
+    inputs = keras.Input((4,))
+    config: Json = json.loads(keras.Model(inputs, inputs + 1.0).to_json())
+    node = config["config"]["layers"][1]
+    node.update(module=module, class_name=class_name, registered_name=registered or class_name)
+    return config
+
+
+def application_layer(module: str, class_name: str, registered: str | None = None) -> Json:
+    """ConvNeXt's LayerScale as Keras 3 writes it, under another module or class name."""
+    return sequential(
+        layer(class_name, module, name="scale", init_values=1e-6, projection_dim=4)
+        | {"registered_name": registered or class_name}
+    )
+
+
+def legacy_application_layer(module: str | None, class_name: str) -> Json:
+    """A tf.keras 2 Sequential whose layer claims to come from a tf_keras application."""
+    scale = {
+        "class_name": class_name,
+        "config": {"name": "scale", "batch_input_shape": [None, 4], "scale": 0.5},
+    }
+    if module is not None:
+        scale["module"] = module
+    return {"class_name": "Sequential", "keras_version": "2.15.0", "config": {"layers": [scale]}}
+
+
+def broadcast_bomb(side: int) -> Json:
+    """`a + b` of a (1, side) and a (side, 1) input: side * side values per sample."""
+    a, b = keras.Input((1, side)), keras.Input((side, 1))
+    return json.loads(keras.Model([a, b], a + b).to_json())
+
+
 # (id, builder(canary) -> model JSON, regex the message must match)
 CASES: list[tuple[str, Callable[[Path], Any], str]] = [
     ("keras3-lambda", keras3_lambda, r"layers\[1\].*Lambda.*not an allowed.*built-in Keras"),
@@ -245,6 +279,127 @@ CASES: list[tuple[str, Callable[[Path], Any], str]] = [
         "huge-integer-in-a-list",
         lambda c: sequential(layer("ZeroPadding1D", name="pad", padding=[10**12, 1])),
         r"padding\[0\]: 1000000000000 is too large",
+    ),
+    # Keras's own application layers are allowed by exact module and class, nothing near them
+    (
+        "application-module-imported-base-layer",
+        lambda c: application_layer("keras.src.applications.convnext", "Layer"),
+        r"'keras\.src\.applications\.convnext' is not an allowed Keras package",
+    ),
+    (
+        "application-module-builder-function",
+        lambda c: application_layer("keras.src.applications.convnext", "ConvNeXtTiny"),
+        r"'keras\.src\.applications\.convnext' is not an allowed Keras package",
+    ),
+    (
+        "application-module-made-up",
+        lambda c: application_layer("keras.src.applications.foo", "LayerScale"),
+        r"'keras\.src\.applications\.foo' is not an allowed Keras package",
+    ),
+    (
+        "application-layer-in-another-application",
+        lambda c: application_layer("keras.src.applications.resnet", "LayerScale"),
+        r"'keras\.src\.applications\.resnet' is not an allowed Keras package",
+    ),
+    (
+        "application-layer-public-module",
+        lambda c: application_layer("keras.applications.convnext", "LayerScale"),
+        r"'keras\.applications\.convnext' is not an allowed Keras package",
+    ),
+    (
+        "application-layer-name-under-keras-utils",
+        lambda c: application_layer("keras.src.utils", "LayerScale"),
+        r"'keras\.src\.utils' is not an allowed Keras package",
+    ),
+    (
+        "application-layer-registered-custom-object",
+        lambda c: application_layer(
+            "keras.src.applications.convnext", "LayerScale", "Custom>LayerScale"
+        ),
+        r"registered custom object 'Custom>LayerScale' is not allowed",
+    ),
+    (
+        "application-layer-without-module-in-keras-3-json",
+        lambda c: sequential({"class_name": "LayerScale", "config": {"name": "s"}}),
+        r"'LayerScale' is not an allowed built-in Keras layer",
+    ),
+    (
+        "legacy-application-module-imported-base-layer",
+        lambda c: legacy_application_layer("tf_keras.src.applications.convnext", "Layer"),
+        r"'tf_keras\.src\.applications\.convnext' is not an allowed Keras package",
+    ),
+    (
+        "legacy-application-layer-foreign-module",
+        lambda c: legacy_application_layer("evil.applications.convnext", "LayerScale"),
+        r"module 'evil\.applications\.convnext' is not Keras",
+    ),
+    (
+        "lambda-in-application-module",
+        lambda c: application_layer("keras.src.applications.convnext", "Lambda"),
+        r"'keras\.src\.applications\.convnext' is not an allowed Keras package",
+    ),
+    # keras.ops nodes: elementwise arithmetic only, as a node of a functional model
+    (
+        "op-cond-takes-functions",
+        lambda c: keras_op("keras.src.ops.core", "Cond"),
+        r"layers\[1\]: the operation keras\.src\.ops\.core\.Cond is not allowed",
+    ),
+    (
+        "op-while-loop",
+        lambda c: keras_op("keras.src.ops.core", "WhileLoop"),
+        r"operation keras\.src\.ops\.core\.WhileLoop is not allowed",
+    ),
+    (
+        "op-custom-gradient",
+        lambda c: keras_op("keras.src.ops.core", "custom_gradient"),
+        r"operation keras\.src\.ops\.core\.custom_gradient is not allowed",
+    ),
+    (
+        "op-sizes-itself-from-arguments",
+        lambda c: keras_op("keras.src.ops.numpy", "Tile"),
+        r"operation keras\.src\.ops\.numpy\.Tile is not allowed",
+    ),
+    (
+        "op-image-resize",
+        lambda c: keras_op("keras.src.ops.image", "Resize"),
+        r"operation keras\.src\.ops\.image\.Resize is not allowed",
+    ),
+    (
+        "op-function-wraps-a-graph",
+        lambda c: keras_op("keras.src.ops.function", "Function"),
+        r"operation keras\.src\.ops\.function\.Function is not allowed",
+    ),
+    (
+        "op-allowed-name-in-another-ops-module",
+        lambda c: keras_op("keras.src.ops.nn", "Add"),
+        r"operation keras\.src\.ops\.nn\.Add is not allowed",
+    ),
+    (
+        "op-public-ops-module",
+        lambda c: keras_op("keras.ops", "add"),
+        r"'keras\.ops' is not an allowed Keras package",
+    ),
+    (
+        "op-registered-custom-object",
+        lambda c: keras_op("keras.src.ops.numpy", "Add", "Custom>Add"),
+        r"registered custom object 'Custom>Add' is not allowed",
+    ),
+    (
+        "op-as-an-initializer",
+        lambda c: sequential(
+            dense(kernel_initializer=layer("Add", "keras.src.ops.numpy") | {"config": {}})
+        ),
+        r"kernel_initializer: the operation keras\.src\.ops\.numpy\.Add can only be a node",
+    ),
+    (
+        "op-in-tf-keras-json",
+        lambda c: legacy_application_layer("keras.src.ops.numpy", "Add"),
+        r"'keras\.src\.ops\.numpy' is not an allowed Keras package",
+    ),
+    (
+        "op-broadcast-output-bomb",
+        lambda c: broadcast_bomb(10_000),
+        r"layer 'add(_\d+)?' outputs 100000000 values per sample",
     ),
     ("top-level-list", lambda c: [sequential()], r"top level must be a Keras Sequential"),
     ("top-level-string", lambda c: "Sequential", r"top level must be a Keras Sequential"),

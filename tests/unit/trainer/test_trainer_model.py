@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from typing import Any
 
 import keras
@@ -391,3 +392,114 @@ def test_it_wires_tensors_passed_as_keyword_arguments_and_nested_models() -> Non
     model = load_model(config, 10**7)
     assert model.output_shape == (None, 3, 4)
     assert model.count_params() == 4 * 2 * 3 + 2 * 3 + 2 * 4 + 4 + 20
+
+
+def test_it_loads_the_layers_keras_applications_define_for_themselves() -> None:
+    # ConvNeXt's LayerScale and InceptionResNetV2's CustomScaleLayer, as tf.keras 2.10-2.12
+    # wrote them (no module): Keras's own code, built from Keras 3's applications.
+    config = legacy_model(
+        [
+            legacy_input("x", 2),
+            legacy("LayerScale", "scale", node("x"), init_values=0.5, projection_dim=2),
+            legacy("CustomScaleLayer", "mix", node("x", "scale"), scale=0.5),
+        ],
+        inputs="x",
+        outputs="mix",
+    )
+    model = load_model(config, 10**7)
+    modules = [type(layer).__module__ for layer in model.layers[1:]]
+    assert modules == [
+        "keras.src.applications.convnext",
+        "keras.src.applications.inception_resnet_v2",
+    ]
+    x = np.array([[1.0, 2.0]], dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x + x * 0.5 * 0.5, rtol=1e-6)
+
+
+def test_it_loads_keras_3_arithmetic_and_masks_written_as_operations() -> None:
+    # Keras 3 writes `a + b`, `x * 0.5`, `-x` and Embedding(mask_zero=True)'s mask as keras.ops
+    tokens = keras.Input((4,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 3, mask_zero=True)(tokens)
+    a = keras.layers.GlobalAveragePooling1D()(embedded)
+    b = keras.layers.Dense(3)(a)
+    x = -((a + b) * 0.5 - b / 4.0) + keras.ops.cast(a > 0.0, "float32")
+    original = keras.Model(tokens, x)
+    model = load_model(json.loads(original.to_json()), 10**7)
+    model.set_weights(original.get_weights())
+    ops = {type(op).__name__ for op in model.operations if not isinstance(op, keras.layers.Layer)}
+    assert ops >= {"NotEqual", "Add", "Multiply", "Subtract", "TrueDivide", "Negative", "Cast"}
+    x_in = np.array([[1, 2, 0, 0]], dtype=np.int32)
+    np.testing.assert_allclose(model.predict(x_in, verbose=0), original.predict(x_in, verbose=0))
+
+
+def deep_chain(depth: int) -> dict[str, Any]:
+    """A Keras 3 functional model of `depth` ReLU layers one after the other."""
+
+    def relu(name: str, previous: str) -> dict[str, Any]:
+        history = {"shape": [None, 2], "dtype": "float32", "keras_history": [previous, 0, 0]}
+        return {
+            "module": "keras.layers",
+            "class_name": "ReLU",
+            "registered_name": None,
+            "config": {"name": name},
+            "name": name,
+            "inbound_nodes": [
+                {"args": [{"class_name": "__keras_tensor__", "config": history}], "kwargs": {}}
+            ],
+        }
+
+    head: dict[str, Any] = {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "registered_name": None,
+        "config": {"batch_shape": [None, 2], "dtype": "float32", "name": "x"},
+        "name": "x",
+        "inbound_nodes": [],
+    }
+    layers = [head, *(relu(f"r{i}", f"r{i - 1}" if i else "x") for i in range(depth))]
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": "deep",
+            "layers": layers,
+            "input_layers": ["x", 0, 0],
+            "output_layers": [f"r{depth - 1}", 0, 0],
+        },
+    }
+
+
+def test_it_builds_graphs_deeper_than_pythons_recursion_limit() -> None:
+    # Keras 3 walks the graph with a frame per layer of depth (tf.keras's ResNetRS420: ~2,000);
+    # a low limit here stands in for the default 1,000, which would take seconds of layers
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)
+    try:
+        model = load_model(deep_chain(600), 10**7)
+        assert sys.getrecursionlimit() == 400
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len(model.layers) == 601
+
+
+def test_it_builds_with_the_callers_keras_settings() -> None:
+    # The model is built in a thread of its own, and Keras keeps its settings per thread
+    config = keras3_equivalent()
+    for layer in config["config"]["layers"][1:]:
+        del layer["config"]["dtype"]  # so the global policy decides
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = load_model(config, 10**7)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"mixed_bfloat16"}
+
+
+def test_it_builds_the_same_weights_for_the_same_seed() -> None:
+    weights = []
+    for _ in range(2):
+        keras.utils.set_random_seed(11)
+        weights.append(load_model(keras3_equivalent(), 10**7).get_weights())
+    for first, second in zip(*weights, strict=True):
+        np.testing.assert_array_equal(first, second)
