@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from schemas.auth import CommandSecretSetting
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 
@@ -29,7 +30,7 @@ class OrchestratorError(RuntimeError):
     """Base of the orchestrator's errors; the text is shown to users as a status message."""
 
 
-class OrchestratorSettings(KafkaSecurity):
+class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
     """Every setting of one orchestrator process (environment variables of the same name);
     its Kafka security settings also go to every trainer it starts."""
 
@@ -94,11 +95,6 @@ class OrchestratorSettings(KafkaSecurity):
         gt=0,
         description="a stopped run still alive this long after SIGTERM is killed (it resumes "
         "from its last checkpoint)",
-    )
-    nnt_command_secret: str | None = Field(
-        default=None,
-        description="secret every command key derives from (schemas/auth.py); unset: "
-        "$NNT_HOME/command-secret, made once. Hosts that share no NNT_HOME need the same value",
     )
     # Pre-flight checks of experiments (orchestrator/preflight.py).
     nnt_preflight: bool = Field(
@@ -172,12 +168,6 @@ class OrchestratorSettings(KafkaSecurity):
     def state_dir(self) -> Path:
         """This host's private state (handled command ids)."""
         return self.nnt_home / "orchestrator" / self.nnt_hostname
-
-    def command_secret(self) -> str:
-        """The shared secret (NNT_COMMAND_SECRET, or the file under NNT_HOME)."""
-        from schemas.auth import load_secret
-
-        return load_secret(self.nnt_command_secret, self.nnt_home)
 
     @property
     def claims_dir(self) -> Path:

@@ -28,6 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
 SIGNATURE_HEADER = "nnt-sig"  # Kafka header of a signed event
 MAX_AGE_S = 300.0  # a command issued longer ago (or that far in the future) is stale
 
@@ -113,3 +116,21 @@ def load_secret(value: str | None, home: Path) -> str:
             return text
         time.sleep(0.02)
     raise ValueError(f"{path} is empty; delete it or set NNT_COMMAND_SECRET")
+
+
+class CommandSecretSetting(BaseSettings):
+    """`NNT_COMMAND_SECRET`, declared once for the web, the orchestrators and the stream
+    workers (each settings class also declares its own `nnt_home`)."""
+
+    nnt_home: Path = Field(default=Path("~/.local/share/nntracker"))
+    nnt_command_secret: str | None = Field(
+        default=None,
+        description="secret every key derives from (schemas/auth.py): users' command keys, the "
+        "services' keys and each run's event key. Unset: $NNT_HOME/command-secret, made once; "
+        "hosts that share no NNT_HOME need the same value in the web, the orchestrators and "
+        "the stream workers",
+    )
+
+    def command_secret(self) -> str:
+        """The shared secret (NNT_COMMAND_SECRET, or the file under NNT_HOME)."""
+        return load_secret(self.nnt_command_secret, self.nnt_home)

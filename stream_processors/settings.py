@@ -7,13 +7,13 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from schemas.auth import load_secret
+from schemas.auth import CommandSecretSetting
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 from stream_processors.errors import ConfigError
 
 
-class StreamSettings(KafkaSecurity):
+class StreamSettings(KafkaSecurity, CommandSecretSetting):
     """Every setting of the worker, typed and documented where it is declared (the Kafka
     security ones in schemas.kafkaauth)."""
 
@@ -104,12 +104,6 @@ class StreamSettings(KafkaSecurity):
         description="replicas of the worker's own topics (table changelogs, tag points): "
         "3 on a production cluster",
     )
-    nnt_command_secret: str | None = Field(
-        default=None,
-        description="secret every run's event key derives from (schemas/auth.py): an event is "
-        "stored only when signed by its run or an orchestrator; unset: $NNT_HOME/command-secret, "
-        "made once. Hosts that share no NNT_HOME need the same value as the web and orchestrators",
-    )
 
     @field_validator("nnt_home")
     @classmethod
@@ -128,10 +122,6 @@ class StreamSettings(KafkaSecurity):
     def datadir(self) -> Path:
         """Faust's data directory."""
         return self.nnt_home / "faust"
-
-    def command_secret(self) -> str:
-        """The shared secret (NNT_COMMAND_SECRET, or the file under NNT_HOME)."""
-        return load_secret(self.nnt_command_secret, self.nnt_home)
 
     @property
     def live_interval(self) -> float:

@@ -141,19 +141,16 @@ def build_metrics(loss: LossSpec, extra: list[MetricSpec], classes: int | None =
     """Accuracy where the loss is a classification loss, then the configured extra metrics.
 
     With `classes` (the model's output units) an extra metric that needs the other label
-    form than the loss's is adapted (see `adapt_metric`); `adaptations` lists what was done.
+    form than the loss's is adapted (see `adapt_metric`); `metrics_and_notes` also says what.
     """
-    return _metrics(loss, extra, classes)[0]
+    return metrics_and_notes(loss, extra, classes)[0]
 
 
-def adaptations(loss: LossSpec, extra: list[MetricSpec], classes: int | None) -> list[str]:
-    """Sentences for the user: which extra metrics see adapted labels, and why."""
-    return _metrics(loss, extra, classes)[1]
-
-
-def _metrics(
+def metrics_and_notes(
     loss: LossSpec, extra: list[MetricSpec], classes: int | None
 ) -> tuple[list[Any], list[str]]:
+    """The metrics of `build_metrics`, and sentences for the user: which extra metrics see
+    adapted labels, and why."""
     metrics: list[Any] = []
     notes: list[str] = []
     name = loss_name(loss)

@@ -118,7 +118,7 @@ def _check_losses(
             x, y = shaped.x[:BATCH], shaped.y[:BATCH]
             loss_obj = compiling.build_loss(loss, f"loss_functions[{li}]")
             base = compiling.build_metrics(loss, [], classes)
-            compiling.build_metrics(loss, config.extra_metrics, classes)  # options, by index
+            _, notes = compiling.metrics_and_notes(loss, config.extra_metrics, classes)  # options
         except TrainerError as exc:
             result.add(exc, where)
             continue
@@ -130,7 +130,6 @@ def _check_losses(
             ok &= not extra or _try(model, loss_obj, extra, x, y, f"extra_metrics.{i}", result)
         if ok:
             passed[li] = (x, y)
-            notes = compiling.adaptations(loss, config.extra_metrics, classes)
             result.notes.extend(n for n in notes if n not in result.notes)
     return passed
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from schemas.auth import CommandSecretSetting
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
 from schemas.topics import MAX_MESSAGE_BYTES
@@ -22,7 +23,7 @@ class ConfigError(ValueError):
     """A bad environment variable; the message names it and the fix."""
 
 
-class WebSettings(KafkaSecurity):
+class WebSettings(KafkaSecurity, CommandSecretSetting):
     """Every setting of the web process, each one an environment variable (the Kafka security
     ones in schemas.kafkaauth)."""
 
@@ -48,11 +49,6 @@ class WebSettings(KafkaSecurity):
     )
     nnt_kafka_timeout_s: float = Field(default=5.0, gt=0, description="Producer flush timeout")
     nnt_live_bridge: bool = Field(default=True, description="Consume nnt.live in this process")
-    nnt_command_secret: str | None = Field(
-        default=None,
-        description="Secret every command key derives from (schemas/auth.py), shared with the "
-        "orchestrators and stream workers; unset: $NNT_HOME/command-secret, made once",
-    )
     nnt_preflight: bool = Field(
         default=True,
         description="Ask the orchestrators to pre-flight each new experiment on one batch and "

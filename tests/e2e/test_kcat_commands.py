@@ -10,28 +10,18 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from tests.e2e.stack import ROOT, UpProcess, token_session
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 USER, PASSWORD = "kcat-owner", "Quartz-Kcat-4711"
 OTHER, OTHER_PASSWORD = "kcat-other", "Quartz-Other-4711"
 SCRIPT = ROOT / "docs" / "examples" / "kcat-command.sh"
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def run_script(stack: UpProcess, base: str, token: str, kind: str, sid: str) -> str:

@@ -11,7 +11,6 @@ import io
 import json
 import re
 import tempfile
-import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from tests import polling
 from tests.e2e.stack import DEMO_LINE, ROOT, UpProcess, launch_chromium, start_up
 
 FLAGS = [  # WebGL charts: SwiftShader stands in for the GPU
@@ -75,14 +75,15 @@ def page() -> Iterator[Page]:
 
 def until(check: Callable[[], object], timeout: float, what: str, page: Page) -> object:
     """Poll a condition (the page keeps listening meanwhile); fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        page.wait_for_timeout(500)
-    shot(page, "failure")
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def screenshot() -> str:
+        shot(page, "failure")
+        return ""
+
+    return polling.until(
+        check, timeout, what, interval=0.5, sleep=lambda s: page.wait_for_timeout(s * 1000),
+        context=screenshot,
+    )  # fmt: skip
 
 
 def shot(page: Page, name: str) -> None:

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from infra import podman
 from schemas import auth, codecs, topics
 from schemas.commands import CreateCommand, LifecycleCommand, command_key
+from tests import polling
 from tests.accounts import TEST_SECRET, USERS, publish_accounts, sign_as
 
 T = TypeVar("T")
@@ -32,14 +33,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def until(check: Callable[[], T | None], timeout: float, what: str, orch: Orch | None = None) -> T:
     """Poll `check` until it returns a truthy value; fail naming `what` (and the log)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    tail = orch.log_tail() if orch else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+    return polling.until(check, timeout, what, context=orch.log_tail if orch else lambda: "")
 
 
 class Tap:
