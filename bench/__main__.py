@@ -1,7 +1,9 @@
 """`python -m bench` (`make bench`): every benchmark against its peer, in one run.
 
-Writes bench/results.json (the keys of issue 7) and docs/benchmarks.md. Each benchmark runs
-in its own subprocess so one's TensorFlow or event loop cannot disturb another's timings.
+Writes bench/results.json (the keys of issue 7, and TimescaleDB against native partitioning
+side by side) and docs/benchmarks.md. Each benchmark runs in its own subprocess so one's
+TensorFlow or event loop cannot disturb another's timings. `python -m bench NAME…` runs some
+and keeps the others' last results (each benchmark's own `measured_at` says when).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 REPORT = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ("overhead", "latency", "ingest", "storage", "queries", "concurrent")
+BENCHMARKS = ("overhead", "latency", "ingest", "storage", "queries", "concurrent", "timescale")
 PACKAGES = (
     "tensorflow-cpu",
     "keras",
@@ -46,6 +48,7 @@ def run_one(name: str) -> dict[str, Any]:
         return {"error": (proc.stderr or proc.stdout)[-2000:], "wall_s": time.monotonic() - started}
     result = json.loads(lines[-1][len("RESULT ") :])
     result["wall_s"] = time.monotonic() - started
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return result
 
 
@@ -53,7 +56,7 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import os
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)
@@ -122,8 +125,9 @@ def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         "# Benchmarks", "",
-        f"Measured {m['at']} by `make bench` on {m['cpus']} CPUs ({m['platform']}), "
-        f"Python {m['python']}, Kafka {m['kafka']}. Every figure is measured against its peer "
+        f"Measured by `make bench` on {m['cpus']} CPUs ({m['platform']}), "
+        f"Python {m['python']}, Kafka {m['kafka']}; last run {m['at']} (each benchmark's "
+        "`measured_at` below says when it ran). Every figure is measured against its peer "
         "in the same run on the same data; none is a timed assertion in the test suite.", "",
         "| figure | value | goal | peer | what limits it |", "|---|---|---|---|---|",
     ]  # fmt: skip
@@ -131,6 +135,11 @@ def report(results: dict[str, Any]) -> str:
         value = results["headline"].get(key, "failed")
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         lines.append(f"| `{key}` | {shown} | {goal} | {peer} | {limit} |")
+    modes = results["details"].get("timescale", {})
+    if "ratio" in modes:
+        from bench import timescale
+
+        lines += ["", "## TimescaleDB against native partitioning", "", timescale.table(modes)]
     lines += [
         "",
         "Raw numbers per benchmark:",
@@ -149,23 +158,44 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def previous() -> dict[str, dict[str, Any]]:
+    """The details of bench/results.json, each with when it was measured."""
+    try:
+        old = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    at = old.get("machine", {}).get("at")
+    return {name: {"measured_at": at, **d} for name, d in old.get("details", {}).items()}
+
+
 def main(names: list[str]) -> int:
-    """Run the named benchmarks (default: all) and write the results."""
-    details = {}
+    """Run the named benchmarks (default: all) and write the results; a partial run keeps
+    the other benchmarks' last results."""
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        print(f"bench: no benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        return 2
+    ran = {}
     for name in names or BENCHMARKS:
         print(f"bench: {name} ...", flush=True)
-        details[name] = run_one(name)
-        print(json.dumps(details[name], indent=2), flush=True)
+        ran[name] = run_one(name)
+        print(json.dumps(ran[name], indent=2), flush=True)
+        if name == "timescale" and "ratio" in ran[name]:
+            from bench import timescale
+
+            print(timescale.table(ran[name]), flush=True)
+    kept = previous() if names else {}
+    details = {n: ran[n] if n in ran else kept[n] for n in BENCHMARKS if n in ran or n in kept}
     results = {"machine": machine(), "headline": headline(details), "details": details}
+    from bench import timescale
+
+    flat = {**results["headline"], **timescale.headline(details.get("timescale", {}))}
     RESULTS.write_text(
-        json.dumps(
-            {**results["headline"], "machine": results["machine"], "details": details}, indent=2
-        )
-        + "\n"
+        json.dumps({**flat, "machine": results["machine"], "details": details}, indent=2) + "\n"
     )
     REPORT.write_text(report(results))
-    print(json.dumps(results["headline"], indent=2))
-    return 0 if all("error" not in d for d in details.values()) else 1
+    print(json.dumps(flat, indent=2))
+    return 0 if all("error" not in d for d in ran.values()) else 1
 
 
 if __name__ == "__main__":

@@ -92,9 +92,40 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("id", metavar="ID")
     export.add_argument("-o", "--output", type=Path, help="file or existing folder to save into")
     export.set_defaults(func=cmd_export)
+    _db_parser(sub)
     manage = sub.add_parser("manage", help="Django management commands")
     manage.add_argument("rest", nargs=argparse.REMAINDER)
     return p
+
+
+def _db_parser(sub: Any) -> None:
+    """`nntracker db status`: an operator's view of the database, read directly."""
+    db = sub.add_parser("db", help="the database itself, read directly (operators)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    status = db_sub.add_parser(
+        "status",
+        help="database mode, versions and storage per user or simulation",
+        description="The time-series tables' mode (TimescaleDB or native partitioning) and "
+        "versions, and their storage per table and per user or simulation: rows (exact) and "
+        "bytes on disk, with TimescaleDB also uncompressed. Per simulation, each table's size "
+        "(heap, TOAST, indexes) is shared in proportion to the bytes its rows and columnstore "
+        "segments hold (pg_column_size; nothing is decompressed, so it stays fast); native "
+        "partitioning has no columnstore and reports raw bytes only. It connects to "
+        "DATABASE_URL, else to the local stack's PostgreSQL (`nntracker up`), with that "
+        "URL's credentials: a command for whoever runs the database (it lists every user's "
+        "runs).",
+    )
+    status.add_argument(
+        "--by",
+        choices=("user", "simulation"),
+        default="user",
+        help="list storage per owner (default) or per simulation",
+    )
+    status.add_argument(
+        "--top", type=int, default=20, metavar="N", help="the N largest only (0: all; default 20)"
+    )
+    status.add_argument("--json", action="store_true", help="the whole report as JSON")
+    status.set_defaults(func=cmd_db_status)
 
 
 def cmd_up(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -378,6 +409,35 @@ def cmd_export(args: argparse.Namespace, settings: StackSettings) -> int:
         )
     print(f"saved {dest} ({dest.stat().st_size} bytes)")
     return 0
+
+
+def cmd_db_status(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Print the database status report (text, or JSON with --json)."""
+    from infra import dbstatus
+
+    if args.top < 0:
+        raise InfraError("--top: must be 0 (all) or more")
+    status = dbstatus.collect(database_url(settings))
+    if args.json:
+        print(json.dumps(status.as_json(args.top), indent=2))
+    else:
+        print(dbstatus.render(status, args.by, args.top))
+    return 0
+
+
+def database_url(settings: StackSettings) -> str:
+    """DATABASE_URL, else the local stack's embedded PostgreSQL once `nntracker up` made it
+    (asking for its URL before would create its password file)."""
+    if settings.database_url:
+        return settings.database_url
+    from infra import postgres
+
+    if not (settings.nnt_home / "pg.password").exists():
+        raise InfraError(
+            f"no database: DATABASE_URL is unset and the local stack has no PostgreSQL in "
+            f"{settings.nnt_home} yet; set DATABASE_URL, or start it with `nntracker up`"
+        )
+    return postgres.url(settings.nnt_home, settings.nnt_pg_port)
 
 
 def _database_env() -> dict[str, str]:

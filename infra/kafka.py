@@ -105,23 +105,45 @@ def ensure_jars(home: Path) -> Path:
     return lib
 
 
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
 @dataclass(frozen=True)
 class SaslListener:
     """A SASL_PLAINTEXT listener with PLAIN users, opened beside the PLAINTEXT one: the tests
-    log real clients in through it. `nntracker up` opens none (its broker is loopback only)."""
+    log real clients in through it. `nntracker up` opens none (its broker is loopback only).
+
+    With `super_users`, the broker also authorizes every request as production does (KRaft's
+    StandardAuthorizer, nothing allowed without an ACL): the SASL users may then do only what
+    ACLs grant them (infra/kafkaacl.py), except the super users named here. The PLAINTEXT and
+    CONTROLLER listeners' principal, User:ANONYMOUS, is always a super user then, so every
+    client of those listeners works exactly as without the authorizer.
+    """
 
     port: int
     users: dict[str, str] = field(default_factory=dict)  # user name -> password
+    super_users: tuple[str, ...] | None = None  # None: no authorizer
 
     def properties(self) -> dict[str, str]:
-        """The broker settings of this listener (named SASL), users in its JAAS entry."""
+        """The broker settings of this listener (named SASL), users in its JAAS entry, and the
+        authorizer when there are super users."""
         users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
-        return {
+        props = {
             "listener.name.sasl.sasl.enabled.mechanisms": "PLAIN",
             "listener.name.sasl.plain.sasl.jaas.config": (
                 f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
             ),
         }
+        if self.super_users is not None:
+            supers = ("ANONYMOUS", *self.super_users)
+            props.update(
+                {
+                    "authorizer.class.name": AUTHORIZER,
+                    "allow.everyone.if.no.acl.found": "false",
+                    "super.users": ";".join(f"User:{name}" for name in supers),
+                }
+            )
+        return props
 
 
 def write_config(home: Path, port: int, sasl: SaslListener | None = None) -> Path:
@@ -157,7 +179,10 @@ def write_config(home: Path, port: int, sasl: SaslListener | None = None) -> Pat
         props.update(sasl.properties())
     path = base / "server.properties"
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-    (base / "log4j.properties").write_text(LOG4J)
+    log4j = LOG4J
+    if sasl is not None and sasl.super_users is not None:
+        log4j += "log4j.logger.kafka.authorizer.logger=INFO\n"  # each refusal, in its log
+    (base / "log4j.properties").write_text(log4j)
     return path
 
 

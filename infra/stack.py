@@ -1,8 +1,9 @@
 """`nntracker up`: the whole local stack in the foreground, each part healthy before the next.
 
-Order: Kafka, PostgreSQL (embedded unless DATABASE_URL), migrations, the Faust worker, the
-orchestrator, daphne. A part that dies is restarted with back-off; Ctrl-C or SIGTERM stops
-every child in reverse order and leaves no process or port behind.
+Order: Kafka, PostgreSQL (embedded unless DATABASE_URL; with TimescaleDB when it can be
+built), migrations, the Faust worker, the orchestrator, daphne. A part that dies is restarted
+with back-off; Ctrl-C or SIGTERM stops every child in reverse order and leaves no process or
+port behind.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra import kafka, postgres, process, timeseries
+from infra import kafka, postgres, process, timescale, timeseries
 from infra.process import ServiceSpec
 from infra.settings import InfraError, StackSettings
 from schemas.kafkaauth import KafkaSecurity
@@ -174,9 +175,22 @@ class Stack:
         ]
 
     def _postgres(self) -> ServiceSpec:
-        spec = postgres.prepare(self.settings.nnt_home, self.settings.nnt_pg_port)
+        found = self._timescale()
+        spec = postgres.prepare(
+            self.settings.nnt_home, self.settings.nnt_pg_port, timescaledb=found.ok
+        )
         self.database_url = postgres.url(self.settings.nnt_home, self.settings.nnt_pg_port)
         return spec
+
+    def _timescale(self) -> timescale.Availability:
+        """Build (once per machine) and install TimescaleDB for the embedded server, or say in
+        one line why the time-series tables will be natively partitioned and how to change it."""
+        found = timescale.provision(self.settings, say=lambda line: say("stack", line))
+        if found.ok:
+            say("stack", f"TimescaleDB {found.version} preloaded by the embedded PostgreSQL")
+        else:
+            say("stack", f"TimescaleDB not used, native partitioning instead: {found.reason}")
+        return found
 
     def up(self, on_ready: Callable[[], None] | None = None) -> int:
         """Start everything, supervise until asked to stop, then stop everything."""
@@ -230,8 +244,8 @@ class Stack:
         )
         if result.returncode != 0:
             raise InfraError(f"migrations failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-        mode = timeseries.apply(self.database_url)
-        say("stack", f"database ready (time-series tables: {mode} partitioning)")
+        mode = timeseries.apply_schema(self.database_url, settings=self.settings)
+        say("stack", f"database ready (time-series tables: {mode.describe()})")
 
     def _supervise(self) -> None:
         while not self.stopping.wait(0.5):

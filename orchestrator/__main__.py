@@ -14,9 +14,18 @@ from orchestrator.settings import OrchestratorError, OrchestratorSettings, load
 
 def trainer_env(settings: OrchestratorSettings, environ: Mapping[str, str]) -> dict[str, str]:
     """What every trainer process or container gets: the broker, the Kafka security settings
-    (password included: an environment variable, never a file) and the NNT_TRAINER_* limits."""
-    limits = {k: v for k, v in environ.items() if k.startswith("NNT_TRAINER_")}
-    return {**limits, "NNT_KAFKA_BOOTSTRAP": settings.nnt_kafka_bootstrap, **settings.environment()}
+    (password included: an environment variable, never a file; the trainers' own SASL user
+    when NNT_TRAINER_KAFKA_SASL_* are set) and the NNT_TRAINER_* limits."""
+    limits = {
+        k: v
+        for k, v in environ.items()
+        if k.startswith("NNT_TRAINER_") and not k.startswith("NNT_TRAINER_KAFKA_")
+    }
+    return {
+        **limits,
+        "NNT_KAFKA_BOOTSTRAP": settings.nnt_kafka_bootstrap,
+        **settings.trainer_kafka(),
+    }
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import DeviceRequest
 
-from orchestrator import gpus
+from orchestrator import gpus, identity
 from orchestrator.rundirs import RunState
 from orchestrator.runtime import Handle, no_gpu_message, run_key_of
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
@@ -65,6 +65,7 @@ class DockerRuntime:
     def run_options(self, spec: RunSpec, run_dir: Path) -> dict[str, Any]:
         """Everything `containers.run` gets: the hardening in one place."""
         s = self.settings
+        memory = spec.memory_bytes or s.nnt_run_memory_bytes  # the owner's per-run limit applied
         volumes = {
             p: {"bind": p, "mode": "ro"} for p in s.nnt_docker_host_mounts if Path(p).exists()
         }
@@ -91,10 +92,10 @@ class DockerRuntime:
             "volumes": volumes,
             "working_dir": str(run_dir),
             "network_mode": s.nnt_container_network,
-            "mem_limit": s.nnt_run_memory_bytes,
-            "memswap_limit": s.nnt_run_memory_bytes,
+            "mem_limit": memory,
+            "memswap_limit": memory,
             "pids_limit": s.nnt_run_pids,
-            "nano_cpus": int(s.nnt_run_cpus * 1e9),
+            "nano_cpus": int((spec.cpus or s.nnt_run_cpus) * 1e9),
             "labels": {
                 LABEL_SIMULATION: str(spec.simulation_id),
                 LABEL_OWNER: spec.owner,
@@ -117,7 +118,7 @@ class DockerRuntime:
                 "build it (infra/docker, or infra/podman/setup.sh for local use)"
             ) from exc
         self._remove_named(container_name(spec.simulation_id))
-        _give_to_nobody(run_dir)
+        _give_to_nobody(spec, run_dir)
         try:
             container = self.client.containers.run(
                 self.settings.nnt_trainer_image, **self.run_options(spec, run_dir)
@@ -125,7 +126,10 @@ class DockerRuntime:
         except APIError as exc:
             raise OrchestratorError(f"the container engine refused to start it: {exc}") from exc
         log.info("simulation %s: container %s", spec.simulation_id, container.short_id)
-        return Handle(spec.simulation_id, run_dir, container=container.id, gpu=spec.config.gpu)
+        memory = spec.memory_bytes or self.settings.nnt_run_memory_bytes
+        return Handle(
+            spec.simulation_id, run_dir, container=container.id, gpu=spec.config.gpu, memory=memory
+        )
 
     def _get(self, handle: Handle) -> Container | None:
         try:
@@ -205,6 +209,7 @@ class DockerRuntime:
             cpu_percent=percent,
             memory_bytes=int(memory.get("usage", 0) or 0),
             memory_limit_bytes=int(memory.get("limit", 0) or 0)
+            or handle.memory
             or self.settings.nnt_run_memory_bytes,
             gpu_percent=gpu_percent,
             gpu_memory_bytes=gpu_memory,
@@ -233,8 +238,15 @@ class DockerRuntime:
         return removed
 
 
-def _give_to_nobody(run_dir: Path) -> None:
-    """The container runs as nobody: let it write its run directory."""
+def _give_to_nobody(spec: RunSpec, run_dir: Path) -> None:
+    """The container runs as nobody: let it write its run directory and read its datasets
+    (stored mode 640: as root, its group becomes nobody's; else, rootless, they open to all,
+    still inside the private $NNT_HOME)."""
+    for path in dict.fromkeys(p for p in spec.datasets.model_dump().values() if p):
+        try:
+            identity.share(Path(path), NOBODY)
+        except PermissionError:
+            os.chmod(path, 0o644)
     for root, dirs, files in os.walk(run_dir):
         for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
             try:

@@ -22,6 +22,7 @@ from orchestrator.preflight import Checker, Verdict
 from orchestrator.publisher import Publisher
 from orchestrator.rundirs import RunDir, RunState, all_runs, is_done, mark_done
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
+from schemas import storage
 from schemas.commands import CheckCommand, CreateCommand, ExperimentCommand, LifecycleCommand
 from schemas.run import DatasetPaths
 
@@ -129,11 +130,15 @@ class Creator:
             return None
         return Deferred(
             lambda: self._fetch_and_check(command, config, model, plans),
-            lambda result: self._checked(command, result),
+            lambda result: self._checked(command, caller, result),
         )
 
     def _over_limits(self, caller: Caller, config: Any, plans: list[Any]) -> tuple[str, str] | None:
-        """(field, reason) when the experiment breaks the caller's account limits."""
+        """(field, reason) when the experiment breaks the caller's account limits.
+
+        Storage counts the uploads it names here; datasets still to be downloaded are counted
+        once fetched (`_over_storage` in `_created` and `_checked`).
+        """
         if caller.user_id is None:
             return None
         queued = sum(
@@ -143,7 +148,16 @@ class Creator:
         )
         return rules.creation_limits(
             caller.limits, caller.username, config.total_epochs, len(plans), queued
-        )
+        ) or self._over_storage(caller, experiments.stored_paths(config, self.settings))
+
+    def _over_storage(self, caller: Caller, paths: list[str]) -> tuple[str, str] | None:
+        """(field, reason) when the datasets at `paths` would take the caller past
+        max_storage_bytes (schemas/storage.py counts it as the web does)."""
+        if caller.user_id is None or caller.limits.max_storage_bytes is None:
+            return None  # the count reads every run.json: only where a limit is set
+        held = storage.held(self.settings.runs_dir, caller.user_id)
+        new = storage.adding(held, paths)
+        return rules.storage_limit(caller.limits, caller.username, sum(held.values()), new)
 
     def _fail_all(
         self, command: CreateCommand, caller: Caller, config: Any, plans: list[Any], message: str
@@ -174,11 +188,14 @@ class Creator:
             self._unpin(datasets)
             raise
 
-    def _checked(self, command: CheckCommand, result: object) -> None:
-        """Answer a `check` on the poll loop."""
+    def _checked(self, command: CheckCommand, caller: Caller, result: object) -> None:
+        """Answer a `check` on the poll loop (downloaded datasets count against storage)."""
         if isinstance(result, tuple):
             datasets, verdict = result
             self._unpin(datasets)
+            problem = self._over_storage(caller, _paths(datasets))
+            if problem is not None:
+                verdict = Verdict({problem[0]: problem[1], **verdict.errors}, verdict.notes)
         elif isinstance(result, OrchestratorError):
             verdict = Verdict({"__all__": str(result)})
         else:
@@ -227,11 +244,13 @@ class Creator:
                 self._unpin(datasets)
                 result = OrchestratorError(verdict.headline())
         if isinstance(result, DatasetPaths):
+            dropped: list[str] = []
             try:
                 if not is_done(self.settings.claims_dir, command.command_id):
-                    self._write_and_queue(command, caller, config, model, result)
+                    dropped = self._write_or_refuse(command, caller, config, model, plans, result)
             finally:
                 self._unpin(result)
+            self.release(dropped)
         elif is_done(self.settings.claims_dir, command.command_id):
             return  # a second delivery's fetch: the first one answered
         elif isinstance(result, OrchestratorError):
@@ -250,6 +269,26 @@ class Creator:
             "total_epochs": config.total_epochs,
             "config": config.model_dump(mode="json"),
         }
+
+    def _write_or_refuse(
+        self,
+        command: CreateCommand,
+        caller: Caller,
+        config: Any,
+        model: Any,
+        plans: list[Any],
+        datasets: DatasetPaths,
+    ) -> list[str]:
+        """Queue the runs, unless their datasets (downloads now counted) pass max_storage_bytes:
+        then fail them and answer with the limit. Returns the downloads to drop (refused: they
+        must not fill the disk the limit protects; uploads stay, as after any refusal)."""
+        problem = self._over_storage(caller, _paths(datasets))
+        if problem is None:
+            self._write_and_queue(command, caller, config, model, datasets)
+            return []
+        self._fail_all(command, caller, config, plans, problem[1])
+        reject(self.publisher, command, problem[1], {problem[0]: problem[1]})
+        return experiments.fetched_paths(config, datasets)
 
     def _write_and_queue(
         self,
@@ -289,3 +328,7 @@ class Creator:
             return store.release(
                 self.settings.datasets_dir, self.settings.runs_dir, datasets, keep=set(self.pins)
             )
+
+
+def _paths(datasets: DatasetPaths) -> list[str]:
+    return [p for p in datasets.model_dump().values() if p]

@@ -91,6 +91,24 @@ def datasets_of(config: ExperimentConfig, settings: OrchestratorSettings) -> Dat
     )
 
 
+def stored_paths(config: ExperimentConfig, settings: OrchestratorSettings) -> list[str]:
+    """Store paths of the experiment's uploads (`stored:` references), known before any
+    download; one missing from the store is left to `resolve_dataset` to name."""
+    refs = (config.dataset_train, config.dataset_test, config.dataset_val)
+    matches = (STORED.match(ref or "") for ref in refs)
+    return [str(settings.datasets_dir / m.group(1)) for m in matches if m]
+
+
+def fetched_paths(config: ExperimentConfig, datasets: DatasetPaths) -> list[str]:
+    """The local files of those datasets the experiment names by URL (downloaded for it)."""
+    pairs = (
+        (config.dataset_train, datasets.train),
+        (config.dataset_test, datasets.test),
+        (config.dataset_val, datasets.val),
+    )
+    return [path for ref, path in pairs if path and ref and ref.startswith(("http://", "https://"))]
+
+
 def has_urls(config: ExperimentConfig) -> bool:
     """True when a dataset must be downloaded (slow: done off the poll loop)."""
     refs = (config.dataset_train, config.dataset_test, config.dataset_val)

@@ -30,7 +30,7 @@ class StatusPublisher:
     """Publishes StatusEvents, ResourceSamples and commands, each keyed by simulation id."""
 
     def __init__(self, bootstrap: str, security: KafkaSecurity, service_key: str = "") -> None:
-        self.service_key = service_key  # signs the commands this service sends (`start`)
+        self.service_key = service_key  # signs its commands (`start`), statuses and samples
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -51,20 +51,22 @@ class StatusPublisher:
         value = codecs.dumps(event)
         # Signed as this service: the stream workers store statuses only from a run's trainer
         # or from an orchestrator (schemas/auth.py).
-        headers: list[tuple[str, str | bytes | None]] = [
-            (auth.SIGNATURE_HEADER, auth.mac(self.service_key, value).encode())
-        ]
-        self.producer.produce(
-            topics.STATUS, key=key, value=value, headers=headers if self.service_key else None
-        )
+        self.producer.produce(topics.STATUS, key=key, value=value, headers=self._signed(value))
         self.producer.poll(0)
         log.info("simulation %s: %s %s", simulation_id, status, fields.get("message", ""))
 
     def resources(self, sample: ResourceSample) -> None:
-        """Send one resource sample."""
-        key = str(sample.simulation_id).encode()
-        self.producer.produce(topics.RESOURCES, key=key, value=codecs.dumps(sample))
+        """Send one resource sample, signed as this service (the stream workers store samples
+        only from an orchestrator: a run cannot report its own use)."""
+        key, value = str(sample.simulation_id).encode(), codecs.dumps(sample)
+        self.producer.produce(topics.RESOURCES, key=key, value=value, headers=self._signed(value))
         self.producer.poll(0)
+
+    def _signed(self, value: bytes) -> list[tuple[str, str | bytes | None]] | None:
+        """The `nnt-sig` header of an event this service sends (none without a key)."""
+        if not self.service_key:
+            return None
+        return [(auth.SIGNATURE_HEADER, auth.mac(self.service_key, value).encode())]
 
     def command(self, command: LifecycleCommand) -> None:
         """Put a command on `nnt.commands` (the shared group hands `start` to one member),

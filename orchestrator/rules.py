@@ -1,4 +1,5 @@
-"""Quotas at start and the auto-stop rules: memory over its limit, NaN/inf loss, no progress."""
+"""Quotas at create and start, each run's resources, and the auto-stop rules: memory over its
+limit, NaN/inf loss, no progress."""
 
 from __future__ import annotations
 
@@ -10,11 +11,31 @@ from pathlib import Path
 
 from orchestrator.rundirs import RunState
 from orchestrator.settings import OrchestratorSettings
+from schemas import storage
 from schemas.accounts import Limits
 from schemas.epochs import EpochEvent
 from schemas.resources import ResourceSample
 
 KILL = "kill"
+
+
+def run_resources(settings: OrchestratorSettings, limits: Limits | None) -> tuple[int, float]:
+    """(memory bytes, CPUs) of one run of this owner: the host's NNT_RUN_MEMORY_BYTES and
+    NNT_RUN_CPUS, lowered to the account's max_run_memory_bytes / max_run_cpus where set (a
+    per-user limit never raises what the host gives a run)."""
+    memory, cpus = settings.nnt_run_memory_bytes, settings.nnt_run_cpus
+    if limits is not None and limits.max_run_memory_bytes is not None:
+        memory = min(memory, limits.max_run_memory_bytes)
+    if limits is not None and limits.max_run_cpus is not None:
+        cpus = min(cpus, limits.max_run_cpus)
+    return memory, cpus
+
+
+def run_memory_name(settings: OrchestratorSettings, memory: int) -> str:
+    """The limit that sets a run's memory: the account's when it is below the host's."""
+    return (
+        "max_run_memory_bytes" if memory < settings.nnt_run_memory_bytes else "NNT_RUN_MEMORY_BYTES"
+    )
 
 
 def quota(
@@ -26,7 +47,8 @@ def quota(
     """None when `owner` may start one more run; else (impossible, reason).
 
     The account's limits (set by an admin, from `nnt.accounts`) win over the host's
-    NNT_QUOTA_MAX_RUNS / NNT_QUOTA_MAX_MEMORY where they are set.
+    NNT_QUOTA_MAX_RUNS / NNT_QUOTA_MAX_MEMORY where they are set; each run counts the memory
+    it is given (`run_resources`: the account's max_run_memory_bytes lets more runs fit).
     """
     runs, runs_name = settings.nnt_quota_max_runs, "NNT_QUOTA_MAX_RUNS"
     memory, memory_name = settings.nnt_quota_max_memory, "NNT_QUOTA_MAX_MEMORY"
@@ -34,7 +56,7 @@ def quota(
         runs, runs_name = limits.max_concurrent_runs, "max_concurrent_runs"
     if limits is not None and limits.max_memory_bytes is not None:
         memory, memory_name = limits.max_memory_bytes, "max_memory_bytes"
-    limit = settings.nnt_run_memory_bytes
+    limit = run_resources(settings, limits)[0]
     who = owner or "this owner"
     if memory and limit > memory:
         return True, (
@@ -81,6 +103,13 @@ def creation_limits(
     return None
 
 
+def storage_limit(limits: Limits | None, who: str, used: int, new: int) -> tuple[str, str] | None:
+    """(field, reason) when `new` dataset bytes on top of the `used` ones pass the account's
+    max_storage_bytes (counted by schemas/storage.py, as the web counts them), else None."""
+    reason = storage.refusal(who, used, new, limits.max_storage_bytes if limits else None)
+    return None if reason is None else ("__all__", reason)
+
+
 def checkpoint_epoch(run_dir: Path) -> int:
     """Epochs held by the run's latest checkpoint (0 when none)."""
     try:
@@ -90,21 +119,30 @@ def checkpoint_epoch(run_dir: Path) -> int:
 
 
 def exit_message(
-    code: int, reason: str | None, settings: OrchestratorSettings, run_dir: Path
+    code: int,
+    reason: str | None,
+    settings: OrchestratorSettings,
+    run_dir: Path,
+    memory: int | None = None,
 ) -> str:
-    """The `failed` message of a trainer that did not end by itself, with its last good epoch."""
-    return f"{_exit_cause(code, reason, settings, run_dir)}{_resumable(run_dir)}"
+    """The `failed` message of a trainer that did not end by itself, with its last good epoch
+    (`memory`: the run's own memory limit, from its spec; None: the host's)."""
+    return f"{_exit_cause(code, reason, settings, run_dir, memory)}{_resumable(run_dir)}"
 
 
 def _exit_cause(
-    code: int, reason: str | None, settings: OrchestratorSettings, run_dir: Path
+    code: int,
+    reason: str | None,
+    settings: OrchestratorSettings,
+    run_dir: Path,
+    memory: int | None,
 ) -> str:
     if reason:
         return f"{reason} (trainer exit code {code})"
     if code == 137:
+        limit = memory or settings.nnt_run_memory_bytes
         return (
-            f"killed: memory over its limit of {settings.nnt_run_memory_bytes} bytes "
-            "(NNT_RUN_MEMORY_BYTES)"
+            f"killed: memory over its limit of {limit} bytes ({run_memory_name(settings, limit)})"
         )
     if code == -1:
         return "the trainer vanished (host restart or killed outside the orchestrator)"
@@ -137,12 +175,16 @@ class Watch:
         self.reasons: dict[uuid.UUID, str] = {}
         self.stop_asked: dict[uuid.UUID, float] = {}
         self.overdue: set[uuid.UUID] = set()
+        self.memory: dict[uuid.UUID, int] = {}  # each run's own limit (run_resources)
 
-    def started(self, sid: uuid.UUID, paused: bool = False) -> None:
-        """A run began (or was re-adopted): its stall clock starts now."""
+    def started(self, sid: uuid.UUID, paused: bool = False, memory: int | None = None) -> None:
+        """A run began (or was re-adopted): its stall clock starts now; `memory` is its own
+        limit (run_resources), None for the host's."""
         self.progress[sid] = time.monotonic()
         if paused:
             self.frozen.add(sid)
+        if memory is not None:
+            self.memory[sid] = memory
 
     def paused(self, sid: uuid.UUID) -> None:
         """A frozen run makes no progress on purpose."""
@@ -165,6 +207,7 @@ class Watch:
         self.frozen.discard(sid)
         self.stop_asked.pop(sid, None)
         self.overdue.discard(sid)
+        self.memory.pop(sid, None)
         return self.reasons.pop(sid, None)
 
     def epoch(self, event: EpochEvent) -> str | None:
@@ -182,11 +225,14 @@ class Watch:
         if asked is not None and time.monotonic() - asked > self.settings.nnt_stop_grace_seconds:
             self.overdue.add(sid)  # it ignored SIGTERM: kill it (it resumes from a checkpoint)
             return KILL
-        limit = self.settings.nnt_run_memory_bytes
+        limit = self.memory.get(sid, self.settings.nnt_run_memory_bytes)
         if sample is not None and sample.memory_bytes > limit:
             if sid in self.reasons:
                 return KILL if sample.memory_bytes > 1.5 * limit else None
-            return f"auto-stop: memory {sample.memory_bytes} bytes over its limit of {limit}"
+            return (
+                f"auto-stop: memory {sample.memory_bytes} bytes over its limit of {limit} "
+                f"({run_memory_name(self.settings, limit)})"
+            )
         stalled = time.monotonic() - self.progress.get(sid, time.monotonic())
         if (
             sid not in self.frozen

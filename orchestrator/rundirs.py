@@ -63,6 +63,12 @@ class RunDir:
         """The run specification."""
         return RunSpec.model_validate_json((self.path / RUN_SPEC_FILE).read_text())
 
+    def write_spec(self, spec: RunSpec) -> None:
+        """Replace `run.json` atomically (a reader never sees half of it)."""
+        tmp = self.path / f".{RUN_SPEC_FILE}.{os.getpid()}"
+        tmp.write_text(spec.model_dump_json(indent=1))
+        os.replace(tmp, self.path / RUN_SPEC_FILE)
+
     def read(self) -> RunState:
         """The recorded state (queued when none was written yet)."""
         try:

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import psutil
 
-from orchestrator import gpus
+from orchestrator import gpus, identity
 from orchestrator.launch import EXIT_FILE
 from orchestrator.rundirs import RunState
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
@@ -39,6 +39,7 @@ class Handle:
     pid: int | None = None
     container: str | None = None
     gpu: bool = False
+    memory: int | None = None  # this run's memory limit (None: the host's NNT_RUN_MEMORY_BYTES)
 
 
 class Runtime(Protocol):
@@ -77,11 +78,14 @@ class ProcessRuntime:
         self.env = env or {}
         self.memory = settings.nnt_run_memory_bytes
         self.pinned: dict[int, set[int]] = {}  # trainer pid -> its cores
+        # Root never runs a trainer when it can help it (orchestrator/identity.py).
+        self.identity = identity.choose(settings, _project_root(), {**os.environ, **self.env})
 
-    def cores(self) -> set[int]:
-        """ceil(NNT_RUN_CPUS) of this process's cores, those the live runs use least."""
+    def cores(self, cpus: float | None = None) -> set[int]:
+        """ceil(cpus) (default NNT_RUN_CPUS) of this process's cores, those the live runs use
+        least."""
         allowed = sorted(os.sched_getaffinity(0))
-        n = min(len(allowed), max(1, math.ceil(self.settings.nnt_run_cpus)))
+        n = min(len(allowed), max(1, math.ceil(cpus or self.settings.nnt_run_cpus)))
         self.pinned = {pid: c for pid, c in self.pinned.items() if psutil.pid_exists(pid)}
         load = collections.Counter(c for cores in self.pinned.values() for c in cores)
         return set(sorted(allowed, key=lambda c: (load[c], c))[:n])
@@ -96,27 +100,47 @@ class ProcessRuntime:
         env["NNT_RUN_KEY"] = run_key_of(self.settings, spec.simulation_id)
         if not spec.config.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""
-        cores = self.cores()
-        with (run_dir / "trainer.log").open("ab") as log_file:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv
-                [self.settings.nnt_trainer_python, "-m", "orchestrator.launch", str(run_dir)],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                cwd=_project_root(),
-                preexec_fn=functools.partial(self._limits, cores),  # noqa: PLW1509 - syscalls only
-            )
+        # The owner's per-run limits lowered these when the run started (rules.run_resources).
+        memory = spec.memory_bytes or self.memory
+        cores = self.cores(spec.cpus)
+        argv = [self.settings.nnt_trainer_python, "-m", "orchestrator.launch", str(run_dir)]
+        cwd, user, group, groups = _project_root(), None, None, None  # as this process
+        handover = identity.Handover()
+        if (who := self.identity) is not None:
+            # The child enters its run directory while still root, then becomes `who`.
+            handover = identity.hand_over(who, spec, run_dir)
+            env = identity.trainer_env({**env, **handover.env}, _project_root())
+            argv.append("--here")
+            cwd, user, group, groups = str(run_dir), who.uid, who.gid, list[int]()
+        try:
+            with (run_dir / "trainer.log").open("ab") as log_file:
+                proc = subprocess.Popen(  # noqa: S603 - fixed argv
+                    argv,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    cwd=cwd,
+                    user=user,
+                    group=group,
+                    extra_groups=groups,
+                    pass_fds=handover.fds,
+                    preexec_fn=functools.partial(self._limits, cores, memory),  # noqa: PLW1509
+                )
+        finally:
+            handover.close()
         self.pinned[proc.pid] = cores
         log.info("simulation %s: trainer pid %d on cores %s", spec.simulation_id, proc.pid,
                  sorted(cores))  # fmt: skip
-        return Handle(spec.simulation_id, run_dir, proc, proc.pid, gpu=spec.config.gpu)
+        return Handle(
+            spec.simulation_id, run_dir, proc, proc.pid, gpu=spec.config.gpu, memory=memory
+        )
 
-    def _limits(self, cores: set[int]) -> None:
+    def _limits(self, cores: set[int], memory: int) -> None:
         # Runs in the child between fork and exec: plain system calls only.
         # RLIMIT_AS would break TensorFlow, which reserves far more address space than it
         # uses; RLIMIT_DATA bounds heap and private mappings. The RSS watchdog does the rest.
-        data = self.memory * 2
+        data = memory * 2
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_DATA, (data, data))
         # TensorFlow sizes its thread pools from the affinity mask, so this also keeps its
@@ -176,7 +200,7 @@ class ProcessRuntime:
             simulation_id=handle.simulation_id,
             cpu_percent=cpu,
             memory_bytes=rss,
-            memory_limit_bytes=self.memory,
+            memory_limit_bytes=handle.memory or self.memory,
             gpu_percent=percent,
             gpu_memory_bytes=gpu_memory,
         )

@@ -31,6 +31,7 @@ from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas import codecs
 from schemas.commands import CheckCommand, CreateCommand, ExperimentCommand, LifecycleCommand
 from schemas.epochs import EpochEvent
+from schemas.run import RunSpec
 from schemas.status import Status
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,18 @@ class Orchestrator:
                 self._tell_waiting(sid, "quota", reason)
                 return False
             self.told_waiting.pop(sid, None)
-            self._launch(rd, state, spec, command.command_id)
+            self._launch(rd, state, self._sized(rd, spec), command.command_id)
         return True
+
+    def _sized(self, rd: RunDir, spec: RunSpec) -> RunSpec:
+        """The spec with the run's memory and CPUs as of this start (the owner's per-run limits
+        may have changed since it was queued), written back to run.json so the runtime, the
+        trainer and a restarted orchestrator all read the same values."""
+        memory, cpus = rules.run_resources(self.settings, self._limits_of(spec.owner_id))
+        if (spec.memory_bytes, spec.cpus) != (memory, cpus):
+            spec = spec.model_copy(update={"memory_bytes": memory, "cpus": cpus})
+            rd.write_spec(spec)
+        return spec
 
     def _tell_waiting(self, sid: uuid.UUID, kind: str, reason: str) -> None:
         """Answer a held start with `queued` and why, once per kind of wait."""
@@ -167,7 +178,7 @@ class Orchestrator:
             self.told_waiting[sid] = kind
             self.publisher.status(sid, "queued", message=reason)
 
-    def _launch(self, rd: RunDir, state: RunState, spec: Any, cid: uuid.UUID) -> None:
+    def _launch(self, rd: RunDir, state: RunState, spec: RunSpec, cid: uuid.UUID) -> None:
         sid = rd.simulation_id
         state.state, state.host, state.runtime, state.reason = (
             "starting",
@@ -193,7 +204,7 @@ class Orchestrator:
         state.handled(cid)
         rd.write(state)
         self.handles[sid] = handle
-        self.watch.started(sid)
+        self.watch.started(sid, memory=spec.memory_bytes)
 
     def _fail(
         self, rd: RunDir, state: RunState, message: str, cid: uuid.UUID | None = None
@@ -406,7 +417,8 @@ class Orchestrator:
             return
         with rd.locked():
             state = rd.read()
-            done, total = rules.checkpoint_epoch(rd.path), rd.spec().config.total_epochs
+            spec = rd.spec()
+            done, total = rules.checkpoint_epoch(rd.path), spec.config.total_epochs
             if reason and code in (-15, 143):
                 code = 0  # SIGTERM before the trainer's handler was set: stopped, nothing lost
             if reason and overdue:
@@ -425,7 +437,9 @@ class Orchestrator:
                 state.state = "failed"  # the trainer published its own error
             else:
                 state.state = "failed"
-                state.message = rules.exit_message(code, reason, self.settings, rd.path)
+                state.message = rules.exit_message(
+                    code, reason, self.settings, rd.path, spec.memory_bytes
+                )
                 self.publisher.status(sid, "failed", epoch=done, message=state.message)
             rd.write(state)
 
@@ -447,8 +461,11 @@ class Orchestrator:
                 self._ended(rd.simulation_id, self._exit_file_code(rd.path))
                 continue
             self.handles[rd.simulation_id] = handle
-            self.watch.started(rd.simulation_id, paused=state.state == "paused")
-            if rules.checkpoint_epoch(rd.path) >= rd.spec().config.total_epochs:
+            spec = rd.spec()
+            self.watch.started(
+                rd.simulation_id, paused=state.state == "paused", memory=spec.memory_bytes
+            )
+            if rules.checkpoint_epoch(rd.path) >= spec.config.total_epochs:
                 # Training is over: the trainer is evaluating or has already published its
                 # own `finished`; a `running` announced now would be newer than that and
                 # leave the simulation shown running forever.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from schemas.auth import CommandSecretSetting
@@ -54,6 +54,14 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
     )
     nnt_max_runs: int = Field(default=2, ge=1, description="concurrent runs on this host")
     nnt_trainer_python: str = Field(default=sys.executable, description="Python that runs trainers")
+    nnt_run_user: str = Field(
+        default="auto",
+        min_length=1,
+        description="process runtime, orchestrator running as root: the unprivileged user (name "
+        "or uid) each trainer runs as (orchestrator/identity.py). `auto`: `nobody` when it can "
+        "run NNT_TRAINER_PYTHON and import the project, else root with a warning; `self`: "
+        "trainers run as the orchestrator's user",
+    )
     nnt_allow_pickle: bool = Field(default=False, description="let trainers load pandas pickles")
     # Limits of one run (both runtimes).
     nnt_run_memory_bytes: int = Field(default=2 * GIB, ge=64 * 1024**2, description="per run")
@@ -95,6 +103,15 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
         gt=0,
         description="a stopped run still alive this long after SIGTERM is killed (it resumes "
         "from its last checkpoint)",
+    )
+    # The Kafka principal of the runs (docs/security.md, "Kafka in production").
+    nnt_trainer_kafka_sasl_username: str | None = Field(
+        default=None,
+        description="SASL user every trainer logs in as (only Write on nnt.epochs, nnt.tensors "
+        "and nnt.status); unset: trainers log in as this orchestrator. Needs a SASL protocol",
+    )
+    nnt_trainer_kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="its password (never logged; in each trainer's environment)"
     )
     # Pre-flight checks of experiments (orchestrator/preflight.py).
     nnt_preflight: bool = Field(
@@ -146,6 +163,39 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
                     "the host; mount narrower paths"
                 )
         return value
+
+    @field_validator(
+        "nnt_trainer_kafka_sasl_username", "nnt_trainer_kafka_sasl_password", mode="before"
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _trainer_principal(self) -> OrchestratorSettings:
+        user, password = self.nnt_trainer_kafka_sasl_username, self.nnt_trainer_kafka_sasl_password
+        if (user is None) != (password is None):
+            missing = "PASSWORD" if password is None else "USERNAME"
+            raise ValueError(
+                f"NNT_TRAINER_KAFKA_SASL_{missing} is unset: set both the trainers' SASL user "
+                "and its password, or neither"
+            )
+        if user is not None and not self.sasl:
+            raise ValueError(
+                "NNT_TRAINER_KAFKA_SASL_USERNAME is set but NNT_KAFKA_SECURITY_PROTOCOL="
+                f"{self.nnt_kafka_security_protocol} sends no credentials: use SASL_PLAINTEXT "
+                "or SASL_SSL, or unset it"
+            )
+        return self
+
+    def trainer_kafka(self) -> dict[str, str]:
+        """The Kafka security variables a trainer gets: this orchestrator's, with the trainers'
+        own SASL user when one is set."""
+        env = self.environment()
+        if self.nnt_trainer_kafka_sasl_username and self.nnt_trainer_kafka_sasl_password:
+            env["NNT_KAFKA_SASL_USERNAME"] = self.nnt_trainer_kafka_sasl_username
+            env["NNT_KAFKA_SASL_PASSWORD"] = self.nnt_trainer_kafka_sasl_password.get_secret_value()
+        return env
 
     @field_validator("nnt_hostname")
     @classmethod

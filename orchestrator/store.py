@@ -29,7 +29,7 @@ def add(store: Path, tmp: Path, digest: str, ext: str) -> Path:
     if target.exists():
         tmp.unlink(missing_ok=True)
     else:
-        tmp.chmod(0o644)  # containers read it as another user
+        tmp.chmod(0o640)  # runs as another user get its group at start (identity.share)
         os.replace(tmp, target)
     return target
 

@@ -29,7 +29,17 @@ class Limits(Event):
         default=None, ge=0, description="memory of all the user's active runs together"
     )
     max_storage_bytes: int | None = Field(
-        default=None, ge=0, description="dataset bytes the user's experiments may hold"
+        default=None,
+        ge=0,
+        description="bytes of the distinct dataset files the user's runs hold (schemas/storage.py)",
+    )
+    # Lenient bounds on purpose: a record that fails validation is skipped whole (the account
+    # then acts no more), so the console and the admin API enforce the useful minimums.
+    max_run_memory_bytes: int | None = Field(
+        default=None, ge=1, description="memory of one run; lowers the host's NNT_RUN_MEMORY_BYTES"
+    )
+    max_run_cpus: float | None = Field(
+        default=None, gt=0, description="CPUs of one run; lowers the host's NNT_RUN_CPUS"
     )
 
 

@@ -13,7 +13,7 @@ def variable_error(exc: ValidationError) -> tuple[str, str]:
     `load()` turns it into its own error naming the variable."""
     err = exc.errors()[0]
     name = str(err["loc"][0]).upper() if err.get("loc") else "environment"
-    return name, str(err.get("msg"))
+    return name, str(err.get("msg")).removeprefix("Value error, ")
 
 
 def utcnow() -> datetime:

@@ -37,6 +37,14 @@ class RunSpec(Event):
     kafka_bootstrap: str = "127.0.0.1:9092"
     allow_pickle: bool = False
     seed: int = 1234
+    # Set by the orchestrator when it starts the run (orchestrator/rules.py run_resources):
+    # the host's limits, lowered to the owner's per-run limits. None: the host's settings.
+    memory_bytes: int | None = Field(
+        default=None, ge=1, description="memory limit of this run; None: NNT_RUN_MEMORY_BYTES"
+    )
+    cpus: float | None = Field(
+        default=None, gt=0, description="CPUs of this run; None: NNT_RUN_CPUS"
+    )
     mode: Literal["train", "check"] = Field(
         default="train",
         description="`check`: pre-flight every optimizer/loss combination of `config` on one "

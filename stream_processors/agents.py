@@ -36,6 +36,7 @@ from stream_processors.app import (
     SINK_TOPICS,
     app,
     epochs_topic,
+    maintenance,
     maintenance_sink,
     policy,
     provenance,
@@ -69,11 +70,12 @@ async def decode(
     parse: decoding.Parse[T],
     names: Callable[[T], uuid.UUID | None] | None = None,
     service: bool = False,
+    runs: bool = True,
 ) -> list[tuple[EventT, T]]:
     """Parse every event (a missing `at` taken from the record, see decoding). With `names`
-    (the simulation an event names), only events signed by that run's key, or with `service`
-    the orchestrator's, are kept (stream_processors.provenance). The rest go to the
-    dead-letter topic with their reason, and count as written."""
+    (the simulation an event names), only events signed by that run's key (unless not
+    `runs`), or with `service` the orchestrator's, are kept (stream_processors.provenance).
+    The rest go to the dead-letter topic with their reason, and count as written."""
     out, refused = [], []
     for event in events:
         msg = event.message
@@ -88,7 +90,7 @@ async def decode(
             refused.append((event, f"cannot decode: {exc}"))
             continue
         if names is not None and sig is not None:
-            why = provenance.refusal(sig, raw, names(obj), service)
+            why = provenance.refusal(sig, raw, names(obj), service, runs)
             if why is not None:
                 refused.append((event, why))
                 continue
@@ -198,6 +200,10 @@ def _simulation(event: EpochEvent | StatusEvent) -> uuid.UUID | None:
     return event.simulation_id
 
 
+def _sample_simulation(sample: ResourceSample) -> uuid.UUID:
+    return sample.simulation_id
+
+
 def _chunk_simulation(chunk: Chunk) -> uuid.UUID:
     return chunk[0].simulation_id
 
@@ -225,7 +231,10 @@ async def persist_tensors(stream: StreamT) -> None:
 async def persist_resources(stream: StreamT) -> None:
     """nnt.resources -> nnt_resource."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        items = await decode(batch, decoding.json_event(ResourceSample))
+        # Signed by an orchestrator only: a run's trainer cannot report its own use.
+        items = await decode(
+            batch, decoding.json_event(ResourceSample), _sample_simulation, service=True, runs=False
+        )
         await persist(items, write_resources)
 
 
@@ -362,12 +371,17 @@ async def keep_partitions_moving() -> None:
 
 
 @app.timer(settings.nnt_maintenance_interval_s)
-async def maintenance() -> None:
-    """Downsample old batch points and thin old full tensors (one worker at a time)."""
+async def maintain() -> None:
+    """Downsample old batch points and thin old full tensors on native tables (one worker at a
+    time); on TimescaleDB the database does it (stream_processors.downsample.Maintenance)."""
+    if maintenance.native is False:
+        return
     try:
-        done = await maintenance_sink.run(lambda conn: downsample.maintain(conn, policy))
+        done = await maintenance_sink.run(maintenance.run)
     except SinkError as exc:
         log.error("maintenance pass failed: %s", exc)
         return
-    if any(done.values()):
+    if maintenance.native is False:
+        await maintenance_sink.close()  # never needed again
+    elif any(done.values()):
         log.info("maintenance: %s", done)

@@ -11,7 +11,7 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from schemas import topics
 from schemas.topics import MAX_MESSAGE_BYTES
 from stream_processors.consumer import RewindingConsumer
-from stream_processors.downsample import Policy
+from stream_processors.downsample import Maintenance, Policy
 from stream_processors.provenance import Provenance
 from stream_processors.settings import load
 from stream_processors.sink import Sink
@@ -134,7 +134,8 @@ tag_aggregates = app.Table("tag-aggregates", default=None, partitions=TAG_PARTIT
 sink = Sink(settings.database_url, settings.nnt_db_retry_max_s)
 # Events are stored only when signed by their run (or an orchestrator): provenance.py.
 provenance = Provenance(settings.command_secret())
-# Downsampling and retention run on their own connection: a long pass never blocks ingest.
+# Downsampling and retention (native tables only) run on their own connection: a long pass
+# never blocks ingest.
 maintenance_sink = Sink(settings.database_url, settings.nnt_db_retry_max_s)
 throttle = LiveThrottle(settings.live_interval)
 tag_throttle = KeyedThrottle(settings.live_interval)
@@ -146,3 +147,4 @@ policy = Policy(
     tensor_thin_age_s=settings.nnt_tensor_thin_age_s,
     tensor_keep_every=settings.nnt_tensor_keep_every,
 )
+maintenance = Maintenance(policy)

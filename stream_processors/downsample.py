@@ -10,8 +10,12 @@
   `nnt_tensor_keep_every`. A thinned tensor keeps its chunk-0 row (stats, shape) with
   `data = NULL`, `chunks = 0`, `reduced = true`.
 
-Every pass is idempotent and replay-safe: a replayed raw point lands beside its bucket and
-the next pass folds it in again (the bucket's min/max/last do not change).
+Where the tables are TimescaleDB hypertables the database does the folding and thinning
+itself (a continuous aggregate and jobs, infra/timeseries.py), so `Maintenance` finds that
+out once and runs nothing. The passes here are the native fallback: every pass is idempotent
+and replay-safe (a replayed raw point lands beside its bucket and the next pass folds it in
+again; the bucket's min/max/last do not change). The sink's full-tensor period applies in
+both forms.
 """
 
 from __future__ import annotations
@@ -88,6 +92,56 @@ def thin_at_sink(
         elif header.chunk == 0:
             out.append((header.model_copy(update={"chunks": 0}), b"", True))
     return out
+
+
+# Whether the folding and thinning are TimescaleDB's: nnt_batch_metric is a hypertable.
+# The catalog is asked only once the extension is known to be there (no catalog otherwise).
+TABLE_SQL = """
+SELECT c.relkind::text, EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+FROM pg_class c WHERE c.oid = to_regclass('nnt_batch_metric')
+"""
+HYPERTABLE_SQL = """
+SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+               WHERE hypertable_schema = current_schema() AND hypertable_name = 'nnt_batch_metric')
+"""
+
+
+async def timescaledb_maintains(conn: psycopg.AsyncConnection[tuple]) -> bool | None:
+    """True when the tables are hypertables (TimescaleDB folds and thins), False when native
+    or plain (the passes here do), None while the table is not there yet."""
+    row = await (await conn.execute(TABLE_SQL)).fetchone()
+    if row is None:
+        return None
+    kind, extension = row
+    if kind == "p" or not extension:
+        return False
+    hyper = await (await conn.execute(HYPERTABLE_SQL)).fetchone()
+    return bool(hyper and hyper[0])
+
+
+class Maintenance:
+    """The maintenance timer's work: the native passes, or nothing on TimescaleDB (found out
+    on the first pass that sees the tables, once: a database never changes form)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.native: bool | None = None
+
+    async def run(self, conn: psycopg.AsyncConnection[tuple]) -> dict[str, int]:
+        """One pass where the tables are native; rows touched (nothing otherwise)."""
+        if self.native is None:
+            timescale = await timescaledb_maintains(conn)
+            if timescale is None:
+                return {}
+            self.native = not timescale
+            log.info(
+                "maintenance: %s",
+                "native tables, batch folding and tensor thinning run here"
+                if self.native
+                else "TimescaleDB hypertables, the database folds batch points and thins "
+                "tensors itself (infra/timeseries.py); nothing to run here",
+            )
+        return await maintain(conn, self.policy) if self.native else {}
 
 
 async def maintain(conn: psycopg.AsyncConnection[tuple], policy: Policy) -> dict[str, int]:

@@ -6,7 +6,8 @@ HMAC(secret, "run:<simulation id>"), handed to that trainer only), in the Kafka 
 holds for the simulation the event itself names (not its Kafka key), so a hand-made event
 cannot land in another run's charts, and a made-up simulation id has no key at all. Status
 events may also be signed with the orchestrator's service key (its transitions, and command
-answers that name no simulation).
+answers that name no simulation); resource samples (`nnt.resources`) only with that key: a
+run cannot report its own CPU and memory use.
 
 Cost: one HMAC-SHA256 over the raw value per event (OpenSSL); each run's key is derived once
 and kept, ready to use, in a bounded LRU (docs/stream-processing.md has the measured cost).
@@ -63,18 +64,29 @@ class Provenance:
         return prepared(auth.run_key(self._secret, simulation_id))
 
     def refusal(
-        self, sig: bytes, value: bytes, simulation_id: uuid.UUID | None, service: bool = False
+        self,
+        sig: bytes,
+        value: bytes,
+        simulation_id: uuid.UUID | None,
+        service: bool = False,
+        runs: bool = True,
     ) -> str | None:
-        """None when `sig` holds for the event's run (or, with `service`, the orchestrator);
-        else the dead-letter reason."""
+        """None when `sig` holds for the event's run (unless not `runs`) or, with `service`,
+        the orchestrator; else the dead-letter reason."""
         try:
             wanted = bytes.fromhex(sig.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
-            return bad_signature(simulation_id)
-        if simulation_id is not None and _holds(self.run_mac(simulation_id), value, wanted):
+            wanted = b""
+        if (
+            runs
+            and simulation_id is not None
+            and _holds(self.run_mac(simulation_id), value, wanted)
+        ):
             return None
         if service and _holds(self._service, value, wanted):
             return None
+        if not runs:
+            return f"bad signature for simulation {simulation_id}: only an orchestrator sends these"
         return bad_signature(simulation_id)
 
 

@@ -9,11 +9,12 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas.auth import CommandSecretSetting
 from schemas.common import variable_error
+from schemas.downsampling import DownsamplingSetting
 from schemas.kafkaauth import KafkaSecurity
 from stream_processors.errors import ConfigError
 
 
-class StreamSettings(KafkaSecurity, CommandSecretSetting):
+class StreamSettings(KafkaSecurity, CommandSecretSetting, DownsamplingSetting):
     """Every setting of the worker, typed and documented where it is declared (the Kafka
     security ones in schemas.kafkaauth)."""
 
@@ -46,30 +47,19 @@ class StreamSettings(KafkaSecurity, CommandSecretSetting):
     nnt_db_retry_max_s: float = Field(
         default=30.0, gt=0, description="longest back-off between DB retries"
     )
-    # Downsampling and retention (docs/stream-processing.md).
+    # Downsampling and retention (docs/stream-processing.md). The four after the period act
+    # here on native tables only; on TimescaleDB the schema set-up reads the same variables
+    # (schemas.downsampling declares them once) and the database acts.
     nnt_full_tensor_period: int = Field(
         default=1,
         ge=1,
         description="keep full tensor values of epochs that are multiples of N (stats always)",
     )
-    nnt_batch_raw_age_s: float = Field(
-        default=3600.0,
-        ge=0,
-        description="batch-level points older than this are reduced into buckets",
-    )
-    nnt_batch_bucket_steps: int = Field(
-        default=10, ge=2, description="batch steps per reduced bucket (min/max/last)"
-    )
-    nnt_tensor_thin_age_s: float = Field(
-        default=30 * 86400.0, ge=0, description="full tensors older than this are thinned"
-    )
-    nnt_tensor_keep_every: int = Field(
-        default=10,
-        ge=1,
-        description="thinning keeps full tensors of epochs that are multiples of k",
-    )
     nnt_maintenance_interval_s: float = Field(
-        default=60.0, gt=0, le=86400, description="seconds between downsampling/retention passes"
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="seconds between downsampling/retention passes (native tables only)",
     )
     nnt_stream_report_s: float = Field(
         default=60.0,

@@ -2,8 +2,9 @@
 
 There is no skip path: a service that cannot start fails the session, under CI and locally.
 Set NNT_TEST_KAFKA / NNT_TEST_DATABASE_URL to reuse services that are already running, and
-NNT_TEST_KAFKA_SASL to that broker's SASL_PLAINTEXT listener where tests.services.SASL_USER
-logs in with PLAIN.
+NNT_TEST_KAFKA_SASL to that broker's SASL_PLAINTEXT listener where every user of
+tests.services.PASSWORDS logs in with PLAIN, authorized as tests.services.start_kafka's
+broker does (StandardAuthorizer, super users User:ANONYMOUS and tests.services.SUPER_USERS).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests import services
@@ -34,7 +36,8 @@ def services_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def kafka_broker(services_home: Path) -> Iterator[tuple[str, str]]:
-    """A real broker with the product's topics: its PLAINTEXT and its SASL bootstrap."""
+    """A real broker with the product's topics: its PLAINTEXT and its SASL bootstrap (the
+    SASL listener's users are authorized by ACLs; the PLAINTEXT clients are super users)."""
     if os.environ.get("NNT_TEST_KAFKA"):
         yield os.environ["NNT_TEST_KAFKA"], os.environ.get("NNT_TEST_KAFKA_SASL", "")
         return
@@ -52,7 +55,7 @@ def kafka_bootstrap(kafka_broker: tuple[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_sasl_bootstrap(kafka_broker: tuple[str, str]) -> str:
-    """bootstrap.servers of the broker's SASL_PLAINTEXT listener (PLAIN, services.SASL_USER)."""
+    """bootstrap.servers of the broker's SASL_PLAINTEXT listener (PLAIN, services.PASSWORDS)."""
     if not kafka_broker[1]:
         pytest.fail("NNT_TEST_KAFKA is set but NNT_TEST_KAFKA_SASL is not: set it too")
     return kafka_broker[1]
@@ -60,13 +63,34 @@ def kafka_sasl_bootstrap(kafka_broker: tuple[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def pg_url(services_home: Path) -> Iterator[str]:
-    """URL of a real PostgreSQL database with the time-series schema applied."""
+    """URL of a real PostgreSQL database with the time-series schema applied: TimescaleDB
+    hypertables (built once per machine; required under CI=true or NNT_TIMESCALEDB=on), or
+    native partitions where TimescaleDB cannot be had locally."""
     if os.environ.get("NNT_TEST_DATABASE_URL"):
         yield os.environ["NNT_TEST_DATABASE_URL"]
         return
     url, running = services.start_postgres(services_home)
     yield url
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def timescaledb(pg_url: str) -> str:
+    """TimescaleDB's version in the session's database, for the tests that are about it.
+
+    They fail under CI=true and NNT_TIMESCALEDB=on, and skip only on a local run that could
+    not build it or turned it off (the reason is printed at session start).
+    """
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+    if row:
+        return str(row[0])
+    why = "the session's database has no TimescaleDB (see the [tests] line at session start)"
+    if services.timescale_required() or os.environ.get("CI", "").lower() == "true":
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import kafka, postgres, process, timeseries
-from infra.settings import StackSettings
+from infra import kafka, kafkaacl, postgres, process, timescale, timeseries
+from infra.settings import StackSettings, load_timescale
 from schemas.kafkaauth import KafkaSecurity
 
-# The one user of the test broker's SASL listener (SASL_PLAINTEXT, mechanism PLAIN).
+# The test broker's SASL listener (SASL_PLAINTEXT, mechanism PLAIN) authorizes as production
+# does. SASL_USER is a super user (tests that only need a login); every principal of
+# infra/kafkaacl.py logs in with its own password and may do only what its ACLs grant
+# (nnt-admin is a super user there too); NO_ACL_USER logs in and has no ACL at all.
 SASL_USER, SASL_PASSWORD = "nnt-test", "nnt-test-secret"
+NO_ACL_USER = "nnt-stranger"
+PASSWORDS: dict[str, str] = {
+    SASL_USER: SASL_PASSWORD,
+    **{p.name: f"{p.name}-secret" for p in kafkaacl.PRINCIPALS},
+    NO_ACL_USER: f"{NO_ACL_USER}-secret",
+}
+SUPER_USERS = (SASL_USER, kafkaacl.ADMIN)
 
 
 def free_port(pair: bool = False) -> int:
@@ -90,12 +102,14 @@ def start(spec: process.ServiceSpec, log_file: Path) -> Running:
 def start_kafka(home: Path, sasl_port: int | None = None) -> tuple[str, Running]:
     """A fresh single-node broker with the product's topics; returns its PLAINTEXT bootstrap.
 
-    With `sasl_port`, it also listens there for SASL_USER's PLAIN login (SASL_PLAINTEXT).
+    With `sasl_port`, it also listens there for the PLAIN logins of PASSWORDS (SASL_PLAINTEXT)
+    and authorizes them with ACLs (none until a test applies infra/kafkaacl.py's); clients of
+    the PLAINTEXT listener are super users, as if there were no authorizer.
     """
     port = free_port(pair=True)
     while sasl_port in (port, port + 1):
         port = free_port(pair=True)
-    sasl = kafka.SaslListener(sasl_port, {SASL_USER: SASL_PASSWORD}) if sasl_port else None
+    sasl = kafka.SaslListener(sasl_port, PASSWORDS, SUPER_USERS) if sasl_port else None
     spec = kafka.prepare(home, port, jar_cache=StackSettings().nnt_home, sasl=sasl)
     running = start(spec, home / "kafka.log")
     bootstrap = f"127.0.0.1:{port}"
@@ -103,11 +117,40 @@ def start_kafka(home: Path, sasl_port: int | None = None) -> tuple[str, Running]
     return bootstrap, running
 
 
+def timescale_required() -> bool:
+    """The tests must run on TimescaleDB: CI=true (unless NNT_TIMESCALEDB=off, the native
+    job) or NNT_TIMESCALEDB=on (`make test`)."""
+    mode = load_timescale().nnt_timescaledb
+    return mode == "on" or (mode != "off" and os.environ.get("CI", "").lower() == "true")
+
+
+def provision_timescale() -> timescale.Availability:
+    """TimescaleDB for the embedded server, built once per machine (then from the cache).
+
+    Raises when it is required and cannot be had; otherwise a local run without a compiler
+    or tarball says so on the terminal and goes on with native partitioning.
+    """
+    found = timescale.provision(say=_tell, required=timescale_required())
+    if not found.ok:
+        _tell(f"TimescaleDB not used, the tests run on native partitioning: {found.reason}")
+    return found
+
+
+def _tell(line: str) -> None:
+    """A line the user sees even while pytest captures output (a build takes minutes)."""
+    print(f"[tests] {line}", file=sys.__stderr__, flush=True)
+
+
 def start_postgres(home: Path) -> tuple[str, Running]:
-    """A fresh embedded PostgreSQL with the time-series schema; returns its URL."""
+    """A fresh embedded PostgreSQL with the time-series schema; returns its URL.
+
+    The server preloads TimescaleDB when it could be provisioned, and the schema then must
+    use it (an error otherwise, never a silent fallback).
+    """
+    found = provision_timescale()
     port = free_port()
-    spec = postgres.prepare(home, port)
+    spec = postgres.prepare(home, port, timescaledb=found.ok)
     running = start(spec, home / "postgres.log")
     url = postgres.url(home, port)
-    timeseries.apply(url)
+    timeseries.apply(url, timescaledb=True if found.ok else None)
     return url, running

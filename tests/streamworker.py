@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import confluent_kafka
 import psycopg
 
-from schemas import auth
+from schemas import auth, topics
 from tests.accounts import TEST_SECRET
 
 T = TypeVar("T")
@@ -113,10 +113,13 @@ def run_key(simulation_id: uuid.UUID | str) -> str:
     return auth.run_key(secret(), uuid.UUID(str(simulation_id)))
 
 
-def signed(key: str, value: bytes) -> list[tuple[str, bytes]]:
-    """Kafka headers of a message keyed by its simulation id, signed with that run's key, as
-    a trainer signs it (stream_processors/provenance.py refuses unsigned events)."""
-    return [(auth.SIGNATURE_HEADER, auth.mac(run_key(key), value).encode())]
+def signed(key: str, value: bytes, topic: str = topics.EPOCHS) -> list[tuple[str, bytes]]:
+    """Kafka headers of a message keyed by its simulation id, signed as its sender signs it
+    (stream_processors/provenance.py refuses unsigned events): with that run's key, as a
+    trainer does, or on nnt.resources with the orchestrator's service key."""
+    orchestrator = topic == topics.RESOURCES
+    by = auth.service_key(secret(), "orchestrator") if orchestrator else run_key(key)
+    return [(auth.SIGNATURE_HEADER, auth.mac(by, value).encode())]
 
 
 def produce(
@@ -126,7 +129,7 @@ def produce(
     false), and wait for the broker to have them all."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for key, value in messages:
-        headers = signed(key, value) if sign else None
+        headers = signed(key, value, topic) if sign else None
         producer.produce(topic, key=key.encode(), value=value, headers=headers)
     assert producer.flush(30) == 0
 
@@ -181,7 +184,9 @@ def produce_to(
     if timestamp_ms is not None:
         extra["timestamp"] = timestamp_ms
     for key, value in messages:
-        producer.produce(topic, key=key.encode(), value=value, headers=signed(key, value), **extra)
+        producer.produce(
+            topic, key=key.encode(), value=value, headers=signed(key, value, topic), **extra
+        )
     assert producer.flush(30) == 0
 
 

@@ -38,10 +38,11 @@ def load_data(spec: RunSpec, settings: TrainerSettings) -> tuple[Split, Split | 
         allow_pickle=spec.allow_pickle,
         max_bytes=settings.max_dataset_bytes,
     )
-    train = load(paths.train, "train")
+    local = settings.dataset_path
+    train = load(local(paths.train), "train")
     # The other files use the training file's codes: a class missing from one keeps its number.
-    val = load(paths.val, "val", categories=train.mappings) if paths.val else None
-    test = load(paths.test, "test", categories=train.mappings) if paths.test else None
+    val = load(local(paths.val), "val", categories=train.mappings) if paths.val else None
+    test = load(local(paths.test), "test", categories=train.mappings) if paths.test else None
     if plan.folds > 1:
         # The test file never enters the folds: only the training file is split.
         if val is not None:

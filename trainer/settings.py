@@ -20,6 +20,12 @@ class TrainerSettings(BaseSettings):
         default=50_000_000, ge=1, description="Largest output of one layer, in values per sample"
     )
     log_level: str = Field(default="INFO", description="Logging level of the trainer process")
+    dataset_links: dict[str, str] = Field(
+        default_factory=dict,
+        description="set by the orchestrator when the trainer runs as another user: stored "
+        "dataset path -> a link in the run directory to the file it opened for the trainer "
+        "(orchestrator/identity.py)",
+    )
     run_key: str = Field(
         default="",
         validation_alias="NNT_RUN_KEY",
@@ -27,6 +33,10 @@ class TrainerSettings(BaseSettings):
         "and the stream workers store only signed ones. The orchestrator sets it for the runs "
         "it starts; an SDK script gets it from POST /api/sdk-runs (docs/sdk.md)",
     )
+
+    def dataset_path(self, path: str) -> str:
+        """Where the trainer reads a stored dataset: its link when the orchestrator made one."""
+        return self.dataset_links.get(path, path)
 
 
 def load_settings() -> TrainerSettings:

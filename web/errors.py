@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep this module importable without Django settings (unit tests)
     from django.http import HttpRequest, HttpResponse
     from ninja import NinjaAPI
+
+
+class OneLine(logging.Filter):
+    """Logs a client's mistake as one line: Django reports a request with a bad Host header
+    (`django.security.DisallowedHost`, answered 400) with the traceback of where it noticed,
+    which says nothing about the product and buries real failures in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 class WebError(Exception):

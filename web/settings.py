@@ -25,6 +25,9 @@ NNT_COMMAND_SECRET = ENV.nnt_command_secret
 NNT_PREFLIGHT_TIMEOUT_S = ENV.nnt_preflight_timeout_s
 NNT_WEB_PORT = ENV.nnt_web_port
 DATASETS_DIR = NNT_HOME / "datasets"
+# The orchestrators' run directories (read only here: each run.json names its owner and its
+# datasets, which is how a user's dataset storage is counted; schemas/storage.py).
+RUNS_DIR = NNT_HOME / "runs"
 
 SECRET_KEY = config.secret_key(ENV)
 DEBUG = ENV.nnt_debug
@@ -152,7 +155,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"one_line": {"()": "web.errors.OneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"aiokafka": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "aiokafka": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # A bad Host header is the client's mistake (a 400), not a failure: one line.
+        "django.security.DisallowedHost": {"level": "WARNING", "filters": ["one_line"]},
+    },
 }

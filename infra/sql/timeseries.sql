@@ -101,5 +101,12 @@ END $$;
 
 -- Tensor payloads are zstd-compressed by the trainer: storing them EXTERNAL (out of line,
 -- never pglz'd) saves the futile second compression attempt on every write and read.
--- Applied to partitions and chunks by infra.timeseries after they exist.
-ALTER TABLE nnt_tensor ALTER COLUMN data SET STORAGE EXTERNAL;
+-- Applied to partitions by infra.timeseries after they exist (TimescaleDB's chunks inherit
+-- it). Only when not yet so: TimescaleDB refuses the ALTER once the columnstore is enabled.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'nnt_tensor'::regclass
+               AND attname = 'data' AND attstorage <> 'e') THEN
+        ALTER TABLE nnt_tensor ALTER COLUMN data SET STORAGE EXTERNAL;
+    END IF;
+END $$;

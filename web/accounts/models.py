@@ -62,6 +62,10 @@ class Quota(models.Model):
     max_queued_runs = models.PositiveIntegerField(null=True, blank=True)
     max_runs_per_experiment = models.PositiveIntegerField(null=True, blank=True)
     max_epochs = models.PositiveIntegerField(null=True, blank=True)
+    max_storage_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # Empty: the orchestrator's NNT_RUN_MEMORY_BYTES / NNT_RUN_CPUS; set, they only lower them.
+    max_run_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    max_run_cpus = models.FloatField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -22,6 +22,21 @@ class Limits:
     max_queued_runs: int | None = None
     max_runs_per_experiment: int | None = None
     max_epochs: int | None = None
+    max_storage_bytes: int | None = None
+    # None: the orchestrator's NNT_RUN_MEMORY_BYTES / NNT_RUN_CPUS (a limit only lowers them).
+    max_run_memory_bytes: int | None = None
+    max_run_cpus: float | None = None
+
+
+# The limits with no default in settings (None: no limit, or the host's per-run resources).
+EXTRA = (
+    "max_queued_runs",
+    "max_runs_per_experiment",
+    "max_epochs",
+    "max_storage_bytes",
+    "max_run_memory_bytes",
+    "max_run_cpus",
+)
 
 
 def defaults() -> tuple[int, int]:
@@ -40,26 +55,21 @@ def effective(user: Any) -> Limits:
         max_memory_bytes=own_memory if own_memory is not None else memory,
         custom_runs=own_runs is not None,
         custom_memory=own_memory is not None,
-        max_queued_runs=row.max_queued_runs if row else None,
-        max_runs_per_experiment=row.max_runs_per_experiment if row else None,
-        max_epochs=row.max_epochs if row else None,
+        **{name: getattr(row, name) if row else None for name in EXTRA},
     )
-
-
-EXTRA = ("max_queued_runs", "max_runs_per_experiment", "max_epochs")
 
 
 def set_limits(
     user: Any,
     max_concurrent_runs: int | None,
     max_memory_bytes: int | None,
-    **extra: int | None,
+    **extra: float | None,
 ) -> Limits:
     """Store an admin's override (None: back to the default, or no limit for EXTRA)."""
     unknown = set(extra) - set(EXTRA)
     if unknown:
         raise TypeError(f"unknown limits: {sorted(unknown)}")
-    defaults: dict[str, int | None] = {
+    defaults: dict[str, float | None] = {
         "max_concurrent_runs": max_concurrent_runs,
         "max_memory_bytes": max_memory_bytes,
     }

@@ -41,6 +41,9 @@ def record_of(user: Any) -> AccountRecord:
             max_queued_runs=limits.max_queued_runs,
             max_runs_per_experiment=limits.max_runs_per_experiment,
             max_epochs=limits.max_epochs,
+            max_storage_bytes=limits.max_storage_bytes,
+            max_run_memory_bytes=limits.max_run_memory_bytes,
+            max_run_cpus=limits.max_run_cpus,
         ),
     )
 
@@ -65,10 +68,12 @@ class _Sender:
     def _at_exit(self) -> None:
         """Deliver what is queued before the process ends (a `manage` command's records).
 
-        librdkafka's log lines go to Python logging, whose streams may already be closed at
-        exit: they are dropped here rather than printed as logging errors.
+        librdkafka's log lines and the delivery reports go to Python logging, whose streams
+        may already be closed at exit: they are dropped here rather than printed as logging
+        errors (an undelivered record is sent again when the web next starts).
         """
         logging.getLogger("web.kafka").disabled = True
+        log.disabled = True
         self.flush(FLUSH_AT_EXIT_S)  # what is left is sent again when the web next starts
 
     def flush(self, timeout: float) -> int:

@@ -13,6 +13,7 @@ from web.accounts import quotas
 from web.accounts.auth import API_AUTH
 from web.console import users
 from web.errors import Forbidden
+from web.simulations import storage
 from web.simulations.listing import MAX_OFFSET
 from web.simulations.models import Simulation
 
@@ -66,6 +67,9 @@ class QuotaOut(Schema):
     max_queued_runs: int | None = None
     max_runs_per_experiment: int | None = None
     max_epochs: int | None = None
+    max_storage_bytes: int | None = None
+    max_run_memory_bytes: int | None = None
+    max_run_cpus: float | None = None
 
 
 class QuotaIn(Schema):
@@ -80,6 +84,24 @@ class QuotaIn(Schema):
         default=None, ge=1, le=1_000_000, description="null: no limit"
     )
     max_epochs: int | None = Field(default=None, ge=1, le=10_000_000, description="null: no limit")
+    max_storage_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**62,
+        description="bytes of datasets the user's runs hold; null: no limit",
+    )
+    max_run_memory_bytes: int | None = Field(
+        default=None,
+        ge=64 * 1024**2,
+        le=2**62,
+        description="memory of one run (lowers NNT_RUN_MEMORY_BYTES); null: the host's",
+    )
+    max_run_cpus: float | None = Field(
+        default=None,
+        ge=0.1,
+        le=1024,
+        description="CPUs of one run (lowers NNT_RUN_CPUS); null: the host's",
+    )
 
 
 class UserDetailOut(UserOut):
@@ -88,6 +110,7 @@ class UserDetailOut(UserOut):
     counts: dict[str, int]
     usage: UsageOut
     quota: QuotaOut
+    storage_bytes: int = Field(description="bytes of the datasets the user's runs hold now")
 
 
 class UserPatchIn(Schema):
@@ -135,6 +158,7 @@ def _detail(user: Any) -> dict[str, Any]:
         "counts": counts,
         "usage": users.usage(user).__dict__,
         "quota": quotas.effective(user).__dict__,
+        "storage_bytes": storage.used_bytes(user),
     }
 
 

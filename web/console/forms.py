@@ -7,6 +7,8 @@ from django import forms
 from web.accounts import quotas
 
 GIB = 1024**3
+# Limits stored in bytes and entered in GiB: the stored name -> the form field's name.
+IN_GIB = {"max_storage_bytes": "max_storage_gib", "max_run_memory_bytes": "max_run_memory_gib"}
 
 
 class UserFilterForm(forms.Form):
@@ -60,10 +62,41 @@ class QuotaForm(forms.Form):
     max_epochs = forms.IntegerField(
         required=False, min_value=1, max_value=10_000_000, label="Max epochs per run"
     )
+    max_storage_gib = forms.FloatField(
+        required=False, min_value=0, max_value=1_000_000, label="Max dataset storage (GiB)"
+    )
+    max_run_memory_gib = forms.FloatField(
+        required=False, min_value=0.0625, max_value=1_000_000, label="Memory per run (GiB)"
+    )
+    max_run_cpus = forms.FloatField(
+        required=False, min_value=0.1, max_value=1024, label="CPUs per run"
+    )
 
-    def extra(self) -> dict[str, int | None]:
-        """The limits with no default (blank: no limit)."""
-        return {name: self.cleaned_data.get(name) for name in quotas.EXTRA}
+    def extra(self) -> dict[str, float | None]:
+        """The limits with no default (blank: no limit, or the host's per-run resources),
+        in the units they are stored in."""
+        out: dict[str, float | None] = {}
+        for name in quotas.EXTRA:
+            value = self.cleaned_data.get(IN_GIB.get(name, name))
+            out[name] = int(value * GIB) if name in IN_GIB and value is not None else value
+        return out
+
+    @staticmethod
+    def initial_of(limits: quotas.Limits) -> dict[str, float | None]:
+        """The form's fields filled from the limits in force (blank where a default applies)."""
+        initial: dict[str, float | None] = {
+            "max_concurrent_runs": limits.max_concurrent_runs if limits.custom_runs else None,
+            "max_memory_gib": round(limits.max_memory_bytes / GIB, 2)
+            if limits.custom_memory
+            else None,
+        }
+        for name in quotas.EXTRA:
+            value = getattr(limits, name)
+            if name in IN_GIB:
+                initial[IN_GIB[name]] = None if value is None else round(value / GIB, 4)
+            else:
+                initial[name] = value
+        return initial
 
     def limits(self) -> tuple[int | None, int | None]:
         """(max_concurrent_runs, max_memory_bytes) to store."""

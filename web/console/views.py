@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 
 from web.accounts import quotas
 from web.console import users
-from web.console.forms import GIB, QuotaForm, UserFilterForm
+from web.console.forms import GIB, IN_GIB, QuotaForm, UserFilterForm
 from web.errors import Forbidden, KafkaUnavailable, NotFound
+from web.simulations import storage
 
 View = Callable[..., HttpResponse]
 
@@ -72,17 +73,7 @@ def user_detail(
     target = _target(user_id)
     limits = quotas.effective(target)
     if quota_form is None:
-        quota_form = QuotaForm(
-            initial={
-                "max_concurrent_runs": limits.max_concurrent_runs if limits.custom_runs else None,
-                "max_memory_gib": round(limits.max_memory_bytes / GIB, 2)
-                if limits.custom_memory
-                else None,
-                "max_queued_runs": limits.max_queued_runs,
-                "max_runs_per_experiment": limits.max_runs_per_experiment,
-                "max_epochs": limits.max_epochs,
-            }
-        )
+        quota_form = QuotaForm(initial=QuotaForm.initial_of(limits))
     quota_form.fields["max_concurrent_runs"].widget.attrs["placeholder"] = (
         f"default {quotas.defaults()[0]}"
     )
@@ -90,13 +81,17 @@ def user_detail(
         f"default {quotas.defaults()[1] / GIB:g}"
     )
     for name in quotas.EXTRA:
-        quota_form.fields[name].widget.attrs["placeholder"] = "no limit"
+        per_run = name.startswith("max_run_")
+        quota_form.fields[IN_GIB.get(name, name)].widget.attrs["placeholder"] = (
+            "the host's" if per_run else "no limit"
+        )
     sims = users.simulations_of(target).exclude(status="deleted")[:200]
     context = {
         "target": target,
         "counts": users.counts(target),
         "usage": users.usage(target),
         "limits": limits,
+        "storage_bytes": storage.used_bytes(target),
         "quota_form": quota_form,
         "simulations": sims,
         "is_self": target.pk == request.user.pk,

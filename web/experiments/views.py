@@ -173,6 +173,7 @@ def new(request: HttpRequest) -> HttpResponse:
     if not errors and raw is not None:
         try:
             uploads.check_command(raw, model, files, request.user.get_username())
+            uploads.check_storage(request.user, files)
             raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
             created = experiments.create(request.user, raw, model)
         except (Invalid, KafkaUnavailable, PreflightUnavailable, TooLarge) as exc:

@@ -147,7 +147,8 @@ def create_experiment(
     """Upload a configuration, a Keras model and datasets; one simulation per grid cell.
 
     A file over its limit (NNT_MAX_UPLOAD_BYTES, NNT_MAX_MODEL_BYTES, together
-    NNT_MAX_EXPERIMENT_UPLOAD_BYTES) is 413 naming the field and the limit; nothing is stored."""
+    NNT_MAX_EXPERIMENT_UPLOAD_BYTES) is 413 naming the field and the limit; so are datasets
+    that would take you past your max_storage_bytes. Nothing is stored then."""
     uploads.check(request)  # first: nothing else matters about a refused file
     raw = experiments.parse_config(config)
     model_doc = experiments.parse_model(model)
@@ -158,6 +159,7 @@ def create_experiment(
     }
     experiments.check(raw, files)  # fail on the config before writing any file
     uploads.check_command(raw, model_doc, files, request.auth.get_username())
+    uploads.check_storage(request.auth, files)
     raw = experiments.attach_datasets(raw, files, settings.DATASETS_DIR)
     created = experiments.create(request.auth, raw, model_doc)
     return Status(

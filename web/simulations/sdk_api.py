@@ -11,18 +11,20 @@ import logging
 import unicodedata
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from schemas import auth
-from web.accounts import keys
+from web.accounts import keys, quotas
 from web.accounts.auth import API_AUTH
-from web.errors import Invalid
+from web.errors import Invalid, Throttled
 from web.live import notify
 from web.simulations.api import MAX_TAGS, clean_tag
-from web.simulations.models import Simulation
+from web.simulations.models import TERMINAL, Simulation
 
 log = logging.getLogger(__name__)
 router = Router(tags=["simulations"], auth=API_AUTH)
@@ -69,14 +71,40 @@ def clean_tags(raw: list[str]) -> list[str]:
     return tags
 
 
+def check_quota(user: Any) -> None:
+    """429 naming max_concurrent_runs when the caller's SDK runs not yet ended already fill it.
+
+    No orchestrator sees these runs (they train on the user's own machine), so the web is the
+    one place to count them. Call inside the transaction that creates the run: the user's row
+    is locked, so two requests at once cannot both take the last place.
+    """
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+    limit = quotas.effective(user).max_concurrent_runs
+    live = (
+        Simulation.objects.filter(owner=user, config__source="sdk")
+        .exclude(status__in=TERMINAL)
+        .count()
+    )
+    if live < limit:
+        return
+    message = (
+        f"{user.get_username()} has {live} SDK run(s) not ended, the limit of {limit} "
+        "concurrent runs (max_concurrent_runs); let one finish, or delete those whose script "
+        "is gone (a run stays running until its script reports an end), or ask an admin"
+    )
+    raise Throttled(message, {"__all__": message})
+
+
 @router.post("/sdk-runs", response={201: SdkRunOut})
 def create_sdk_run(request: HttpRequest, body: SdkRunIn) -> Status[SdkRunOut]:
     """Create a run for your own script (it belongs to you) and get the key that signs its
-    events; give both to `TrackerCallback(simulation_id=..., run_key=...)`."""
+    events; give both to `TrackerCallback(simulation_id=..., run_key=...)`. Your SDK runs not
+    yet ended count against your max_concurrent_runs: past it, 429 naming the limit."""
     user = request.auth
     name, tags = clean_name(body.name), clean_tags(body.tags)
     sid = uuid.uuid4()
     with transaction.atomic():
+        check_quota(user)
         sim = Simulation.objects.create(
             id=sid,
             owner=user,

@@ -8,7 +8,11 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from django.conf import settings
+
+from schemas import storage as accounting
 from web.config import private_dir
 from web.errors import Invalid
 
@@ -39,11 +43,30 @@ def store(chunks: Iterable[bytes], ext: str, root: Path) -> str:
                 digest.update(chunk)
                 handle.write(chunk)
         name = digest.hexdigest() + ext
-        # Trainer containers read it as another (unprivileged) user through a bind mount of
-        # the file itself; other users of the host cannot, as the folder is closed to them.
-        os.chmod(tmp, 0o644)
+        # Never world-readable: the orchestrator gives the run's user (a container's nobody,
+        # or NNT_RUN_USER) its group when it starts a run on it (orchestrator/identity.py).
+        os.chmod(tmp, 0o640)
         os.replace(tmp, root / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return REF_PREFIX + name
+
+
+def path_of(chunks: Iterable[bytes], ext: str) -> str:
+    """The store path `store` would give this content (resolved), without writing anything."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return str((settings.DATASETS_DIR / (digest.hexdigest() + ext)).resolve())
+
+
+def held(user: Any) -> dict[str, int]:
+    """The dataset files the user's runs hold (path -> bytes), counted from the orchestrators'
+    run directories exactly as they count them (schemas/storage.py)."""
+    return accounting.held(settings.RUNS_DIR, user.pk)
+
+
+def used_bytes(user: Any) -> int:
+    """Bytes of datasets the user's runs hold now (what max_storage_bytes limits)."""
+    return sum(held(user).values())

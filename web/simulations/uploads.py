@@ -8,7 +8,9 @@ Three layers, each naming the limit and its variable in a 413:
   store (memory, then a temp file in the private $NNT_HOME/tmp); the part becomes a
   `RefusedUpload` that cannot be read, and `check` / `refusal` turn it into the 413;
 - the `create` command: `check_command` refuses an experiment whose command would not fit in
-  one Kafka message (the web producer's and the broker's limit), before any file is written.
+  one Kafka message (the web producer's and the broker's limit), before any file is written;
+- the account: `check_storage` refuses datasets that would take the user past their
+  max_storage_bytes (a 413 naming it and the usage), before any file is written.
 """
 
 from __future__ import annotations
@@ -223,6 +225,35 @@ def check_command(
     if field == "model":
         message += f" (NNT_MAX_MODEL_BYTES is {human(settings.NNT_MAX_MODEL_BYTES, exact=True)})"
     raise TooLarge(f"{field}: {message}", {field: message})
+
+
+def check_storage(user: Any, files: dict[str, Any]) -> None:
+    """413 naming max_storage_bytes when the uploaded datasets would take the user past it,
+    counted as the orchestrator counts (schemas/storage.py); call before any file is stored.
+
+    A file the user's runs already hold adds nothing (the store keeps one copy): near the
+    limit each upload is named by its content, as the store will name it, to tell.
+    """
+    from schemas import storage as accounting
+    from web.accounts import quotas
+    from web.simulations import storage
+
+    uploaded = {field: upload for field, upload in files.items() if upload is not None}
+    limit = quotas.effective(user).max_storage_bytes
+    if limit is None or not uploaded:
+        return
+    held = storage.held(user)
+    used = sum(held.values())
+    if used + sum(upload.size for upload in uploaded.values()) <= limit:
+        return
+    sizes = {
+        storage.path_of(upload.chunks(), storage.extension(upload.name or "", field)): upload.size
+        for field, upload in uploaded.items()
+    }
+    new = sum(size for path, size in sizes.items() if path not in held)
+    message = accounting.refusal(user.get_username(), used, new, limit)
+    if message is not None:
+        raise TooLarge(f"upload refused: {message}", {"__all__": message})
 
 
 @cache

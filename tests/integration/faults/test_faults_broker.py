@@ -36,7 +36,7 @@ DOWN_S = 4.0
 
 def published_epochs(bootstrap: str, sid: uuid.UUID) -> list[tuple[int, str]]:
     """(epoch, at) of every epoch event of `sid` in the topic, as any consumer reads them."""
-    tap = Tap(bootstrap, topics.EPOCHS)
+    tap = Tap(bootstrap, topics.EPOCHS, from_start=True)
     try:
         until(lambda: len(tap.of(sid)) >= EPOCHS, 30, "the epoch events in Kafka")
         time.sleep(1)

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from infra import podman
 from schemas import auth, codecs, topics
 from schemas.commands import CreateCommand, LifecycleCommand, command_key
-from tests import polling
+from tests import polling, standins
 from tests.accounts import TEST_SECRET, USERS, publish_accounts, sign_as
 
 T = TypeVar("T")
@@ -37,15 +37,22 @@ def until(check: Callable[[], T | None], timeout: float, what: str, orch: Orch |
 
 
 class Tap:
-    """Reads a topic from its beginning; keeps every decoded JSON value with its key."""
+    """Reads a topic from the moment it is made (with `from_start`, from its beginning); keeps
+    every decoded JSON value. Not from the beginning by default: the session's broker holds
+    every earlier test's events (the stream tests' tens of thousands), which a tap would
+    otherwise read through before it saw this test's."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, from_start: bool = False) -> None:
         self.consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": f"tap-{uuid.uuid4()}",
              "enable.auto.commit": False}
         )  # fmt: skip
         parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        self.consumer.assign([
+            TopicPartition(topic, p, 0 if from_start else
+                           self.consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1])
+            for p in parts
+        ])  # fmt: skip
         self.events: list[dict[str, Any]] = []
 
     def poll(self) -> list[dict[str, Any]]:
@@ -106,8 +113,13 @@ class Orch:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         out.close()
-        until(lambda: "ready" in self.log.read_bytes()[offset:].decode(errors="replace"),
-              self.ready_s, f"orchestrator {self.host} ready", self)  # fmt: skip
+        try:
+            until(lambda: "ready" in self.log.read_bytes()[offset:].decode(errors="replace"),
+                  self.ready_s, f"orchestrator {self.host} ready", self)  # fmt: skip
+        except AssertionError:
+            # Never left behind: a live one would take every later test's commands too.
+            self.kill(signal.SIGKILL, 10)
+            raise
         return self
 
     def kill(self, sig: int = signal.SIGTERM, timeout: float = 90) -> None:
@@ -178,7 +190,7 @@ def demo_experiment(home: Path, epochs: int, batch_size: int = 32, **extra: Any)
     for role, path in paths.items():
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         shutil.copyfile(path, store / f"{digest}.npz")
-        (store / f"{digest}.npz").chmod(0o644)
+        (store / f"{digest}.npz").chmod(0o640)  # as the web stores it
         config[f"dataset_{role}"] = f"stored:{digest}.npz"
     collect = {"gradients": False, "activations": False}
     return {**config, "batch_size": batch_size, "collect": collect, **extra, "model": model}
@@ -227,10 +239,7 @@ def partition_of(key: uuid.UUID) -> int:
 
 def sleeper_python(directory: Path) -> str:
     """A stand-in for the trainer's Python that just sleeps: holds a slot, costs no CPU."""
-    script = directory / "sleeper-python"
-    script.write_text("#!/bin/sh\nexec sleep 600\n")
-    script.chmod(0o755)
-    return str(script)
+    return standins.sleeping_python(directory)
 
 
 def rows(pg_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:

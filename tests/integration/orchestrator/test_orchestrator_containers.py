@@ -219,6 +219,13 @@ def test_it_mounts_only_the_runs_datasets_on_the_configured_network(
     assert volumes[train]["mode"] == volumes[val]["mode"] == "ro"
     assert str(store) not in volumes
     assert [p for p, v in volumes.items() if v["mode"] == "rw"] == [str(home / "runs" / "x")]
+    # The host's limits, unless the owner's per-run limits lowered them (rules.run_resources).
+    assert (options["mem_limit"], options["nano_cpus"]) == (settings.nnt_run_memory_bytes,
+                                                            int(settings.nnt_run_cpus * 1e9))  # fmt: skip
+    sized = spec.model_copy(update={"memory_bytes": 256 * 1024**2, "cpus": 0.5})
+    options = DockerRuntime(settings).run_options(sized, home / "runs" / "x")
+    assert (options["mem_limit"], options["memswap_limit"], options["nano_cpus"]) == (
+        256 * 1024**2, 256 * 1024**2, 500_000_000)  # fmt: skip
 
 
 def test_it_refuses_a_gpu_run_on_a_host_without_one(home: Path, docker_host: str) -> None:

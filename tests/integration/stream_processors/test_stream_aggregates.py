@@ -1,4 +1,9 @@
-"""Tag aggregates, downsampling and tensor thinning with a real worker, Kafka and PostgreSQL."""
+"""Tag aggregates, downsampling and tensor thinning with a real worker, Kafka and PostgreSQL.
+
+Folding old batch points and thinning old tensors is the worker's maintenance timer on native
+tables and TimescaleDB's (a continuous aggregate and a job) on hypertables: the tests read the
+same rows in both forms, running the database's policies where they are the database's.
+"""
 
 from __future__ import annotations
 
@@ -261,6 +266,58 @@ def test_it_retries_a_refused_aggregate_write_until_the_database_takes_it(
     assert got == [("loss", 1, 1, 2.5, 2.5, 2.5, 0.0)]
 
 
+def timescale_folds(url: str) -> bool:
+    """Whether the database folds and thins itself (nnt_batch_metric is a hypertable)."""
+    with psycopg.connect(url) as conn:
+        if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            return False
+        hyper = conn.execute(
+            "SELECT 1 FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name = 'nnt_batch_metric'"
+        )
+        return hyper.fetchone() is not None
+
+
+def test_it_says_who_folds_and_thins(tuned: Worker, web_tables: str) -> None:
+    said = "TimescaleDB hypertables" if timescale_folds(web_tables) else "native tables,"
+    until(lambda: f"maintenance: {said}" in tuned.text(), 60, tuned)
+
+
+# The reader's view of batch points (web/simulations/batch_api.py): the buckets of the
+# continuous aggregate (none on native tables) and the rows of events not folded there.
+POINTS = """
+SELECT epoch, step, value, value_min, value_max, true FROM nnt_batch_bucket
+WHERE simulation_id = %(s)s
+UNION ALL
+SELECT epoch, step, value, value_min, value_max, reduced FROM nnt_batch_metric r
+WHERE simulation_id = %(s)s AND NOT EXISTS (
+    SELECT 1 FROM nnt_batch_bucket b WHERE b.simulation_id = r.simulation_id
+    AND b.metric = r.metric AND b.epoch = r.epoch AND b.at = r.at)
+ORDER BY 1, 2
+"""
+
+
+def points(url: str, sid: uuid.UUID) -> list[tuple]:
+    """Batch points of one simulation as a chart reads them."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(POINTS, {"s": sid}).fetchall()
+
+
+def fold(url: str) -> None:
+    """On TimescaleDB, run the aggregate's refresh policy now (it runs every 15 minutes);
+    natively the worker's timer folds (every second here)."""
+    if not timescale_folds(url):
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        job = conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
+            "AND hypertable_name = 'nnt_batch_bucket'"
+        ).fetchone()
+        assert job is not None, "no refresh policy on nnt_batch_bucket"
+        conn.execute("CALL run_job(%s)", (job[0],))
+
+
 def test_it_keeps_every_epoch_metric_and_reduces_old_batch_points(
     tuned: Worker, kafka_bootstrap: str, web_tables: str
 ) -> None:
@@ -281,13 +338,18 @@ def test_it_keeps_every_epoch_metric_and_reduces_old_batch_points(
         simulation_id=sid, epoch=3, total_epochs=3, metrics={"loss": 0.3}, batches=steps, at=now
     )
     send(kafka_bootstrap, topics.EPOCHS, [*old, recent])
-    batch = (
-        "SELECT epoch, step, value, value_min, value_max, reduced FROM nnt_batch_metric "
-        "WHERE simulation_id = %s ORDER BY epoch, step"
+    metrics_sql = (
+        "SELECT epoch, value FROM nnt_epoch_metric WHERE simulation_id = %s ORDER BY epoch"
     )
-    got = until(
-        lambda: (r := rows(web_tables, batch, sid)) and len(r) == 3 + 3 + 25 and r, 60, tuned
+    # an event's batch points are committed with its epoch metrics
+    metrics = until(
+        lambda: (r := rows(web_tables, metrics_sql, sid)) and len(r) == 3 and r, 60, tuned
     )
+    assert metrics == [(1, 1.0), (2, 0.5), (3, 0.3)]
+
+    fold(web_tables)
+
+    got = until(lambda: (r := points(web_tables, sid)) and len(r) == 3 + 3 + 25 and r, 60, tuned)
     values = [float((s * 7) % 11) for s in range(25)]
     buckets = [
         (9, values[9], min(values[:10]), max(values[:10])),
@@ -299,15 +361,10 @@ def test_it_keeps_every_epoch_metric_and_reduces_old_batch_points(
     assert [(s, v, red) for e, s, v, _, _, red in got if e == 3] == [
         (s, values[s], False) for s in range(25)
     ]
-    metrics = rows(
-        web_tables,
-        "SELECT epoch, value FROM nnt_epoch_metric WHERE simulation_id = %s ORDER BY epoch",
-        sid,
-    )
-    assert metrics == [(1, 1.0), (2, 0.5), (3, 0.3)]
 
     send(kafka_bootstrap, topics.EPOCHS, old)  # a replay folds into the same buckets
-    until(lambda: rows(web_tables, batch, sid) == got, 60, tuned)
+    fold(web_tables)
+    until(lambda: points(web_tables, sid) == got, 60, tuned)
 
 
 def tensor(sid: uuid.UUID, epoch: int, at: datetime) -> list[bytes]:
@@ -347,4 +404,8 @@ def test_it_keeps_full_tensors_every_nth_epoch_and_thins_old_ones(
         (12, 0, 2, b"ab", "12.0", False),
         (12, 1, 2, b"cd", None, False),
     ]
+    if timescale_folds(web_tables):  # the thinning job, with the worker's variables
+        until(lambda: len(rows(web_tables, sql, sid)) == 10, 60, tuned)
+        with psycopg.connect(web_tables, autocommit=True) as conn:
+            conn.execute('CALL nnt_thin_tensors(0, \'{"thin_after": "30 days", "keep_every": 4}\')')
     until(lambda: rows(web_tables, sql, sid) == want, 60, tuned)

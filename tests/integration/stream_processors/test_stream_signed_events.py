@@ -19,6 +19,7 @@ import pytest
 from schemas import auth, topics
 from schemas.codecs import dumps
 from schemas.epochs import EpochEvent
+from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader, TensorStats, pack
 from tests.streamworker import Reader, Worker, produce, rows, run_key, secret, until
@@ -141,3 +142,29 @@ def test_it_stores_events_signed_by_their_run_and_statuses_signed_by_an_orchestr
         reader.close()
     assert doc["reason"] == f"bad signature for simulation {sid}"
     assert counts(web_tables, sid) == (1, 1, 1)
+
+
+def test_it_stores_resource_samples_only_from_an_orchestrator(
+    worker: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
+    sid = existing(web_tables, "owner")
+
+    def sample(cpu: float) -> bytes:
+        return dumps(ResourceSample(simulation_id=sid, cpu_percent=cpu, memory_bytes=1))
+
+    reader = Reader(kafka_bootstrap, topics.DEAD_LETTER, f"test-{sid}")
+    try:
+        # The run's own trainer holds its run key: it still cannot report its own use.
+        send_with(kafka_bootstrap, topics.RESOURCES, str(sid), sample(1), run_key(sid))
+        produce(kafka_bootstrap, topics.RESOURCES, [(str(sid), sample(2))], sign=False)
+        docs = letters(reader, str(sid), 2, worker)
+    finally:
+        reader.close()
+    assert sorted(d["reason"] for d in docs) == [
+        f"bad signature for simulation {sid}: only an orchestrator sends these",
+        "unsigned event",
+    ]
+    orchestrator = auth.service_key(secret(), "orchestrator")
+    send_with(kafka_bootstrap, topics.RESOURCES, str(sid), sample(3), orchestrator)
+    stored = "SELECT cpu_percent FROM nnt_resource WHERE simulation_id = %s"
+    assert until(lambda: rows(web_tables, stored, sid), 60, worker) == [(3.0,)]

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from infra import timeseries
 from schemas.kafkaauth import KafkaSecurity
 
 ROOT = Path(__file__).resolve().parents[3]
-TIMESERIES_SQL = ROOT / "infra" / "sql" / "timeseries.sql"
 
 
 def _with_database(url: str, name: str) -> str:
@@ -43,8 +43,7 @@ def web_db_url(pg_url: str) -> str:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _with_database(pg_url, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(TIMESERIES_SQL.read_text().replace("{partition_clause}", ""))
+    timeseries.apply(url)  # as the product does: hypertables on TimescaleDB (CI), else native
     return url
 
 

@@ -241,6 +241,9 @@ def test_it_edits_quotas_with_defaults(client: Any, admin: Any, make_user: Any) 
         "max_queued_runs": None,
         "max_runs_per_experiment": None,
         "max_epochs": 50,
+        "max_storage_bytes": None,
+        "max_run_memory_bytes": None,
+        "max_run_cpus": None,
     }
     from web.accounts.records import record_of  # what the orchestrators are sent
 
@@ -256,6 +259,46 @@ def test_it_edits_quotas_with_defaults(client: Any, admin: Any, make_user: Any) 
     assert put.json()["max_concurrent_runs"] == settings.NNT_QUOTA_MAX_CONCURRENT_RUNS
     assert put.json()["custom_runs"] is False and put.json()["max_memory_bytes"] == 10
     assert put.json()["max_runs_per_experiment"] == 4 and put.json()["max_epochs"] is None
+
+
+def test_it_edits_the_per_run_and_storage_limits_and_shows_the_storage_in_use(
+    client: Any, admin: Any, make_user: Any
+) -> None:
+    from django.conf import settings
+
+    target = make_user()
+    dataset = settings.DATASETS_DIR / f"{uuid.uuid4().hex}.csv"
+    dataset.parent.mkdir(parents=True, exist_ok=True)
+    dataset.write_bytes(b"x" * 3 * 1024**2)
+    for _ in range(2):  # two runs of one dataset: counted once
+        run = settings.RUNS_DIR / str(uuid.uuid4())
+        run.mkdir(parents=True)
+        doc = {"owner_id": target.pk, "datasets": {"train": str(dataset), "test": None}}
+        (run / "run.json").write_text(json.dumps(doc))
+    url = f"/console/users/{target.pk}/quota/"
+    bad = _post(client, url, {"max_run_memory_gib": "0.01", "max_run_cpus": "0"})
+    assert bad.status_code == 400 and "greater than or equal to 0.0625" in bad.content.decode()
+    fields = {"max_run_memory_gib": "0.5", "max_run_cpus": "1.5", "max_storage_gib": "2"}
+    _post(client, url, fields)
+    quota = client.get(f"/api/admin/users/{target.pk}/quota").json()
+    assert (quota["max_run_memory_bytes"], quota["max_run_cpus"]) == (512 * 1024**2, 1.5)
+    assert quota["max_storage_bytes"] == 2 * 1024**3
+    from web.accounts.records import record_of  # what the orchestrators are sent
+
+    sent = record_of(target).limits
+    assert (sent.max_run_memory_bytes, sent.max_run_cpus) == (512 * 1024**2, 1.5)
+    assert sent.max_storage_bytes == 2 * 1024**3
+    html = client.get(f"/console/users/{target.pk}/").content.decode()
+    assert "<b>512.0\xa0MB</b> of memory per run" in html and "<b>1.5</b> CPUs per run" in html
+    assert 'id="storage-used">3.0\xa0MB</b> of <b>2.0\xa0GB</b> (max_storage_bytes)' in html
+    assert client.get(f"/api/admin/users/{target.pk}").json()["storage_bytes"] == 3 * 1024**2
+    token = client.cookies["csrftoken"].value
+    for body in ({"max_run_memory_bytes": 1024}, {"max_run_cpus": 0}, {"max_storage_bytes": -1}):
+        put = client.put(f"/api/admin/users/{target.pk}/quota", body,
+                         content_type="application/json", HTTP_X_CSRFTOKEN=token)  # fmt: skip
+        assert put.status_code == 422, put.content
+        assert list(put.json()["errors"]) == [f"body.{name}" for name in body], put.content
+    assert record_of(target).limits.max_run_cpus == 1.5, "a refused change changes nothing"
 
 
 def test_it_serves_the_admin_api(client: Any, make_user: Any) -> None:

@@ -4,12 +4,15 @@ response carries the security headers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -120,3 +123,16 @@ def test_it_refuses_session_api_writes_without_csrf(client: Any, make_user: Any)
         f"/api/admin/users/{make_user().pk}", {"is_staff": True}, content_type="application/json"
     )
     assert resp.status_code in (401, 403)
+
+
+@pytest.mark.parametrize("host", ["", "evil.example.org", "bad host"])
+def test_a_bad_host_header_is_a_400_logged_as_one_line(
+    client: Any, host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fuzz once sent an empty Host: the answer was right (400), the log a traceback.
+    with caplog.at_level(logging.WARNING, "django.security.DisallowedHost"):
+        resp = client.get("/api/simulations", HTTP_HOST=host)
+    assert resp.status_code == 400
+    [record] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert "Invalid HTTP_HOST header" in record.getMessage()
+    assert record.exc_info is None and "Traceback" not in caplog.text

@@ -245,3 +245,81 @@ def test_a_refused_file_cannot_be_read_by_mistake() -> None:
     with pytest.raises(TooLarge) as caught:
         b"".join(upload.chunks())
     assert caught.value.status == 413 and caught.value.errors == {field: upload.message}
+
+
+def _holds(user: Any, content: bytes) -> Path:
+    """`content` in the store, used by a run of `user` (a run.json as the orchestrator writes)."""
+    from django.conf import settings
+
+    from web.simulations import storage
+
+    ref = storage.store([content], ".csv", settings.DATASETS_DIR)
+    path = settings.DATASETS_DIR / ref.removeprefix("stored:")
+    run = settings.RUNS_DIR / str(uuid.uuid4())
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(
+        json.dumps({"owner_id": user.pk, "datasets": {"train": str(path)}})
+    )
+    return path
+
+
+def test_it_refuses_datasets_past_the_users_storage_limit_with_413_naming_it(
+    client: Any, make_user: Any, command_log: Any
+) -> None:
+    from django.conf import settings
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from web.accounts import quotas
+    from web.simulations.models import Simulation
+
+    user = make_user()
+    quotas.set_limits(user, None, None, max_storage_bytes=2000)
+    held = _csv(1536)
+    _holds(user, held)
+    before = _stored(settings.NNT_HOME)
+
+    def submit(dataset: bytes) -> Any:
+        return client.post(
+            "/api/experiments",
+            {
+                "config": _config(),
+                "model": SimpleUploadedFile("m.json", _model()),
+                "dataset_train": SimpleUploadedFile("train.csv", dataset),
+            },
+            HTTP_AUTHORIZATION=f"Bearer {_token(user)}",
+        )
+
+    new = _csv(1000)
+    resp = submit(new)
+    assert resp.status_code == 413, resp.content[:500]
+    message = resp.json()["errors"]["__all__"]
+    assert "over their limit of 2.0 KiB (max_storage_bytes)" in message, message
+    assert f"1.5 KiB stored now plus {len(new)} B new" in message, message
+    assert "delete old experiments" in message and message in resp.json()["detail"]
+    assert not Simulation.objects.filter(owner=user).exists()
+    assert _stored(settings.NNT_HOME) == before, "a refused upload left a file"
+    again = submit(held)  # the file the user already stores takes no more room
+    assert again.status_code == 201, again.content[:500]
+    assert command_log.for_key(again.json()["experiment_id"], expect=1)
+
+
+def test_the_form_shows_the_storage_limit_with_413(django_ready: Path, make_user: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from web.accounts import quotas
+
+    user = make_user()
+    quotas.set_limits(user, None, None, max_storage_bytes=0)
+    browser = Client()
+    browser.force_login(user)
+    resp = browser.post(
+        "/experiments/new/",
+        {
+            "mode": "json",
+            "config_json": _config(),
+            "model": SimpleUploadedFile("m.json", _model()),
+            "dataset_train_file": SimpleUploadedFile("train.csv", _csv(100)),
+        },
+    )
+    assert resp.status_code == 413
+    assert "over their limit of 0 B (max_storage_bytes)" in resp.content.decode()

@@ -3,17 +3,22 @@ command is refused with a reason and leaves the run untouched; account limits ar
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator import experiments
+from orchestrator.creation import Deferred
 from orchestrator.rundirs import RunDir
 from orchestrator.service import Orchestrator
 from schemas import codecs
 from schemas.accounts import AccountRecord, Limits
-from schemas.commands import LifecycleCommand
+from schemas.commands import CheckCommand, LifecycleCommand
+from schemas.resources import ResourceSample
 from tests.unit.orchestrator.fakes import (
     create_command,
     events,
@@ -114,7 +119,7 @@ def test_runs_belong_to_the_signer_by_id_not_to_issued_by(orch: Orchestrator) ->
     assert {(f["owner"], f["owner_id"]) for f in queued} == {("bob", 2)}
 
 
-def limit(orch: Orchestrator, **limits: int) -> None:
+def limit(orch: Orchestrator, **limits: float) -> None:
     record = AccountRecord(user_id=1, username="ana", limits=Limits(**limits))
     orch.accounts.apply(record.model_dump_json().encode())
 
@@ -142,3 +147,94 @@ def test_it_holds_starts_beyond_the_admins_concurrency_limit_with_the_reason(
     assert orch.on_work(codecs.dumps(second)) is False
     status, message = last_answer(orch)
     assert status == "queued" and "max_concurrent_runs=1" in message
+
+
+def create_with(orch: Orchestrator, content: bytes, owner: str = "ana") -> Any:
+    """A signed create of `owner` whose training set is an upload of `content` (in the store)."""
+    name = hashlib.sha256(content).hexdigest() + ".npz"
+    (orch.settings.datasets_dir / name).write_bytes(content)
+    cmd = create_command(owner)
+    cmd.experiment["dataset_train"] = f"stored:{name}"
+    return signed(cmd, owner)
+
+
+def test_it_refuses_a_create_past_the_storage_limit_naming_it_and_the_usage(
+    orch: Orchestrator,
+) -> None:
+    limit(orch, max_storage_bytes=150)
+    first = create_with(orch, b"1" * 100)
+    orch.on_work(codecs.dumps(first))
+    assert last_answer(orch) == ("accepted", "2 simulation(s) queued")
+    orch.on_work(codecs.dumps(create_with(orch, b"2" * 100)))
+    status, message = last_answer(orch)
+    assert status == "rejected" and len(starts(orch)) == 2
+    assert "max_storage_bytes" in message and "100 B stored now plus 100 B new" in message
+    assert "delete old experiments" in message
+    assert events(orch)[-1][2]["errors"] == {"__all__": message}
+    assert [f["message"] for _, s, f in events(orch) if s == "failed"] == [message, message]
+    again = create_with(orch, b"1" * 100)  # the same upload again: it takes no more room
+    orch.on_work(codecs.dumps(again))
+    assert last_answer(orch)[0] == "accepted" and len(starts(orch)) == 4
+    for start in starts(orch):  # delete every run: the file is freed, the room comes back
+        orch.on_broadcast(codecs.dumps(lifecycle("delete", start.simulation_id)))
+    orch.on_work(codecs.dumps(create_with(orch, b"2" * 100)))
+    assert last_answer(orch)[0] == "accepted"
+
+
+def test_it_refuses_a_check_past_the_storage_limit_for_the_web_to_show(
+    orch: Orchestrator,
+) -> None:
+    orch.on_work(codecs.dumps(create_with(orch, b"1" * 100)))
+    limit(orch, max_storage_bytes=150)
+    create = create_with(orch, b"2" * 100)
+    orch.on_work(codecs.dumps(signed(CheckCommand(experiment_id=create.experiment_id,
+                                                  experiment=create.experiment))))  # fmt: skip
+    _, status, fields = events(orch)[-1]
+    assert status == "rejected" and "max_storage_bytes" in fields["errors"]["__all__"]
+
+
+def test_it_counts_a_downloaded_dataset_against_storage_and_drops_it_when_refused(
+    orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = orch.settings.datasets_dir
+    download = store / (hashlib.sha256(b"u" * 300).hexdigest() + ".csv")
+
+    def fetched(url: str, store_dir: Path, *args: Any) -> Path:  # the download, without a server
+        download.write_bytes(b"u" * 300)
+        return download
+
+    monkeypatch.setattr(experiments.fetch, "fetch", fetched)
+    limit(orch, max_storage_bytes=200)
+    cmd = create_command()
+    cmd.experiment["dataset_train"] = "https://example.org/big.csv"
+    deferred = orch.on_work(codecs.dumps(signed(cmd)))
+    assert isinstance(deferred, Deferred)
+    deferred.finish(deferred.run())
+    status, message = last_answer(orch)
+    assert status == "rejected" and "300 B new" in message and "max_storage_bytes" in message
+    assert not starts(orch) and not download.exists(), "the refused download is not kept"
+
+
+def test_it_gives_each_run_the_owners_per_run_memory_and_cpus(tmp_path: Path) -> None:
+    mib = 1024**2
+    orch = make(tmp_path, nnt_max_runs=4, nnt_run_memory_bytes=1024 * mib, nnt_run_cpus=2)
+    limit(orch, max_run_memory_bytes=256 * mib, max_run_cpus=0.5, max_memory_bytes=600 * mib)
+    orch.on_work(codecs.dumps(create_command()))
+    orch.on_work(codecs.dumps(create_command()))
+    first, second, third, _ = starts(orch)
+    assert orch.on_work(codecs.dumps(first)) is True, "1 GiB a run would never fit 600 MiB"
+    spec = RunDir(orch.settings.runs_dir, first.simulation_id).spec()  # what the runtime reads
+    assert (spec.memory_bytes, spec.cpus) == (256 * mib, 0.5)
+    assert orch.on_work(codecs.dumps(second)) is True
+    assert orch.on_work(codecs.dumps(third)) is False
+    status, message = last_answer(orch)
+    assert status == "queued" and f"would use {768 * mib} bytes" in message
+    assert "max_memory_bytes" in message
+    over = ResourceSample(simulation_id=first.simulation_id, cpu_percent=1,
+                          memory_bytes=300 * mib)  # fmt: skip
+    assert "max_run_memory_bytes" in (orch.watch.check(first.simulation_id, over) or "")
+    orch.on_work(codecs.dumps(create_command("bob")))  # no per-run limits: the host's
+    bob = starts(orch)[-2]
+    orch.on_work(codecs.dumps(bob))
+    spec = RunDir(orch.settings.runs_dir, bob.simulation_id).spec()
+    assert (spec.memory_bytes, spec.cpus) == (1024 * mib, 2)

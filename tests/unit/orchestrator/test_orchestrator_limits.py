@@ -15,16 +15,14 @@ from orchestrator.runtime import ProcessRuntime
 from orchestrator.service import Orchestrator
 from orchestrator.settings import OrchestratorError, load
 from schemas import codecs
+from tests.standins import sleeping_python
 from tests.unit.orchestrator.fakes import create_command, make, settings_of, starts
 
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> str:
     """A stand-in for the trainer's Python: sleeps, whatever its arguments."""
-    script = tmp_path / "sleepy-python"
-    script.write_text("#!/bin/sh\nexec sleep 600\n")
-    script.chmod(0o755)
-    return str(script)
+    return sleeping_python(tmp_path)
 
 
 @pytest.fixture
@@ -50,6 +48,28 @@ def test_it_pins_each_process_to_its_share_of_cores_and_bounds_its_memory(
     if len(os.sched_getaffinity(0)) > 1:
         assert affinities[0] != affinities[1], "two runs do not share a core while others idle"
     assert all(p.rlimit(psutil.RLIMIT_DATA) == (2 * 512 * 1024**2,) * 2 for p in procs)
+
+
+def test_a_run_gets_its_owners_per_run_memory_and_cpus(
+    tmp_path: Path, sleeper: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.rundirs import RunDir
+
+    settings = settings_of(tmp_path, nnt_trainer_python=sleeper, nnt_max_runs=2,
+                           nnt_run_cpus=2, nnt_run_memory_bytes=1024**3)  # fmt: skip
+    orch = make(tmp_path, ProcessRuntime(settings), **settings.model_dump(exclude={"nnt_home"}))
+    orch.on_work(codecs.dumps(create_command()))
+    spec = RunDir(orch.settings.runs_dir, starts(orch)[0].simulation_id).spec()
+    sized = spec.model_copy(update={"memory_bytes": 256 * 1024**2, "cpus": 0.5})
+    run_dir = tmp_path / "runs" / str(spec.simulation_id)
+    handle = orch.runtime.start(sized, run_dir)
+    try:
+        process = psutil.Process(handle.pid)
+        assert len(process.cpu_affinity()) == 1, "0.5 CPUs: one core, not the host's two"
+        assert process.rlimit(psutil.RLIMIT_DATA) == (2 * 256 * 1024**2,) * 2
+        assert handle.memory == 256 * 1024**2
+    finally:
+        orch.runtime.kill(handle)
 
 
 def test_it_rounds_a_fractional_cpu_share_up_to_whole_cores(tmp_path: Path) -> None:
@@ -105,6 +125,48 @@ def test_it_forwards_the_trainer_limits_and_the_kafka_credentials_to_every_run()
     }
 
 
+def test_runs_log_in_as_the_trainers_own_principal_when_one_is_set() -> None:
+    from orchestrator.__main__ import trainer_env
+    from orchestrator.settings import OrchestratorSettings
+
+    settings = OrchestratorSettings(
+        nnt_kafka_security_protocol="SASL_PLAINTEXT",
+        nnt_kafka_sasl_username="nnt-orchestrator",
+        nnt_kafka_sasl_password="orchestrator-secret",
+        nnt_trainer_kafka_sasl_username="nnt-trainer",
+        nnt_trainer_kafka_sasl_password="trainer-secret",
+    )
+    environ = {"NNT_TRAINER_KAFKA_SASL_PASSWORD": "trainer-secret", "NNT_TRAINER_MAX_PARAMS": "9"}
+    env = trainer_env(settings, environ)
+    assert env["NNT_KAFKA_SASL_USERNAME"] == "nnt-trainer"
+    assert env["NNT_KAFKA_SASL_PASSWORD"] == "trainer-secret"
+    assert "orchestrator-secret" not in env.values()
+    assert not any(k.startswith("NNT_TRAINER_KAFKA_") for k in env)
+    assert env["NNT_TRAINER_MAX_PARAMS"] == "9"
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        (
+            {"NNT_TRAINER_KAFKA_SASL_USERNAME": "nnt-trainer"},
+            "NNT_TRAINER_KAFKA_SASL_PASSWORD is unset",
+        ),
+        (
+            {"NNT_TRAINER_KAFKA_SASL_USERNAME": "t", "NNT_TRAINER_KAFKA_SASL_PASSWORD": "p"},
+            "sends no credentials",
+        ),
+    ],
+)
+def test_a_half_set_or_plaintext_trainer_principal_stops_the_orchestrator(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], says: str
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(OrchestratorError, match=says):
+        load()
+
+
 def test_it_gives_each_run_its_own_event_key_and_never_the_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,8 +187,8 @@ def test_it_gives_each_run_its_own_event_key_and_never_the_secret(
         seen.update(env)
         return Started()
 
+    runtime = ProcessRuntime(orch.settings, {"NNT_COMMAND_SECRET": SECRET})  # probes for real
     monkeypatch.setattr("subprocess.Popen", popen)
-    runtime = ProcessRuntime(orch.settings, {"NNT_COMMAND_SECRET": SECRET})
     runtime.start(rd.spec(), rd.path)
     assert seen["NNT_RUN_KEY"] == auth.run_key(SECRET, rd.simulation_id)
     assert seen["NNT_RUN_KEY"] == run_key_of(orch.settings, rd.simulation_id)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.fetch import refusal
-from orchestrator.rules import Watch
+from orchestrator.rules import Watch, run_resources
 from orchestrator.settings import OrchestratorSettings
+from schemas.accounts import Limits
 from schemas.epochs import EpochEvent
 from schemas.resources import ResourceSample
 
@@ -37,6 +38,22 @@ def test_it_stops_a_run_over_its_memory_and_one_that_stalls(tmp_path: Path) -> N
     watch.resumed(sid)
     watch.progress[sid] -= 1
     assert "no progress" in (watch.check(sid, None) or "")
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        (None, (1024**3, 2.0)),
+        (Limits(), (1024**3, 2.0)),
+        (Limits(max_run_memory_bytes=256 * 1024**2, max_run_cpus=0.5), (256 * 1024**2, 0.5)),
+        (Limits(max_run_memory_bytes=8 * 1024**3, max_run_cpus=16), (1024**3, 2.0)),
+    ],
+)
+def test_a_runs_resources_are_the_hosts_lowered_to_the_owners_per_run_limits(
+    tmp_path: Path, limits: Limits | None, expected: tuple[int, float]
+) -> None:
+    settings = OrchestratorSettings(nnt_home=tmp_path, nnt_run_memory_bytes=1024**3, nnt_run_cpus=2)
+    assert run_resources(settings, limits) == expected
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.0.1",

@@ -17,6 +17,7 @@ from orchestrator.rundirs import RunDir
 from orchestrator.runtime import Handle, ProcessRuntime
 from schemas import codecs
 from schemas.epochs import EpochEvent
+from tests.standins import sleeping_python
 from tests.unit.orchestrator.fakes import (
     IdleRuntime,
     create_command,
@@ -76,10 +77,7 @@ def test_it_logs_a_runtime_error_with_the_run_id_and_goes_on(
 
 def sigterm_ignoring_python(tmp_path: Path) -> str:
     """A stand-in for the trainer's Python that ignores SIGTERM (and its arguments)."""
-    script = tmp_path / "stubborn-python"
-    script.write_text("#!/bin/sh\ntrap '' TERM\nexec sleep 600\n")
-    script.chmod(0o755)
-    return str(script)
+    return sleeping_python(tmp_path, ignore_term=True)
 
 
 def test_it_kills_a_stopped_run_that_ignores_sigterm_after_the_grace_period(

@@ -19,9 +19,9 @@ def test_it_stores_under_the_content_hash(tmp_path: Path) -> None:
     assert (tmp_path / f"{digest}.csv").read_bytes() == data
     assert storage.store([data], ".csv", tmp_path) == ref
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{digest}.csv"]
-    # Trainer containers run as another user and get the file itself (a bind mount): it is
-    # readable by all, in a folder no other user of the host may enter.
-    assert (tmp_path / f"{digest}.csv").stat().st_mode & 0o777 == 0o644
+    # Never world-readable: a run as another user gets the file's group when it starts
+    # (orchestrator/identity.py), in a folder no other user of the host may enter.
+    assert (tmp_path / f"{digest}.csv").stat().st_mode & 0o777 == 0o640
     assert tmp_path.stat().st_mode & 0o777 == 0o700
 
 
