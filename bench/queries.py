@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from bench import timing
 from bench.ingest import database
 from schemas.tensors import TensorHeader, unpack
 from stream_processors import rows
@@ -115,13 +114,7 @@ def store_series(url: str, sid: uuid.UUID) -> None:
 
 def median_s(call: Callable[[], Any]) -> float:
     """Median wall time of REPEATS calls after one warm-up call."""
-    call()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return timing.median_s(call, REPEATS)
 
 
 def raw_select(url: str, sql: str, params: tuple[Any, ...]) -> Callable[[], Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import psycopg
 
+from bench import timing
 from infra import dbstatus, timeseries
 from schemas.epochs import BatchPoint, EpochEvent
 from schemas.tensors import Kind, TensorHeader, decode_array, unpack
@@ -180,17 +180,6 @@ def compress(url: str) -> float:
     return time.perf_counter() - t0
 
 
-def median_s(call: Callable[[], object]) -> float:
-    """Median wall time of REPEATS calls after one warm-up call."""
-    call()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def queries(url: str, sid: uuid.UUID, epochs: int) -> dict[str, float]:
     """The web's chart reads of one run, by the web's own SQL, timed."""
     from web.simulations import metrics, tensors  # their SQL; Django itself is not set up
@@ -220,10 +209,10 @@ def queries(url: str, sid: uuid.UUID, epochs: int) -> dict[str, float]:
 
         assert fetch(epochs // 2 + 1).shape == LAYERS[0]
         return {
-            "chart_query_s": median_s(chart),
-            "layer_history_query_s": median_s(history),
-            "tensor_fetch_s": median_s(lambda: fetch(epochs // 2 + 1)),
-            "layer_values_query_s": median_s(values),
+            "chart_query_s": _median_s(chart),
+            "layer_history_query_s": _median_s(history),
+            "tensor_fetch_s": _median_s(lambda: fetch(epochs // 2 + 1)),
+            "layer_values_query_s": _median_s(values),
         }
 
 
@@ -372,3 +361,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _median_s(call: Callable[[], object]) -> float:
+    return timing.median_s(call, REPEATS)
