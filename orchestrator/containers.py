@@ -247,9 +247,4 @@ def _give_to_nobody(spec: RunSpec, run_dir: Path) -> None:
             identity.share(Path(path), NOBODY)
         except PermissionError:
             os.chmod(path, 0o644)
-    for root, dirs, files in os.walk(run_dir):
-        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-            try:
-                os.chown(name, NOBODY, NOBODY)
-            except PermissionError:
-                os.chmod(name, 0o777 if os.path.isdir(name) else 0o666)
+    identity.give(run_dir, identity.Identity("nobody", NOBODY, NOBODY), open_if_denied=True)

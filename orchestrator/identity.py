@@ -114,7 +114,7 @@ def probe(identity: Identity, python: str, project_root: str, env: dict[str, str
         done = subprocess.run(  # noqa: S603 - fixed argv
             [python, "-c", "import orchestrator.launch, schemas.run"],
             cwd="/",
-            env=_python_env(env, project_root),
+            env=python_env(env, project_root),
             user=identity.uid,
             group=identity.gid,
             extra_groups=[],
@@ -161,18 +161,21 @@ def share(path: Path, gid: int) -> None:
     path.chmod(DATASET_MODE)
 
 
-def give(run_dir: Path, identity: Identity) -> None:
-    """Every file of the run directory to the trainer's user (it writes checkpoints there)."""
+def give(run_dir: Path, identity: Identity, open_if_denied: bool = False) -> None:
+    """Every file of the run directory to the trainer's user (it writes checkpoints there);
+    with `open_if_denied`, a file this process may not give away (rootless) is opened to all
+    instead, still inside the private $NNT_HOME."""
     for root, dirs, files in os.walk(run_dir):
         for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-            os.chown(name, identity.uid, identity.gid, follow_symlinks=False)
+            try:
+                os.chown(name, identity.uid, identity.gid, follow_symlinks=False)
+            except PermissionError:
+                if not open_if_denied:
+                    raise
+                os.chmod(name, 0o777 if os.path.isdir(name) else 0o666)
 
 
-def trainer_env(env: dict[str, str], project_root: str) -> dict[str, str]:
-    """The environment of a trainer started in its run directory: the project importable."""
-    return _python_env(env, project_root)
-
-
-def _python_env(env: dict[str, str], project_root: str) -> dict[str, str]:
+def python_env(env: dict[str, str], project_root: str) -> dict[str, str]:
+    """`env` with the project importable, for a Python started outside the project root."""
     paths = [project_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}

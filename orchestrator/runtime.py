@@ -109,7 +109,7 @@ class ProcessRuntime:
         if (who := self.identity) is not None:
             # The child enters its run directory while still root, then becomes `who`.
             handover = identity.hand_over(who, spec, run_dir)
-            env = identity.trainer_env({**env, **handover.env}, _project_root())
+            env = identity.python_env({**env, **handover.env}, _project_root())
             argv.append("--here")
             cwd, user, group, groups = str(run_dir), who.uid, who.gid, list[int]()
         try:

@@ -1,6 +1,7 @@
 """Session fixtures: the real Kafka broker and PostgreSQL, started by the product's own code.
 
-There is no skip path: a service that cannot start fails the session, under CI and locally.
+There is no skip path for services: one that cannot start fails the session, under CI and
+locally. Only what a local run may lack skips there (root, a TimescaleDB build), never in CI.
 Set NNT_TEST_KAFKA / NNT_TEST_DATABASE_URL to reuse services that are already running, and
 NNT_TEST_KAFKA_SASL to that broker's SASL_PLAINTEXT listener where every user of
 tests.services.PASSWORDS logs in with PLAIN, authorized as tests.services.start_kafka's
@@ -100,3 +101,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for kind in ("unit", "integration", "e2e", "security"):
             if kind in parts:
                 item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture
+def as_root() -> None:
+    """For the tests of what a root orchestrator does: CI runs as root (a failure there), a
+    local run as another user skips them."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs the tests as root: this test checks what root does")
+        pytest.skip("only a root orchestrator switches users")

@@ -8,7 +8,6 @@ opened for it) without any folder being opened to it.
 
 from __future__ import annotations
 
-import os
 import pwd
 import stat
 import sys
@@ -35,12 +34,13 @@ SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info
 
 
 def test_a_root_orchestrator_trains_as_nobody_with_private_folders_and_datasets(
-    home: Path, kafka_bootstrap: str, client: Client, status_tap: Tap, epoch_tap: Tap
+    as_root: None,
+    home: Path,
+    kafka_bootstrap: str,
+    client: Client,
+    status_tap: Tap,
+    epoch_tap: Tap,
 ) -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs the tests as root: this one checks what root does")
-        pytest.skip("only a root orchestrator switches users")
     assert SYSTEM_PYTHON.exists(), f"{SYSTEM_PYTHON} (Debian's python3) is needed"
     nobody = pwd.getpwnam("nobody")
     assert stat.S_IMODE(home.parent.parent.stat().st_mode) & 0o007 == 0  # closed to nobody

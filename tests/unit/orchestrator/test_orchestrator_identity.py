@@ -29,14 +29,6 @@ def unreachable_python(tmp_path: Path) -> str:
     return str(python)
 
 
-@pytest.fixture
-def as_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs the tests as root: these check what root does")
-        pytest.skip("only a root orchestrator switches users")
-
-
 def test_auto_keeps_root_with_a_warning_when_nobody_cannot_run_the_trainer(
     as_root: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
