@@ -1,7 +1,7 @@
 """A root orchestrator never runs a trainer as root: the real process runtime, Kafka and Keras.
 
 The trainer runs as `nobody` with a Python that user can execute (Debian's, reading this
-virtualenv's packages), from a NNT_HOME under pytest's mode-700 folder that `nobody` cannot
+virtualenv's packages), from a NNT_HOME inside a mode-700 folder that `nobody` cannot
 enter: it reaches its run directory (entered before the switch) and its datasets (descriptors
 opened for it) without any folder being opened to it.
 """
@@ -12,7 +12,9 @@ import pwd
 import stat
 import sys
 import sysconfig
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,16 @@ pytestmark = pytest.mark.integration
 SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
 
 
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """NNT_HOME (mode 755, as the orchestrator's own) inside a folder of our own that is closed
+    to every other user (mode 700). Not pytest's basetemp: its mode depends on who made it."""
+    with tempfile.TemporaryDirectory(prefix="nnt-private-") as private:
+        home = Path(private) / "home"
+        home.mkdir(mode=0o755)
+        yield home
+
+
 def test_a_root_orchestrator_trains_as_nobody_with_private_folders_and_datasets(
     as_root: None,
     home: Path,
@@ -43,7 +55,7 @@ def test_a_root_orchestrator_trains_as_nobody_with_private_folders_and_datasets(
 ) -> None:
     assert SYSTEM_PYTHON.exists(), f"{SYSTEM_PYTHON} (Debian's python3) is needed"
     nobody = pwd.getpwnam("nobody")
-    assert stat.S_IMODE(home.parent.parent.stat().st_mode) & 0o007 == 0  # closed to nobody
+    assert stat.S_IMODE(home.parent.stat().st_mode) & 0o007 == 0  # closed to nobody
 
     group = f"test-{uuid.uuid4()}"
     skip_history(kafka_bootstrap, group, "user-host")
