@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: up test unit integration e2e lint schemas bench clean
+.PHONY: up test unit integration e2e lint schemas bench images clean
 
 # The tests run on TimescaleDB (built once per machine from ../shared/vendor, see
 # docs/deploy.md): a missing build fails them. NNT_TIMESCALEDB=off runs them natively.
@@ -40,6 +40,13 @@ schemas: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Every product image with podman or Docker (standard library only: no venv needed).
+# `make images IMAGES="trainer trainer-gpu" BASE=python:3.11.13-slim-bookworm` picks them.
+IMAGES ?=
+BASE   ?=
+images:
+	$(PYTHON) -m infra.images build $(IMAGES) $(if $(BASE),--base $(BASE))
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -115,7 +115,7 @@ class DockerRuntime:
         except ImageNotFound as exc:
             raise OrchestratorError(
                 f"NNT_TRAINER_IMAGE={self.settings.nnt_trainer_image}: image not found; "
-                "build it (infra/docker, or infra/podman/setup.sh for local use)"
+                "build it: `make images` (python -m infra.images build trainer)"
             ) from exc
         self._remove_named(container_name(spec.simulation_id))
         _give_to_nobody(spec, run_dir)

@@ -6,6 +6,7 @@ import os
 import socket
 import stat
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,14 @@ ENGINE_SOCKETS = (
 
 class OrchestratorError(RuntimeError):
     """Base of the orchestrator's errors; the text is shown to users as a status message."""
+
+
+def trainer_image() -> str:
+    """The trainer image `python -m infra.images` builds for this version of the project."""
+    try:
+        return f"nntracker-trainer:{metadata.version('nntracker')}"
+    except metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "nntracker-trainer:latest"
 
 
 class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
@@ -72,14 +81,17 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
     )
     nnt_run_pids: int = Field(default=512, ge=16, description="processes/threads per container")
     # Docker runtime.
-    nnt_trainer_image: str = Field(default="nntracker-trainer:local", description="trainer image")
+    nnt_trainer_image: str = Field(
+        default_factory=trainer_image,
+        description="trainer image (`make images` builds nntracker-trainer:<version>)",
+    )
     nnt_container_python: str = Field(
-        default="python", description="Python inside the image (the local image: the host venv's)"
+        default="python", description="Python inside the trainer image (trainer-gpu: `python3`)"
     )
     nnt_docker_host_mounts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="comma-separated host paths bind-mounted read-only at the same place "
-        "(the local podman image needs /usr,/lib,/lib64,/etc, Python, venv, project); "
+        description="comma-separated host paths bind-mounted read-only at the same place in "
+        "every trainer container (e.g. the Kafka TLS files' folder, docs/security.md); "
         "a path that is or holds a Docker/podman socket is refused",
     )
     nnt_container_network: str = Field(

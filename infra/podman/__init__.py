@@ -1,14 +1,12 @@
-"""Local podman for the docker runtime: run setup.sh, and the mounts the local image needs."""
+"""Local podman for the docker runtime: run setup.sh, and the runtime's settings for tests."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 SETUP = Path(__file__).with_name("setup.sh")
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 class PodmanError(RuntimeError):
@@ -31,17 +29,6 @@ def ensure(timeout: float = 600) -> str:
     return docker_host
 
 
-def host_mounts() -> list[str]:
-    """Host paths the busybox image bind-mounts read-only to run this checkout's trainer."""
-    paths = ["/usr", "/lib", "/lib64", "/etc", sys.base_prefix, sys.prefix, str(PROJECT)]
-    return [p for p in dict.fromkeys(paths) if Path(p).exists()]
-
-
-def runtime_env() -> dict[str, str]:
-    """Orchestrator settings for the local image (NNT_RUNTIME=docker)."""
-    return {
-        "NNT_RUNTIME": "docker",
-        "NNT_TRAINER_IMAGE": os.environ.get("NNT_TRAINER_IMAGE", "nntracker-trainer:local"),
-        "NNT_CONTAINER_PYTHON": sys.executable,
-        "NNT_DOCKER_HOST_MOUNTS": ",".join(host_mounts()),
-    }
+def runtime_env(image: str) -> dict[str, str]:
+    """Orchestrator settings that run trainers in `image` (built by infra.images)."""
+    return {"NNT_RUNTIME": "docker", "NNT_TRAINER_IMAGE": image}

