@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import experiments, rules, store
+from orchestrator import datastore, experiments, rules
 from orchestrator.guard import Caller
 from orchestrator.preflight import Checker, Verdict
 from orchestrator.publisher import Publisher
-from orchestrator.rundirs import RunDir, RunState, all_runs, is_done, mark_done
+from orchestrator.rundirs import Runs, RunState
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas import storage
 from schemas.commands import CheckCommand, CreateCommand, ExperimentCommand, LifecycleCommand
@@ -70,10 +70,15 @@ class Creator:
     """Turns `create` commands into queued simulations; done once per command id."""
 
     def __init__(
-        self, settings: OrchestratorSettings, publisher: Publisher, checker: Checker | None = None
+        self,
+        settings: OrchestratorSettings,
+        publisher: Publisher,
+        runs: Runs,
+        checker: Checker | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.runs = runs
         self.checker = checker
         # Dataset files a create in flight has fetched but no run.json names yet: a delete
         # must not release them in between (fetches run on a worker thread).
@@ -91,13 +96,13 @@ class Creator:
             config, model, plans = experiments.plans(command)
         except OrchestratorError as exc:
             reject(self.publisher, command, str(exc))
-            mark_done(self.settings.claims_dir, command.command_id)
+            self.runs.mark_done(command.command_id)
             return None
         problem = self._over_limits(caller, config, plans)
         if problem is not None:
             self._fail_all(command, caller, config, plans, problem[1])
             reject(self.publisher, command, problem[1], {problem[0]: problem[1]})
-            mark_done(self.settings.claims_dir, command.command_id)
+            self.runs.mark_done(command.command_id)
             return None
 
         def finish(result: object) -> None:
@@ -143,7 +148,7 @@ class Creator:
             return None
         queued = sum(
             1
-            for rd in all_runs(self.settings.runs_dir)
+            for rd in self.runs.all()
             if rd.read().state == "queued" and rd.spec().owner_id == caller.user_id
         )
         return rules.creation_limits(
@@ -155,7 +160,7 @@ class Creator:
         max_storage_bytes (schemas/storage.py counts it as the web does)."""
         if caller.user_id is None or caller.limits.max_storage_bytes is None:
             return None  # the count reads every run.json: only where a limit is set
-        held = storage.held(self.settings.runs_dir, caller.user_id)
+        held = self.runs.held(caller.user_id)
         new = storage.adding(held, paths)
         return rules.storage_limit(caller.limits, caller.username, sum(held.values()), new)
 
@@ -214,7 +219,7 @@ class Creator:
     def _fetch(self, config: Any) -> DatasetPaths:
         """Local dataset paths, pinned against a concurrent delete's release (thread-safe)."""
         for _ in range(FETCH_TRIES):
-            datasets = experiments.datasets_of(config, self.settings)
+            datasets = experiments.datasets_of(config, self.settings, self.runs.dataset)
             paths = [p for p in datasets.model_dump().values() if p]
             with self.pin_lock:
                 if all(Path(p).exists() for p in paths):  # a delete may have released one
@@ -246,12 +251,12 @@ class Creator:
         if isinstance(result, DatasetPaths):
             dropped: list[str] = []
             try:
-                if not is_done(self.settings.claims_dir, command.command_id):
+                if not self.runs.is_done(command.command_id):
                     dropped = self._write_or_refuse(command, caller, config, model, plans, result)
             finally:
                 self._unpin(result)
             self.release(dropped)
-        elif is_done(self.settings.claims_dir, command.command_id):
+        elif self.runs.is_done(command.command_id):
             return  # a second delivery's fetch: the first one answered
         elif isinstance(result, OrchestratorError):
             self._fail_all(command, caller, config, plans, str(result))
@@ -259,7 +264,7 @@ class Creator:
         else:
             log.error("experiment %s: fetching failed: %r", command.experiment_id, result)
             reject(self.publisher, command, f"internal error: {result}")
-        mark_done(self.settings.claims_dir, command.command_id)
+        self.runs.mark_done(command.command_id)
 
     def _described(self, command: CreateCommand, caller: Caller, config: Any) -> dict[str, Any]:
         return {
@@ -304,9 +309,10 @@ class Creator:
         )
         for run in runs:
             sid = run.plan.simulation_id
-            rd = RunDir(self.settings.runs_dir, sid)
+            rd = self.runs.dir(sid)
+            self.runs.record(rd, run.spec)
             with rd.locked():
-                if (rd.path / "state.json").exists() and rd.read().state != "queued":
+                if rd.read().state != "queued":
                     continue  # a redelivered create: this one already moved on
                 rd.write(RunState("queued"))
             self.publisher.status(
@@ -325,9 +331,11 @@ class Creator:
     def release(self, datasets: list[str]) -> list[Path]:
         """Delete those of a deleted run's datasets nothing needs any more (pins included)."""
         with self.pin_lock:
-            return store.release(
-                self.settings.datasets_dir, self.settings.runs_dir, datasets, keep=set(self.pins)
-            )
+            used = self.runs.datasets_in_use() | {str(Path(p).resolve()) for p in self.pins}
+            removed = datastore.release(self.settings.datasets_dir, datasets, used)
+        for path in removed:
+            self.runs.drop_dataset(path.name)
+        return removed
 
 
 def _paths(datasets: DatasetPaths) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,21 @@ def parse_experiment(command: ExperimentCommand) -> tuple[ExperimentConfig, dict
     return config, model
 
 
-def resolve_dataset(ref: str | None, settings: OrchestratorSettings) -> str | None:
-    """Map a stored-file reference to its path; fetch an http(s) URL into the store."""
+def resolve_dataset(
+    ref: str | None,
+    settings: OrchestratorSettings,
+    present: Callable[[Path], bool] = Path.is_file,
+) -> str | None:
+    """Map a stored-file reference to its path; fetch an http(s) URL into the store.
+
+    `present(path)` says whether a stored file is (or has now been brought) on this host.
+    """
     if ref is None:
         return None
     match = STORED.match(ref)
     if match:
         path = settings.datasets_dir / match.group(1)
-        if not path.is_file():
+        if not present(path):
             raise OrchestratorError(f"dataset {ref} is not in the store; upload it again")
         return str(path)
     if ref.startswith(("http://", "https://")):
@@ -74,14 +82,18 @@ def resolve_dataset(ref: str | None, settings: OrchestratorSettings) -> str | No
     )
 
 
-def datasets_of(config: ExperimentConfig, settings: OrchestratorSettings) -> DatasetPaths:
+def datasets_of(
+    config: ExperimentConfig,
+    settings: OrchestratorSettings,
+    present: Callable[[Path], bool] = Path.is_file,
+) -> DatasetPaths:
     """Local paths of the experiment's datasets (a URL used twice is fetched once)."""
     cache: dict[str, str | None] = {}
 
     def one(ref: str | None) -> str | None:
         key = ref or ""
         if key not in cache:
-            cache[key] = resolve_dataset(ref, settings)
+            cache[key] = resolve_dataset(ref, settings, present)
         return cache[key]
 
     return DatasetPaths(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from orchestrator import store
+from orchestrator import datastore
 from orchestrator.settings import OrchestratorError
 
 log = logging.getLogger(__name__)
@@ -225,9 +225,9 @@ def _save(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    ext = store.extension_of(urlsplit(url).path)
+    ext = datastore.extension_of(urlsplit(url).path)
     if ext == "bin":
-        ext = store.extension_of(urlsplit(final).path)
-    path = store.add(store_dir, tmp, digest.hexdigest(), ext)
+        ext = datastore.extension_of(urlsplit(final).path)
+    path = datastore.add(store_dir, tmp, digest.hexdigest(), ext)
     log.info("dataset URL %s stored as %s (%d bytes)", url, path.name, size)
     return path

@@ -3,13 +3,12 @@ limit, NaN/inf loss, no progress."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import uuid
 from pathlib import Path
 
-from orchestrator.rundirs import RunState
+from orchestrator.rundirs import RunState, checkpoint_epoch
 from orchestrator.settings import OrchestratorSettings
 from schemas import storage
 from schemas.accounts import Limits
@@ -108,14 +107,6 @@ def storage_limit(limits: Limits | None, who: str, used: int, new: int) -> tuple
     max_storage_bytes (counted by schemas/storage.py, as the web counts them), else None."""
     reason = storage.refusal(who, used, new, limits.max_storage_bytes if limits else None)
     return None if reason is None else ("__all__", reason)
-
-
-def checkpoint_epoch(run_dir: Path) -> int:
-    """Epochs held by the run's latest checkpoint (0 when none)."""
-    try:
-        return int(json.loads((run_dir / "checkpoints" / "latest.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
 
 
 def exit_message(

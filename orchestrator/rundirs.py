@@ -1,8 +1,10 @@
-"""Run directories as the shared record of each simulation: spec, state, owner host, claims.
+"""Run directories, and the run record kept in them when no database is shared (`Runs`).
 
 `$NNT_HOME/runs/<simulation id>/` holds `run.json` (the spec), `state.json` (lifecycle state,
 the host that owns it while active, its pid or container) and the trainer's checkpoints. All
 orchestrators of one NNT_HOME read the same directories; a lock file serialises transitions.
+Orchestrators on hosts without a shared NNT_HOME keep the record in PostgreSQL instead
+(`orchestrator/shared.py`); the run directory is then the local working copy.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from orchestrator import datastore
+from orchestrator.settings import OrchestratorSettings
+from schemas import storage
 from schemas.run import RUN_SPEC_FILE, RunSpec
 
 STATE_FILE = "state.json"
@@ -37,6 +43,7 @@ class RunState:
     message: str = ""
     reason: str = ""
     starts: list[str] = field(default_factory=list)  # ids of the `start` commands handled
+    checkpoint_epoch: int = 0  # epochs of the checkpoint every host can reach (shared record)
     at: float = field(default_factory=time.time)
 
     def owned_by(self, host: str) -> bool:
@@ -96,6 +103,14 @@ class RunDir:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def checkpoint_epoch(run_dir: Path) -> int:
+    """Epochs held by the run's latest checkpoint (0 when none)."""
+    try:
+        return int(json.loads((run_dir / "checkpoints" / "latest.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def claim(claims_dir: Path, command_id: uuid.UUID, host: str) -> bool:
     """True for exactly one orchestrator per command id (an O_EXCL file naming its host).
 
@@ -141,3 +156,88 @@ def all_runs(runs_dir: Path) -> Iterator[RunDir]:
     for path in sorted(runs_dir.glob(f"*/{RUN_SPEC_FILE}")) if runs_dir.is_dir() else []:
         with contextlib.suppress(ValueError):
             yield RunDir(runs_dir, uuid.UUID(path.parent.name))
+
+
+class Runs:
+    """The run record in NNT_HOME: one host, or hosts that share that folder (NFS)."""
+
+    shared = False
+
+    def __init__(self, settings: OrchestratorSettings) -> None:
+        self.settings = settings
+        self.host = settings.nnt_hostname
+
+    def dir(self, simulation_id: uuid.UUID) -> RunDir:
+        """One simulation's record."""
+        return RunDir(self.settings.runs_dir, simulation_id)
+
+    def all(self) -> Iterator[RunDir]:
+        """Every recorded simulation."""
+        return all_runs(self.settings.runs_dir)
+
+    def active(self) -> Iterator[RunDir]:
+        """Simulations starting, running or paused, on any host."""
+        return (rd for rd in self.all() if rd.read().state in ACTIVE)
+
+    def mine(self) -> Iterator[RunDir]:
+        """Simulations this host runs (or freezes)."""
+        return (rd for rd in self.all() if rd.read().owned_by(self.host))
+
+    def claim(self, command_id: uuid.UUID) -> bool:
+        """True for exactly one orchestrator per command id (see `claim`)."""
+        return claim(self.settings.claims_dir, command_id, self.host)
+
+    def mark_done(self, command_id: uuid.UUID) -> None:
+        """Record that a shared-group command's work is complete."""
+        mark_done(self.settings.claims_dir, command_id)
+
+    def is_done(self, command_id: uuid.UUID) -> bool:
+        """True once the command's work is complete (on any host)."""
+        return is_done(self.settings.claims_dir, command_id)
+
+    def prune(self) -> None:
+        """Forget week-old claims."""
+        prune_claims(self.settings.claims_dir)
+
+    def record(self, rd: RunDir, spec: RunSpec) -> None:
+        """A new simulation's spec is recorded (here: its run.json, already written)."""
+
+    def prepare(self, rd: RunDir, spec: RunSpec) -> RunSpec:
+        """The run directory ready for a start on this host (here: it is already)."""
+        return spec
+
+    def checkpoint_epoch(self, rd: RunDir, state: RunState) -> int:
+        """Epochs of the newest checkpoint any host could resume from."""
+        return max(checkpoint_epoch(rd.path), state.checkpoint_epoch)
+
+    def keep_checkpoint(self, rd: RunDir) -> None:
+        """Make the run's newest checkpoint reachable from every host (here: it is)."""
+
+    def forget(self, rd: RunDir) -> None:
+        """Delete the simulation's record and its directory."""
+        shutil.rmtree(rd.path, ignore_errors=True)
+
+    def datasets_in_use(self) -> set[str]:
+        """Dataset paths some recorded simulation still needs."""
+        return datastore.referenced(self.settings.runs_dir)
+
+    def held(self, owner_id: int) -> dict[str, int]:
+        """Dataset files the account's runs hold: path -> bytes (schemas/storage.py)."""
+        return storage.held(self.settings.runs_dir, owner_id)
+
+    def drop_dataset(self, name: str) -> None:
+        """A dataset no simulation needs any more is gone from every store (here: the file)."""
+
+    def dataset(self, path: Path) -> bool:
+        """True when the stored dataset at `path` is on this host (here: only if it is)."""
+        return path.is_file()
+
+    def share_dataset(self, path: Path) -> None:
+        """Make a stored dataset reachable from every host (here: it is)."""
+
+    def beat(self) -> None:
+        """Tell the other hosts this one is alive (here: nobody asks)."""
+
+    def lost(self) -> list[tuple[uuid.UUID, str, float]]:
+        """Active runs of hosts that stopped answering (here: never known)."""
+        return []

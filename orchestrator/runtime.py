@@ -68,6 +68,11 @@ def no_gpu_message(detail: str) -> str:
     return f"no GPU on this host: {detail}; run it without `gpu` or on a GPU host"
 
 
+# What the orchestrator holds and a trainer (user-supplied model code) must not: the secret
+# every key derives from, the database with every user's data, the web's signing key.
+NOT_FOR_TRAINERS = ("NNT_COMMAND_SECRET", "DATABASE_URL", "NNT_SECRET_KEY")
+
+
 class ProcessRuntime:
     """One trainer subprocess per simulation in its own session, with memory and CPU limits."""
 
@@ -96,7 +101,8 @@ class ProcessRuntime:
             raise OrchestratorError(no_gpu_message("nvidia-smi finds no NVIDIA GPU"))
         (run_dir / EXIT_FILE).unlink(missing_ok=True)
         env = {**os.environ, **self.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-        env.pop("NNT_COMMAND_SECRET", None)  # a run gets its own key, never the secret
+        for secret in NOT_FOR_TRAINERS:  # a run gets its own key, never these
+            env.pop(secret, None)
         env["NNT_RUN_KEY"] = run_key_of(self.settings, spec.simulation_id)
         if not spec.config.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""

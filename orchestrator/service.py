@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from orchestrator.creation import Creator, Deferred, queue_start, reject
 from orchestrator.guard import Accounts, Caller, Guard, Refused
 from orchestrator.preflight import Checker
 from orchestrator.publisher import Publisher
-from orchestrator.rundirs import ACTIVE, RunDir, RunState, all_runs, claim, is_done, prune_claims
+from orchestrator.rundirs import ACTIVE, RunDir, Runs, RunState
 from orchestrator.runtime import Handle, Runtime
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
 from schemas import codecs
@@ -78,8 +77,10 @@ class Orchestrator:
         self.watch = rules.Watch(settings)
         self.told_waiting: dict[uuid.UUID, str] = {}
         self.last_sample = 0.0
-        self.last_logged: dict[tuple[uuid.UUID, str], float] = {}
-        self.creator = Creator(settings, publisher, Checker(settings, runtime))
+        self.last_logged: dict[tuple[uuid.UUID | None, str], float] = {}
+        self.runs = open_runs(settings)
+        self.last_beat = 0.0
+        self.creator = Creator(settings, publisher, self.runs, Checker(settings, runtime))
         self.accounts = Accounts()
         self.guard = Guard(settings.command_secret(), self.accounts)
 
@@ -108,7 +109,7 @@ class Orchestrator:
         command = command.model_copy(update={"issued_by": caller.username})  # proven name
         try:
             if isinstance(command, CreateCommand):
-                if is_done(self.settings.claims_dir, command.command_id):
+                if self.runs.is_done(command.command_id):
                     return True
                 return self.creator.create(command, caller) or True
             if isinstance(command, CheckCommand):
@@ -126,9 +127,9 @@ class Orchestrator:
 
     def start(self, command: LifecycleCommand, caller: Caller) -> bool:
         """Start a queued simulation here when a slot and the owner's quota allow."""
-        sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
+        sid, rd = command.simulation_id, self.runs.dir(command.simulation_id)
         if not rd.exists():
-            if claim(self.settings.claims_dir, command.command_id, self.host):
+            if self.runs.claim(command.command_id):
                 self._reject(command, f"simulation {sid} is not known (deleted?)")
             return True
         with rd.locked():
@@ -192,7 +193,11 @@ class Orchestrator:
             message=f"starting on {self.host} ({self.runtime.name} runtime)",
         )  # fmt: skip
         try:
+            spec = self.runs.prepare(rd, spec)
             handle = self.runtime.start(spec, rd.path)
+        except FileNotFoundError as exc:
+            self._fail(rd, state, f"could not start on {self.host}: {exc}", cid)
+            return
         except OrchestratorError as exc:
             self._fail(rd, state, str(exc), cid)
             return
@@ -218,10 +223,8 @@ class Orchestrator:
     def _active_of(self, owner_id: int | None, owner: str) -> list[RunState]:
         """The owner's active runs (by account id; by name for runs made before ids)."""
         active = []
-        for rd in all_runs(self.settings.runs_dir):
+        for rd in self.runs.active():
             state = rd.read()
-            if state.state not in ACTIVE:
-                continue
             spec = rd.spec()
             if owner_id is not None:
                 same = spec.owner_id == owner_id
@@ -251,7 +254,7 @@ class Orchestrator:
         try:
             caller = self.guard.admit(command, stored_at)
         except Refused as exc:
-            if claim(self.settings.claims_dir, command.command_id, self.host):
+            if self.runs.claim(command.command_id):
                 log.warning("refused command %s: %s", command.command_id, exc)
                 self._reject(command, str(exc))
             self.commands.add(command.command_id)
@@ -270,9 +273,9 @@ class Orchestrator:
 
     def lifecycle(self, command: LifecycleCommand, caller: Caller) -> None:
         """Act on pause/resume/stop/delete: as the owner, or as the claimer of an idle run."""
-        sid, rd = command.simulation_id, RunDir(self.settings.runs_dir, command.simulation_id)
+        sid, rd = command.simulation_id, self.runs.dir(command.simulation_id)
         if not rd.exists():
-            if claim(self.settings.claims_dir, command.command_id, self.host):
+            if self.runs.claim(command.command_id):
                 if command.type == "delete":
                     self.publisher.status(sid, "deleted", command_id=command.command_id,
                                           message="nothing was left to delete")  # fmt: skip
@@ -284,7 +287,7 @@ class Orchestrator:
             mine = state.owned_by(self.host) and sid in self.handles
             if not mine and state.state in ACTIVE and state.state != "queued":
                 return  # another host runs it and answers
-            if not mine and not claim(self.settings.claims_dir, command.command_id, self.host):
+            if not mine and not self.runs.claim(command.command_id):
                 return
             if not caller.may_act_on(rd.spec().owner_id):
                 raise OrchestratorError(_not_yours(caller, sid))
@@ -305,7 +308,7 @@ class Orchestrator:
             self.watch.resumed(sid)
             self._set(rd, state, "running", cmd, f"resumed by {cmd.issued_by or 'a client'}")
         elif not mine and state.state in ("stopped", "failed"):
-            done = rules.checkpoint_epoch(rd.path)
+            done = self.runs.checkpoint_epoch(rd, state)
             self._set(rd, state, "queued", cmd, f"resuming from the last checkpoint (epoch {done})")
             queue_start(self.publisher, sid, cmd.issued_by, uuid.uuid5(cmd.command_id, "start"))
             self.publisher.flush()
@@ -332,7 +335,7 @@ class Orchestrator:
         datasets = [p for p in rd.spec().datasets.model_dump().values() if p]
         state.state = "deleted"
         rd.write(state)
-        shutil.rmtree(rd.path, ignore_errors=True)
+        self.runs.forget(rd)
         removed = self.creator.release(datasets)
         note = f"; {len(removed)} dataset file(s) no longer needed were removed" if removed else ""
         self.publisher.status(sid, "deleted", command_id=cmd.command_id,
@@ -377,11 +380,48 @@ class Orchestrator:
         for sid, handle in list(self.handles.items()):
             self._guarded(sid, "exit check", self._check_exit, sid, handle)
         now = time.monotonic()
+        if now - self.last_beat >= self.settings.nnt_host_timeout_seconds / 4:
+            self.last_beat = now
+            self._guarded(None, "host lease", self._beat)
         if now - self.last_sample < self.settings.nnt_resource_period:
             return
         self.last_sample = now
         for sid, handle in list(self.handles.items()):
             self._guarded(sid, "sampling", self._check_run, sid, handle)
+            self._guarded(sid, "keeping its checkpoint", self.runs.keep_checkpoint,
+                          self.runs.dir(sid))  # fmt: skip
+
+    def _beat(self) -> None:
+        """Renew this host's lease; take over the runs of hosts that lost theirs."""
+        self.runs.beat()
+        for sid, host, silent in self.runs.lost():
+            self._guarded(sid, "take-over", self._take_over, sid, host, silent)
+
+    def _take_over(self, sid: uuid.UUID, host: str, silent: float) -> None:
+        """A run of a host silent for too long: running, it resumes from its last checkpoint
+        on whichever host starts it; paused, it is stopped (its owner resumes it)."""
+        rd = self.runs.dir(sid)
+        with rd.locked():
+            state = rd.read()
+            if state.state not in ACTIVE or state.host != host:
+                return  # another orchestrator took it over first
+            done = self.runs.checkpoint_epoch(rd, state)
+            lost = f"{host} stopped answering {silent:.0f} s ago (NNT_HOST_TIMEOUT_SECONDS)"
+            state.host, state.pid, state.container = None, None, None
+            if state.state == "paused":
+                state.state, state.reason = "stopped", lost
+                rd.write(state)
+                self.publisher.status(sid, "stopped", epoch=done, message=f"{lost}; resume "
+                                      f"to continue from epoch {done + 1}")  # fmt: skip
+                return
+            state.state = "queued"
+            state.message = f"{lost}; taken over by {self.host}: resuming from epoch {done + 1}"
+            rd.write(state)
+            log.warning("simulation %s: %s", sid, state.message)
+            self.publisher.status(sid, "queued", epoch=done, message=state.message)
+            start_id = uuid.uuid5(sid, f"take-over {host} {state.at}")
+            queue_start(self.publisher, sid, rd.spec().owner, start_id)
+            self.publisher.flush()
 
     def _check_exit(self, sid: uuid.UUID, handle: Handle) -> None:
         code = self.runtime.exit_code(handle)
@@ -399,7 +439,9 @@ class Orchestrator:
         elif action:
             self.request_stop(sid, action)
 
-    def _guarded(self, sid: uuid.UUID, what: str, fn: Callable[..., None], *args: Any) -> None:
+    def _guarded(
+        self, sid: uuid.UUID | None, what: str, fn: Callable[..., None], *args: Any
+    ) -> None:
         """Run one run's check; log a failure with its id (once a minute while it repeats)."""
         try:
             fn(*args)
@@ -410,12 +452,13 @@ class Orchestrator:
                 log.exception("simulation %s: %s failed; retrying", sid, what)
 
     def _ended(self, sid: uuid.UUID, code: int) -> None:
-        rd = RunDir(self.settings.runs_dir, sid)
+        rd = self.runs.dir(sid)
         overdue = sid in self.watch.overdue
         reason = self.watch.forget(sid)
         if not rd.exists():
             return
         with rd.locked():
+            self._guarded(sid, "keeping its checkpoint", self.runs.keep_checkpoint, rd)
             state = rd.read()
             spec = rd.spec()
             done, total = rules.checkpoint_epoch(rd.path), spec.config.total_epochs
@@ -447,11 +490,10 @@ class Orchestrator:
 
     def reconcile(self) -> None:
         """Re-adopt this host's runs that are still alive; fail the vanished; drop orphans."""
-        prune_claims(self.settings.claims_dir)
-        for rd in all_runs(self.settings.runs_dir):
+        self.runs.prune()
+        self.runs.beat()
+        for rd in self.runs.mine():
             state = rd.read()
-            if not state.owned_by(self.host):
-                continue
             handle = (
                 self.runtime.adopt(rd.simulation_id, rd.path, state)
                 if state.runtime == self.runtime.name
@@ -501,6 +543,15 @@ class Orchestrator:
                 del self.handles[sid]
                 self._ended(sid, 0)
         self.publisher.flush()
+
+
+def open_runs(settings: OrchestratorSettings) -> Runs:
+    """The run record: in the database every host reaches (DATABASE_URL), else in NNT_HOME."""
+    if settings.database_url is None:
+        return Runs(settings)
+    from orchestrator.shared import SharedRuns  # psycopg only where a database is used
+
+    return SharedRuns(settings, settings.database_url.get_secret_value())
 
 
 def _not_yours(caller: Caller, sid: uuid.UUID) -> str:

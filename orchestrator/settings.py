@@ -50,7 +50,20 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
     )
     nnt_home: Path = Field(
         default=Path("~/.local/share/nntracker"),
-        description="run directories and the dataset store (shared between hosts)",
+        description="run directories and the dataset store; with DATABASE_URL only this "
+        "host's working copies (no folder is shared between hosts)",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL every orchestrator reaches: run records, one claim per "
+        "command, host leases, datasets and checkpoints, so hosts share no filesystem; "
+        "unset: the record lives in NNT_HOME (one host, or hosts sharing it)",
+    )
+    nnt_host_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="with DATABASE_URL: an orchestrator silent this long has lost its runs; "
+        "another takes them over (running ones resume from their last checkpoint)",
     )
     nnt_runtime: str = Field(default="process", description="process | docker")
     nnt_orchestrator_group: str = Field(
@@ -177,7 +190,10 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
         return value
 
     @field_validator(
-        "nnt_trainer_kafka_sasl_username", "nnt_trainer_kafka_sasl_password", mode="before"
+        "nnt_trainer_kafka_sasl_username",
+        "nnt_trainer_kafka_sasl_password",
+        "database_url",
+        mode="before",
     )
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:

@@ -5,7 +5,7 @@ here, so they agree. What an account holds is read from the run directories the 
 share (`$NNT_HOME/runs/<simulation id>/run.json`, schemas/run.py): each names its owner's
 account id and the local paths of its datasets in the content-addressed store. A file is
 counted once however many of the owner's runs use it, and frees itself when the last run that
-needs it is deleted (orchestrator/store.py), so deleting old experiments is the way back under.
+needs it is deleted (orchestrator/datastore.py), so deleting old experiments is the way back under.
 """
 
 from __future__ import annotations

@@ -83,6 +83,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": config.parse_database_url(ENV.database_url)}
+# The same database through psycopg: uploads are shared with every orchestrator (store/blobs.py).
+NNT_DATABASE_URL = ENV.database_url
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

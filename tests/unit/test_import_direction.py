@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"schemas", "trainer", "orchestrator", "stream_processors", "web", "infra"}
+OURS = {"schemas", "store", "trainer", "orchestrator", "stream_processors", "web", "infra"}
 FORBIDDEN = {
     "schemas": OURS - {"schemas"},
+    "store": OURS - {"schemas", "store"} | {"django", "faust"},
     "trainer": {
         "django",
         "faust",

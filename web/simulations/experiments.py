@@ -156,6 +156,7 @@ def attach_datasets(
         if upload is not None:
             ext = storage.extension(upload.name or "", field)
             out[field] = storage.store(upload.chunks(), ext, root)
+            storage.share(out[field], root)
     return out
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from django.conf import settings
 
-from schemas import storage as accounting
+from store import datasets, runs
+from store.blobs import Blobs
+from store.database import Database
 from web.config import private_dir
 from web.errors import Invalid
 
@@ -53,6 +55,18 @@ def store(chunks: Iterable[bytes], ext: str, root: Path) -> str:
     return REF_PREFIX + name
 
 
+def share(ref: str, root: Path) -> None:
+    """Put a stored upload in the database too, where orchestrators on any host read it
+    (store/blobs.py): no folder is shared between hosts. Stored once per content."""
+    path = root / ref.removeprefix(REF_PREFIX)
+    db = Database(settings.NNT_DATABASE_URL)
+    try:
+        runs.ensure(db)
+        Blobs(db).put(path.name, path)
+    finally:
+        db.close()
+
+
 def path_of(chunks: Iterable[bytes], ext: str) -> str:
     """The store path `store` would give this content (resolved), without writing anything."""
     digest = hashlib.sha256()
@@ -62,9 +76,14 @@ def path_of(chunks: Iterable[bytes], ext: str) -> str:
 
 
 def held(user: Any) -> dict[str, int]:
-    """The dataset files the user's runs hold (path -> bytes), counted from the orchestrators'
-    run directories exactly as they count them (schemas/storage.py)."""
-    return accounting.held(settings.RUNS_DIR, user.pk)
+    """The dataset files the user's runs hold (path -> bytes), counted from the run record
+    the orchestrators share, exactly as they count them (store/datasets.py)."""
+    db = Database(settings.NNT_DATABASE_URL)
+    try:
+        runs.ensure(db)
+        return datasets.held(db, settings.DATASETS_DIR, user.pk)
+    finally:
+        db.close()
 
 
 def used_bytes(user: Any) -> int:

@@ -10,6 +10,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import docker
 import psycopg
@@ -52,12 +53,26 @@ def app_env(
         "NNT_COMMAND_SECRET": os.environ["NNT_COMMAND_SECRET"],
         "NNT_SECRET_KEY": secrets.token_urlsafe(50),
     }
-    out = engine.containers.run(
-        product_images["web"], ["python", "/opt/nnt/provision.py"], environment=env,
-        network_mode="host", remove=True,
-    )  # fmt: skip
-    assert b"Kafka topics ready" in out, out.decode(errors="replace")
+    out = run_once(engine, product_images["web"], ["python", "/opt/nnt/provision.py"],
+                   environment=env, network_mode="host")  # fmt: skip
+    assert "Kafka topics ready" in out, out
     return env
+
+
+def run_once(engine: docker.DockerClient, image: str, command: list[str], **options: Any) -> str:
+    """Run a command in the image to its end; its output (exit code 0 asserted).
+
+    Waited for, then read, then removed: with `remove=True` podman's API may hand back the
+    log before its last lines are written (seen under load).
+    """
+    container = engine.containers.run(image, command, detach=True, **options)
+    try:
+        code = container.wait(timeout=300)["StatusCode"]
+        out = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert code == 0, out
+    return out
 
 
 @contextlib.contextmanager
@@ -107,11 +122,9 @@ def test_it_runs_as_its_own_non_root_user(
     target: str, engine: docker.DockerClient, product_images: dict[str, str]
 ) -> None:
     script = f"import os; {IMPORTS[target]}; print(os.getuid(), os.getgid())"
-    out = engine.containers.run(
-        product_images[target], ["python", "-c", script], network_mode="none", remove=True,
-        environment={"TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
-    uid, gid = out.decode().split()[-2:]
+    out = run_once(engine, product_images[target], ["python", "-c", script],
+                   network_mode="none", environment={"TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+    uid, gid = out.split()[-2:]
     assert (uid, gid) == ("10001", "10001")
 
 

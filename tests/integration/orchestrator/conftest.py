@@ -97,8 +97,11 @@ class Orch:
     def __init__(self, home: Path, bootstrap: str, host: str, group: str, **env: str) -> None:
         self.home, self.host = home, host
         self.log = home / f"orchestrator-{host}.log"
+        # DATABASE_URL only when a test gives one (the shared run record); another test's in
+        # this process's environment must not put this orchestrator on that database.
+        inherited = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         self.env = {
-            **os.environ, "NNT_HOME": str(home), "NNT_KAFKA_BOOTSTRAP": bootstrap,
+            **inherited, "NNT_HOME": str(home), "NNT_KAFKA_BOOTSTRAP": bootstrap,
             "NNT_HOSTNAME": host, "NNT_ORCHESTRATOR_GROUP": group, "NNT_RESOURCE_PERIOD": "1",
             "NNT_RUN_CPUS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **env,
         }  # fmt: skip

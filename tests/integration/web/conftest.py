@@ -8,6 +8,7 @@ server (daphne) on the same database for clients that need HTTP, such as the CLI
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -284,3 +285,21 @@ def small_limits_web(
     log = tmp_path_factory.mktemp("small-limits-web") / "web.log"
     with serving(django_ready, web_db_url, kafka_bootstrap, log, **SMALL_LIMITS) as web:
         yield web
+
+
+def record_run(owner_id: int, datasets: dict[str, str | None]) -> uuid.UUID:
+    """A simulation of `owner_id` using `datasets`, as an orchestrator records it (store/)."""
+    from django.conf import settings
+
+    from store import runs
+    from store.database import Database
+
+    sid = uuid.uuid4()
+    db = Database(settings.NNT_DATABASE_URL)
+    try:
+        runs.ensure(db)
+        spec = {"owner_id": owner_id, "datasets": datasets}
+        runs.RunRecords(db).add(sid, json.dumps(spec))
+    finally:
+        db.close()
+    return sid

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from tests.integration.web.conftest import record_run
 from tests.streamworker import find_command
 
 PASSWORD = "pw-long-enough-1"
@@ -271,10 +272,7 @@ def test_it_edits_the_per_run_and_storage_limits_and_shows_the_storage_in_use(
     dataset.parent.mkdir(parents=True, exist_ok=True)
     dataset.write_bytes(b"x" * 3 * 1024**2)
     for _ in range(2):  # two runs of one dataset: counted once
-        run = settings.RUNS_DIR / str(uuid.uuid4())
-        run.mkdir(parents=True)
-        doc = {"owner_id": target.pk, "datasets": {"train": str(dataset), "test": None}}
-        (run / "run.json").write_text(json.dumps(doc))
+        record_run(target.pk, {"train": str(dataset), "test": None})
     url = f"/console/users/{target.pk}/quota/"
     bad = _post(client, url, {"max_run_memory_gib": "0.01", "max_run_cpus": "0"})
     assert bad.status_code == 400 and "greater than or equal to 0.0625" in bad.content.decode()

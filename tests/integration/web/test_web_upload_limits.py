@@ -14,6 +14,8 @@ import pytest
 import requests
 from django.test import Client, override_settings
 
+from tests.integration.web.conftest import record_run
+
 MIB = 1024 * 1024
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
 
@@ -248,18 +250,14 @@ def test_a_refused_file_cannot_be_read_by_mistake() -> None:
 
 
 def _holds(user: Any, content: bytes) -> Path:
-    """`content` in the store, used by a run of `user` (a run.json as the orchestrator writes)."""
+    """`content` in the store, used by a run of `user` (recorded as an orchestrator does)."""
     from django.conf import settings
 
     from web.simulations import storage
 
     ref = storage.store([content], ".csv", settings.DATASETS_DIR)
     path = settings.DATASETS_DIR / ref.removeprefix("stored:")
-    run = settings.RUNS_DIR / str(uuid.uuid4())
-    run.mkdir(parents=True)
-    (run / "run.json").write_text(
-        json.dumps({"owner_id": user.pk, "datasets": {"train": str(path)}})
-    )
+    record_run(user.pk, {"train": str(path)})
     return path
 
 

@@ -85,9 +85,11 @@ def settings_of(tmp_path: Path, **settings: Any) -> OrchestratorSettings:
     (tmp_path / "datasets" / STORED).write_bytes(b"x")
     # The pre-flight has its own tests (test_orchestrator_preflight.py); the command logic's
     # tests create runs at once.
+    # No DATABASE_URL: the record in files under `tmp_path`, whatever the environment says
+    # (the web's tests export theirs); tests/integration/store runs these on a database.
     defaults = {
         "nnt_max_runs": 1, "nnt_hostname": "h1", "nnt_preflight": False,
-        "nnt_command_secret": SECRET,
+        "nnt_command_secret": SECRET, "database_url": None,
     }  # fmt: skip
     return OrchestratorSettings(nnt_home=tmp_path, **{**defaults, **settings})
 

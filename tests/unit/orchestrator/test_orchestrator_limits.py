@@ -188,8 +188,10 @@ def test_it_gives_each_run_its_own_event_key_and_never_the_secret(
         return Started()
 
     runtime = ProcessRuntime(orch.settings, {"NNT_COMMAND_SECRET": SECRET})  # probes for real
+    monkeypatch.setenv("DATABASE_URL", "postgresql://orchestrator:pw@db/nntracker")
     monkeypatch.setattr("subprocess.Popen", popen)
     runtime.start(rd.spec(), rd.path)
     assert seen["NNT_RUN_KEY"] == auth.run_key(SECRET, rd.simulation_id)
     assert seen["NNT_RUN_KEY"] == run_key_of(orch.settings, rd.simulation_id)
     assert "NNT_COMMAND_SECRET" not in seen, "a trainer never holds the shared secret"
+    assert "DATABASE_URL" not in seen, "nor the database the orchestrators share"

@@ -44,11 +44,8 @@ def referenced(runs_dir: Path) -> set[str]:
     return used
 
 
-def release(
-    store: Path, runs_dir: Path, paths: list[str], keep: set[str] | None = None
-) -> list[Path]:
-    """Delete those of `paths` that live in the store and no run directory (or `keep`) needs."""
-    used = referenced(runs_dir) | {str(Path(p).resolve()) for p in keep or ()}
+def release(store: Path, paths: list[str], used: set[str]) -> list[Path]:
+    """Delete those of `paths` that live in the store and are not in `used` (resolved paths)."""
     removed = []
     for raw in paths:
         path = Path(raw).resolve()
