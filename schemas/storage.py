@@ -1,11 +1,13 @@
 """Dataset storage per account, counted one way for both places that enforce `max_storage_bytes`.
 
 The web (before it stores an upload) and the orchestrator (when it creates runs) both count
-here, so they agree. What an account holds is read from the run directories the orchestrators
-share (`$NNT_HOME/runs/<simulation id>/run.json`, schemas/run.py): each names its owner's
-account id and the local paths of its datasets in the content-addressed store. A file is
+what an account holds from the run record: with a database (DATABASE_URL) the shared
+`nnt_run_record` (store/datasets.py), else the run directories of NNT_HOME
+(`$NNT_HOME/runs/<simulation id>/run.json`, schemas/run.py, read by `held` below). Each run
+names its owner's account id and its datasets in the content-addressed store. A file is
 counted once however many of the owner's runs use it, and frees itself when the last run that
-needs it is deleted (orchestrator/datastore.py), so deleting old experiments is the way back under.
+needs it is deleted (orchestrator/datastore.py), so deleting old experiments is the way back
+under.
 """
 
 from __future__ import annotations
