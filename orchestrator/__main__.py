@@ -43,10 +43,10 @@ def main() -> int:
             runtime = DockerRuntime(settings, env)
         else:
             runtime = ProcessRuntime(settings, env)
+        run(settings, runtime)
     except OrchestratorError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return 2
-    run(settings, runtime)
     return 0
 
 

@@ -550,8 +550,15 @@ def open_runs(settings: OrchestratorSettings) -> Runs:
     if settings.database_url is None:
         return Runs(settings)
     from orchestrator.shared import SharedRuns  # psycopg only where a database is used
+    from store.database import StoreError
 
-    return SharedRuns(settings, settings.database_url.get_secret_value())
+    try:
+        return SharedRuns(settings, settings.database_url.get_secret_value())
+    except StoreError as exc:
+        raise OrchestratorError(
+            f"DATABASE_URL: {exc}; start the database, or unset DATABASE_URL to keep the run "
+            "record in NNT_HOME (one host)"
+        ) from exc
 
 
 def _not_yours(caller: Caller, sid: uuid.UUID) -> str:

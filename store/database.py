@@ -12,6 +12,11 @@ import psycopg
 log = logging.getLogger(__name__)
 
 
+def one_line(exc: BaseException) -> str:
+    """psycopg's message on one line (its hints come on lines of their own)."""
+    return " ".join(str(exc).split())
+
+
 class StoreError(Exception):
     """The shared record cannot be read or written (the message names what and why)."""
 
@@ -30,7 +35,7 @@ class Database:
             try:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise StoreError(f"the database does not answer ({exc})") from exc
+                raise StoreError(f"the database does not answer ({one_line(exc)})") from exc
         return self._conn
 
     @contextlib.contextmanager
@@ -44,7 +49,7 @@ class Database:
             except psycopg.OperationalError as exc:
                 if self._depth == 0:
                     conn.close()  # reconnect on next use
-                raise StoreError(f"the database stopped answering ({exc})") from exc
+                raise StoreError(f"the database stopped answering ({one_line(exc)})") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -137,3 +137,25 @@ def _with_user(url: str, user: str, password: str) -> str:
     host = parts.hostname or "127.0.0.1"
     netloc = f"{user}:{password}@{host}:{parts.port}" if parts.port else f"{user}:{password}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def test_an_orchestrator_whose_database_is_down_says_so_in_one_line(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "NNT_HOME": str(tmp_path), "NNT_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+           "DATABASE_URL": f"postgresql://nnt:pw@127.0.0.1:{port}/nntracker"}  # fmt: skip
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "orchestrator"], env=env, cwd=root, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("orchestrator: DATABASE_URL: the database does not answer"), last
+    assert "Traceback" not in done.stderr
