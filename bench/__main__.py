@@ -21,7 +21,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 REPORT = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ("overhead", "latency", "ingest", "storage", "queries", "concurrent", "timescale")
+BENCHMARKS = (
+    "overhead",
+    "latency",
+    "ingest",
+    "storage",
+    "queries",
+    "concurrent",
+    "timescale",
+    "pages",
+)
 PACKAGES = (
     "tensorflow-cpu",
     "keras",
@@ -140,6 +149,11 @@ def report(results: dict[str, Any]) -> str:
         from bench import timescale
 
         lines += ["", "## TimescaleDB against native partitioning", "", timescale.table(modes)]
+    pages = results["details"].get("pages", {})
+    if "layers" in pages:
+        from bench import pages as page_bench
+
+        lines += ["", "## Pages in Chromium: time to interactive", "", page_bench.table(pages)]
     lines += [
         "",
         "Raw numbers per benchmark:",
@@ -184,12 +198,20 @@ def main(names: list[str]) -> int:
             from bench import timescale
 
             print(timescale.table(ran[name]), flush=True)
+        if name == "pages" and "layers" in ran[name]:
+            from bench import pages
+
+            print(pages.table(ran[name]), flush=True)
     kept = previous() if names else {}
     details = {n: ran[n] if n in ran else kept[n] for n in BENCHMARKS if n in ran or n in kept}
     results = {"machine": machine(), "headline": headline(details), "details": details}
-    from bench import timescale
+    from bench import pages, timescale
 
-    flat = {**results["headline"], **timescale.headline(details.get("timescale", {}))}
+    flat = {
+        **results["headline"],
+        **timescale.headline(details.get("timescale", {})),
+        **pages.headline(details.get("pages", {})),
+    }
     RESULTS.write_text(
         json.dumps({**flat, "machine": results["machine"], "details": details}, indent=2) + "\n"
     )

@@ -88,9 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     wait.add_argument("ids", nargs="+", metavar="ID")
     _follow_options(wait)
     wait.set_defaults(func=cmd_wait)
-    export = sub.add_parser("export", help="download a simulation's zip")
+    export = sub.add_parser(
+        "export",
+        help="download a simulation's zip (the summary; --full: every recorded value)",
+        description="Download a run's zip: by default the summary (configuration, metrics, "
+        "per-layer statistics and histograms; kB to MB). --full adds every recorded kernel, "
+        "bias and gradient as NPZ (its size is shown first; --float16 halves it).",
+    )
     export.add_argument("id", metavar="ID")
     export.add_argument("-o", "--output", type=Path, help="file or existing folder to save into")
+    export.add_argument(
+        "--full", action="store_true", help="every recorded value too, as NPZ (large)"
+    )
+    export.add_argument(
+        "--float16", action="store_true", help="with --full: values as float16 (half the size)"
+    )
     export.set_defaults(func=cmd_export)
     _db_parser(sub)
     manage = sub.add_parser("manage", help="Django management commands")
@@ -393,19 +405,31 @@ def cmd_action(args: argparse.Namespace, settings: StackSettings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: StackSettings) -> int:
-    """Download everything recorded for a simulation (download progress shown)."""
+    """Download a simulation's zip, with progress against the server's size estimate."""
     [sid] = _ids([args.id])
-    dest = args.output or Path(f"simulation-{sid}.zip")
+    if args.float16 and not args.full:
+        raise InfraError("--float16: applies to --full exports only; add --full or drop it")
+    dtype = "float16" if args.float16 else "float32"
+    tail = ("-full" + ("-float16" if args.float16 else "")) if args.full else ""
+    dest = args.output or Path(f"simulation-{sid}{tail}.zip")
     if dest.is_dir():
-        dest = dest / f"simulation-{sid}.zip"
+        dest = dest / f"simulation-{sid}{tail}.zip"
     if not dest.parent.is_dir():
         raise InfraError(
             f"--output: folder {dest.parent} does not exist; create it or pick another"
         )
     client = _client(settings)
+    sizes = client.get(f"/api/simulations/{sid}/export/estimate")
+    expected = sizes["full_bytes"][dtype] if args.full else sizes["summary_bytes"]
+    if args.full:
+        print(f"full export of {sid}: about {progress.human_bytes(expected)}", file=sys.stderr)
+    query = f"?content=full&dtype={dtype}" if args.full else ""
     with progress.transfer("downloaded", dest.name) as shown:
         client.download(
-            f"/api/simulations/{sid}/export", dest, on_start=shown.start, on_read=shown.advance
+            f"/api/simulations/{sid}/export{query}",
+            dest,
+            on_start=lambda size: shown.start(size or expected),
+            on_read=shown.advance,
         )
     print(f"saved {dest} ({dest.stat().st_size} bytes)")
     return 0

@@ -1,5 +1,6 @@
 """Create the time-series tables: TimescaleDB hypertables when the extension is loadable,
-native range partitions with BRIN indexes otherwise. Idempotent.
+native range partitions with BRIN indexes otherwise; and the per-run summary tables, filled
+once from the rows already stored (store/summaries.py). Idempotent.
 
 TimescaleDB is used only when the server can load it: installed is not enough, its library
 must be preloaded (`shared_preload_libraries`), or CREATE EXTENSION fails. A database whose
@@ -30,6 +31,7 @@ from pydantic import ValidationError
 from infra.settings import InfraError, TimescaleSettings, load_timescale
 from schemas.common import variable_error
 from schemas.downsampling import DownsamplingSetting
+from store import summaries
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +201,8 @@ def apply_schema(
         else:
             _external_payloads(conn)
             conn.execute(NATIVE_BUCKETS_SQL)
+        if summaries.backfill(conn):
+            log.info("per-run summaries filled from the stored rows (store/summaries.py)")
     log.info("time-series tables: %s", mode.describe())
     return mode
 

@@ -346,8 +346,48 @@ def simulation_id(experiment_id: uuid.UUID, index: int) -> uuid.UUID:
     return uuid.uuid5(experiment_id, f"simulation-{index}")
 
 
+NAME_SEPARATOR = " · "
+
+
+def _distinct(labels: list[str]) -> list[str]:
+    """Labels made unique: a repeated label gets its position (`Adam #2`)."""
+    if len(set(labels)) == len(labels):
+        return labels
+    return [f"{label} #{i}" for i, label in enumerate(labels, 1)]
+
+
+def _rate(rate: float) -> str:
+    return f"lr {rate:g}"
+
+
+def axis_labels(config: ExperimentConfig) -> tuple[list[str], list[str], list[str]]:
+    """Short labels of each grid axis's values; an axis with one value gets no label."""
+
+    def varying(labels: list[str]) -> list[str]:
+        return _distinct(labels) if len(labels) > 1 else [""] * len(labels)
+
+    return (
+        varying([o.optimizer for o in config.optimizers]),
+        varying([lo.loss_function for lo in config.loss_functions]),
+        varying([_rate(r) for r in config.learning_rates]),
+    )
+
+
+def run_name(
+    config: ExperimentConfig,
+    labels: tuple[list[str], list[str], list[str]],
+    position: tuple[int, int, int],
+    fold: int | None,
+) -> str:
+    """A run's name after what differs in its grid: `digits · Adam · lr 0.01 · fold 2`."""
+    parts = [axis[i - 1] for axis, i in zip(labels, position, strict=True)]
+    if fold:
+        parts.append(f"fold {fold}")
+    return NAME_SEPARATOR.join([config.name, *[p for p in parts if p]])
+
+
 def expand(experiment_id: uuid.UUID, config: ExperimentConfig) -> list[SimulationPlan]:
-    """Optimizers x losses x learning rates, times K folds, named in the seed's style."""
+    """Optimizers x losses x learning rates, times K folds, each named after what differs."""
     plans: list[SimulationPlan] = []
     grid = itertools.product(
         enumerate(config.optimizers, 1),
@@ -355,10 +395,11 @@ def expand(experiment_id: uuid.UUID, config: ExperimentConfig) -> list[Simulatio
         enumerate(config.learning_rates, 1),
     )
     folds = config.k_fold_validation
+    labels = axis_labels(config)
     for (oi, opt), (li, loss), (ri, rate) in grid:
         for fold in range(1, folds + 1) if folds > 1 else [None]:
             index = len(plans)
-            name = f"{config.name} (O{oi}) (L{li}) (LR{ri})" + (f" (F{fold})" if fold else "")
+            name = run_name(config, labels, (oi, li, ri), fold)
             plans.append(
                 SimulationPlan(
                     simulation_id=simulation_id(experiment_id, index),

@@ -31,6 +31,7 @@ from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader
+from store import summaries
 from stream_processors import aggregates, decoding, deletion, downsample, projection, rows
 from stream_processors.app import (
     SINK_TOPICS,
@@ -146,21 +147,31 @@ async def alive(conn: Conn, objs: list[T], sid: Callable[[T], uuid.UUID]) -> lis
 
 
 async def write_epochs(conn: Conn, events: list[EpochEvent]) -> list[EpochEvent]:
-    """Epoch metrics and raw batch points of a batch of epoch events."""
+    """Epoch metrics and raw batch points of a batch of epoch events, and their runs'
+    metric summaries."""
     events = await alive(conn, events, lambda e: e.simulation_id)
     await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_copy_text(events))
     await sink.copy(conn, rows.BATCH_METRIC, rows.batch_rows(events))
+    await summarise(conn, summaries.MERGE_METRICS, rows.metric_summaries(events))
     return events
+
+
+async def summarise(conn: Conn, merge: str, params: list[list[object]]) -> None:
+    """Fold a batch into the per-run summaries (store/summaries.py), in its transaction."""
+    if params[0]:
+        await conn.execute(merge, params)
 
 
 Chunk = tuple[TensorHeader, bytes]
 
 
 async def write_tensors(conn: Conn, chunks: list[Chunk]) -> list[Chunk]:
-    """One row per tensor chunk, full values only every `nnt_full_tensor_period` epochs."""
+    """One row per tensor chunk, full values only every `nnt_full_tensor_period` epochs; the
+    runs' health flags."""
     chunks = await alive(conn, chunks, lambda c: c[0].simulation_id)
     kept = downsample.thin_at_sink(chunks, policy.full_tensor_period)
     await sink.copy(conn, rows.TENSOR, [rows.tensor_row(h, p, r) for h, p, r in kept])
+    await summarise(conn, summaries.MERGE_FLAGS, rows.tensor_flags(h for h, _ in chunks))
     return chunks
 
 
@@ -184,7 +195,11 @@ async def write_status(conn: Conn, events: list[StatusEvent]) -> list[StatusEven
     )
     for event in events:
         if projection.is_lifecycle(event):
-            await projection.project(conn, event)
+            owner = await projection.project(conn, event)
+            # The orchestrator's events name no owner, and list pages listen by owner: without
+            # the row's, its pause, stop, failure or delete never reached the owner's lists.
+            if owner and not event.owner:
+                event.owner = owner
             if event.status == "deleted" and event.simulation_id is not None:
                 await deletion.purge(conn, event.simulation_id)
     return events
@@ -259,14 +274,17 @@ async def persist_status(stream: StreamT) -> None:
 
 
 def latest_lifecycle(events: list[StatusEvent]) -> dict[uuid.UUID, StatusEvent]:
-    """The most recent lifecycle event of each simulation in a batch."""
+    """The most recent lifecycle event of each simulation in a batch; `deleted` is final, as
+    in the projection (a trainer's late `running`, stamped by a clock ahead, must not bring a
+    deleted run back to life on the pages)."""
     out: dict[uuid.UUID, StatusEvent] = {}
     for event in events:
         sid = event.simulation_id
-        if (
-            sid is not None
-            and projection.is_lifecycle(event)
-            and (sid not in out or out[sid].at <= event.at)
+        if sid is None or not projection.is_lifecycle(event):
+            continue
+        last = out.get(sid)
+        if last is None or (
+            last.status != "deleted" and (event.status == "deleted" or last.at <= event.at)
         ):
             out[sid] = event
     return out

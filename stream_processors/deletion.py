@@ -16,13 +16,21 @@ from collections.abc import Iterable
 
 import psycopg
 
+from store import summaries
 from stream_processors.sink import one_line
 
 log = logging.getLogger(__name__)
 
 # Namespace of the two-key advisory locks (the one-key space holds the maintenance lock).
 LOCK_SPACE = 0x4E4E5453  # "NNTS"
-TABLES = ("nnt_epoch_metric", "nnt_batch_metric", "nnt_tensor", "nnt_resource", "nnt_status_event")
+TABLES = (
+    "nnt_epoch_metric",
+    "nnt_batch_metric",
+    "nnt_tensor",
+    "nnt_resource",
+    "nnt_status_event",
+    *summaries.TABLES,
+)
 Conn = psycopg.AsyncConnection[tuple]
 
 DELETED_SQL = "SELECT id FROM nnt_simulation WHERE id = ANY(%s::uuid[]) AND status = 'deleted'"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -142,6 +144,61 @@ def epoch_copy_text(events: Iterable[EpochEvent]) -> bytes:
         tail = f"\t{e.at.isoformat()}\n"
         out.extend(f"{head}{copy_field(m)}\t{v!r}{tail}" for m, v in e.points().items())
     return "".join(out).encode()
+
+
+def columns(rows: list[Row], width: int) -> list[list[Any]]:
+    """Rows as `width` columns: the arrays a statement unnests."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _instant(at: datetime) -> datetime:
+    """`at` comparable with any other (a client may send a time without zone: UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def metric_summaries(events: Iterable[EpochEvent]) -> list[list[Any]]:
+    """The parameters of store.summaries.MERGE_METRICS: one row per (simulation, metric) of
+    the batch, folded as that statement folds rows into the table, as columns (simulation,
+    metric, last, last_epoch, last_at, best_min, min_epoch, best_max, max_epoch, nonfinite);
+    a non-finite metric (None) sets `nonfinite`."""
+    acc: dict[tuple[uuid.UUID, str], list[Any]] = {}
+    for e in events:
+        sid, epoch, at = e.simulation_id, e.epoch, e.at
+        for metric, value in e.metrics.items():
+            if value is None:
+                acc.setdefault((sid, metric), [None] * 7 + [False])[7] = True
+        for metric, value in e.points().items():
+            s = acc.get((sid, metric))
+            if s is None or s[1] is None:
+                acc[(sid, metric)] = [
+                    value,
+                    epoch,
+                    at,
+                    value,
+                    epoch,
+                    value,
+                    epoch,
+                    bool(s and s[7]),
+                ]
+                continue
+            if epoch > s[1] or (epoch == s[1] and _instant(at) > _instant(s[2])):
+                s[0:3] = value, epoch, at
+            if value < s[3] or (value == s[3] and epoch < s[4]):
+                s[3:5] = value, epoch
+            if value > s[5] or (value == s[5] and epoch < s[6]):
+                s[5:7] = value, epoch
+    return columns([(sid, metric, *s) for (sid, metric), s in acc.items()], 10)
+
+
+def tensor_flags(headers: Iterable[TensorHeader]) -> list[list[Any]]:
+    """The parameters of store.summaries.MERGE_FLAGS: each health flag of the tensors'
+    statistics (on chunk 0) as columns (simulation, epoch, flag); NULL for no flag."""
+    out: list[Row] = []
+    for h in headers:
+        if h.chunk == 0:
+            flags = (h.stats.flags if h.stats is not None else []) or [None]
+            out.extend((h.simulation_id, h.epoch, flag) for flag in flags)
+    return columns(out, 3)
 
 
 def batch_rows(events: Iterable[EpochEvent]) -> list[Row]:

@@ -1,6 +1,8 @@
 """Checkpoints in RUN_DIR/checkpoints: model weights, optimizer state and epoch, atomically.
 
 Every checkpoint is taken at an epoch boundary: the state after exactly `epoch` whole epochs.
+The last epoch's also holds the trained model as a Keras file (`model.keras`), which travels
+with the checkpoint to the database and is the web's model download.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
 KEEP = 2
+KERAS_FILE = "model.keras"
 
 
 def directory(run_dir: Path) -> Path:
@@ -25,8 +28,9 @@ def directory(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
-def save(run_dir: Path, model: keras.Model, epoch: int) -> Path:
-    """Write the state after `epoch` epochs; `latest.json` moves only once files are complete."""
+def save(run_dir: Path, model: keras.Model, epoch: int, final: bool = False) -> Path:
+    """Write the state after `epoch` epochs (`final`: with the model as a Keras file too);
+    `latest.json` moves only once files are complete."""
     root = directory(run_dir)
     target = root / f"epoch-{epoch:06d}"
     tmp = root / f".tmp-{epoch:06d}"
@@ -35,6 +39,8 @@ def save(run_dir: Path, model: keras.Model, epoch: int) -> Path:
     np.savez(tmp / "model.npz", *model.get_weights())
     optimizer = model.optimizer.variables if model.optimizer is not None else []
     np.savez(tmp / "optimizer.npz", *[keras.ops.convert_to_numpy(v) for v in optimizer])
+    if final:
+        _save_keras(model, tmp / KERAS_FILE)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     pointer = root / f".{LATEST}.tmp"
@@ -42,6 +48,15 @@ def save(run_dir: Path, model: keras.Model, epoch: int) -> Path:
     os.replace(pointer, root / LATEST)
     _prune(root, keep=target.name)
     return target
+
+
+def _save_keras(model: keras.Model, path: Path) -> None:
+    """The trained model for download; a model Keras cannot save still finishes its run."""
+    try:
+        model.save(path)
+    except Exception:  # noqa: BLE001 - the download is a convenience, never the run's end
+        log.warning("cannot save the trained model as %s", path.name, exc_info=True)
+        path.unlink(missing_ok=True)
 
 
 def _prune(root: Path, keep: str) -> None:

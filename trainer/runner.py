@@ -100,7 +100,8 @@ class Checkpointer(keras.callbacks.Callback):
                     epoch + 1,
                     DELIVERY_WAIT_S,
                 )
-        checkpoints.save(self.run_dir, self.model, epoch + 1)
+        final = epoch + 1 >= self.tracker.total_epochs
+        checkpoints.save(self.run_dir, self.model, epoch + 1, final=final)
 
 
 def read_spec(run_dir: Path) -> RunSpec:

@@ -1,8 +1,8 @@
-"""The project's NinjaAPI: mounts each app's router; OpenAPI at /api/docs."""
+"""The project's NinjaAPI: mounts each app's router; OpenAPI at /api/docs, served offline."""
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 
 from web import errors
 from web.accounts.api import router as accounts_router
@@ -12,7 +12,14 @@ from web.simulations.api import router as simulations_router
 from web.simulations.batch_api import router as batch_router
 from web.simulations.sdk_api import router as sdk_router
 
-api = NinjaAPI(title="NN Tracker API", version="1", urls_namespace="api")
+# Swagger UI's files come from the installed django-ninja ("ninja" in INSTALLED_APPS), and its
+# online spec validator is off: /api/docs makes no request beyond this server.
+api = NinjaAPI(
+    title="NN Tracker API",
+    version="1",
+    urls_namespace="api",
+    docs=Swagger(settings={"validatorUrl": None}),
+)
 api.add_router("/", accounts_router)
 api.add_router("/", simulations_router)
 api.add_router("/", batch_router)

@@ -75,6 +75,12 @@ class NotFound(WebError):
     status = 404
 
 
+class Conflict(WebError):
+    """The object's state does not allow the request (e.g. pausing a finished run)."""
+
+    status = 409
+
+
 class KafkaUnavailable(WebError):
     """Kafka did not acknowledge a command in time."""
 

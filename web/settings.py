@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "channels",
+    "ninja",  # /api/docs from ninja's own Swagger UI files, not its CDN page: the product runs offline
     "web.accounts",
     "web.simulations",
     "web.live",

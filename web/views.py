@@ -9,6 +9,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from schemas import lifecycle
+
 
 def home(request: HttpRequest) -> HttpResponse:
     """What the product does, how data flows, and how to start."""
@@ -24,5 +26,6 @@ def _version() -> str:
 
 
 def site(request: HttpRequest) -> dict[str, Any]:
-    """Template context of every page: the product version for the footer."""
-    return {"nnt_version": _version()}
+    """Template context of every page: the product version for the footer, and which action
+    each run status allows (schemas/lifecycle.py) for the pages' JavaScript."""
+    return {"nnt_version": _version(), "nnt_lifecycle": lifecycle.as_json()}

@@ -99,6 +99,31 @@ BEGIN
     END IF;
 END $$;
 
+-- Per-run summaries for the runs table (store/summaries.py): kept by the stream workers in
+-- the transaction of the rows they summarise, filled once from the stored rows by
+-- infra.timeseries. Plain tables, one row per run (and metric): sorting 10,000 runs by a
+-- metric reads 10,000 of these rows by primary key, never nnt_epoch_metric.
+CREATE TABLE IF NOT EXISTS nnt_run_metric (
+    simulation_id uuid             NOT NULL,
+    metric        text             NOT NULL,
+    last          double precision,
+    last_epoch    integer,
+    last_at       timestamptz,
+    best_min      double precision,
+    min_epoch     integer,
+    best_max      double precision,
+    max_epoch     integer,
+    nonfinite     boolean          NOT NULL DEFAULT false,
+    PRIMARY KEY (simulation_id, metric)
+);
+
+CREATE TABLE IF NOT EXISTS nnt_run_health (
+    simulation_id    uuid    PRIMARY KEY,
+    tensor_epoch     integer,
+    flags            text[]  NOT NULL DEFAULT '{}',
+    nonfinite_metric boolean NOT NULL DEFAULT false
+);
+
 -- Tensor payloads are zstd-compressed by the trainer: storing them EXTERNAL (out of line,
 -- never pglz'd) saves the futile second compression attempt on every write and read.
 -- Applied to partitions by infra.timeseries after they exist (TimescaleDB's chunks inherit

@@ -1,8 +1,9 @@
 """A new user's whole journey in Chromium against `nntracker up --demo`:
 home → log-in and register pages → register → create an experiment with the form → the list
 follows tags and new runs live → watch the chart grow live → pause → resume → compare with the
-other run → download and open the zip → the account page; then an administrator's console
-and list. Screenshots of every page (1366x768 viewport) go to test-artifacts/journey-*.png."""
+other run → download and open the summary, every value and the trained model → the account
+page; then an administrator's console and list. Screenshots of every page (1366x768
+viewport) go to test-artifacts/journey-*.png."""
 
 from __future__ import annotations
 
@@ -190,7 +191,7 @@ def test_a_new_user_runs_watches_compares_and_downloads(
     page.click("form.form button[type=submit]")
     page.wait_for_url(lambda url: "/register/" not in url, timeout=30_000)
     page.goto(f"{base}/simulations/")
-    assert "No simulations yet" in page.content()
+    assert "No runs yet" in page.content()
     shot(page, "01-empty-list")
 
     # a second tab keeps the (empty) list open while the form creates the experiment there
@@ -209,7 +210,7 @@ def test_a_new_user_runs_watches_compares_and_downloads(
     live_rows = watcher.locator("#simulations tbody tr")
     until(lambda: live_rows.count() == 2, 30, "new runs to appear on the open list", watcher)
     assert watcher.evaluate("window.__sameDocument") is True, "the list reloaded"
-    assert "No simulations yet" not in watcher.content()
+    assert "No runs yet" not in watcher.content()
     sims = page.request.get(f"{base}/api/simulations?sort=name").json()
     assert len(sims) == 2
     first, second = sims[0], sims[1]
@@ -283,6 +284,7 @@ def test_a_new_user_runs_watches_compares_and_downloads(
         "#heat-kernel .main-svg",
         page,
     )
+    page.locator("#scatter3d").scroll_into_view_if_needed()  # drawn once scrolled into view
     until(
         lambda: page.locator("#scatter3d .main-svg").count() > 0,
         120,
@@ -316,8 +318,14 @@ def test_a_new_user_runs_watches_compares_and_downloads(
     )
     shot(page, "07-comparisons")
 
-    # download and open the zip
+    # download and open the zips: the summary, every value in float16, the trained model
     page.click("[role=tab][data-tab=download]")
+    until(
+        lambda: "≈" in page.locator("#download-button").inner_text(),
+        30,
+        "the summary's size on its button",
+        page,
+    )
     shot(page, "08-download")
     with page.expect_download(timeout=120_000) as info:
         page.click("#download-button")
@@ -328,11 +336,40 @@ def test_a_new_user_runs_watches_compares_and_downloads(
         assert epochs and "epoch" in epochs[0] and "loss" in epochs[0]
         assert [int(r["epoch"]) for r in epochs] == sorted(int(r["epoch"]) for r in epochs)
         assert len(epochs) >= 4
+        stats = list(csv.DictReader(io.StringIO(zf.read("tensor_stats.csv").decode())))
+        assert {"kernel", "bias", "gradient", "activation"} <= {r["kind"] for r in stats}
+        hists = np.load(io.BytesIO(zf.read("histograms.npz")))
+        assert hists["kernel.hidden.kernel.counts"].shape[1] == 32
+        assert "kernels.npz" not in zf.namelist()
+        assert json.loads(zf.read("config.json"))["simulation"]["id"] == first["id"]
+    with page.expect_download(timeout=120_000) as info:
+        page.click("#download-full16")
+    path = tmp_path / "export-full16.zip"
+    info.value.save_as(str(path))
+    with zipfile.ZipFile(path) as zf:
         kernels = np.load(io.BytesIO(zf.read("kernels.npz")))
         biases = np.load(io.BytesIO(zf.read("biases.npz")))
         assert kernels["hidden.kernel"].shape[1:] == (64, 128)
+        assert kernels["hidden.kernel"].dtype == np.float16
         assert biases["hidden.bias"].shape[1:] == (128,)
-        assert json.loads(zf.read("config.json"))["simulation"]["id"] == first["id"]
+    until(lambda: _badge(page) == "finished", 600, "the run to finish", page)
+    until(  # the tab asks for the sizes again each time: the model's link shows once kept
+        lambda: (
+            page.click("[role=tab][data-tab=download]")
+            or page.locator("#download-model").is_visible()
+        ),
+        120,
+        "the trained model's link",
+        page,
+    )
+    with page.expect_download(timeout=120_000) as info:
+        page.click("#download-model")
+    assert info.value.suggested_filename.endswith(".keras")
+    path = tmp_path / "model.keras"
+    info.value.save_as(str(path))
+    with zipfile.ZipFile(path) as zf:  # the Keras 3 format: keras.saving.load_model reads it
+        assert {"config.json", "metadata.json", "model.weights.h5"} <= set(zf.namelist())
+        assert json.loads(zf.read("config.json"))["class_name"] == "Sequential"
 
     # the list again, after everything, and the account page
     page.goto(f"{base}/simulations/")

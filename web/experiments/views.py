@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from web.errors import Invalid, KafkaUnavailable, PreflightUnavailable, TooLarge
-from web.experiments import choices, form
+from web.experiments import choices, form, kept
 from web.simulations import experiments, storage, uploads
 
 CONFIG_FILE_MAX = 2 * 1024 * 1024
@@ -26,6 +26,10 @@ SIMPLE = (
     *(f"dataset_{ds}_url" for ds in form.DATASETS),
     *(f"collect_{k}" for k in ("layers", "full_tensor_period", "probe_size", "dtype")),
 )
+
+
+# The four files of a submission: API field -> the form's file input (kept ones: `kept_<field>`).
+FILE_INPUTS = {"model": "model", **{f"dataset_{ds}": f"dataset_{ds}_file" for ds in form.DATASETS}}
 
 
 def _merge(errors: dict[str, str], new: dict[str, str]) -> None:
@@ -82,8 +86,10 @@ def _render(
     errors: dict[str, str],
     mode: str,
     status: int = 200,
+    kept_files: dict[str, kept.KeptFile] | None = None,
 ) -> HttpResponse:
     context = {
+        "kept": {f: {"token": k.token, "label": k.label()} for f, k in (kept_files or {}).items()},
         "values": values,
         "errors": errors,
         "mode": mode,
@@ -114,8 +120,44 @@ def _config_text(request: HttpRequest, errors: dict[str, str]) -> str:
         return ""
 
 
+def _chosen(request: HttpRequest, errors: dict[str, str]) -> dict[str, Any]:
+    """The submission's files: each one newly chosen, else the one kept from the last try."""
+    out: dict[str, Any] = {}
+    for field, name in FILE_INPUTS.items():
+        upload = request.FILES.get(name)
+        if upload is None:
+            upload = kept.take(request.user, field, request.POST.get(f"kept_{field}", ""))
+        if upload is not None:
+            out[field] = upload
+    # Kept files and new ones together (new ones alone were counted as they arrived).
+    total, limit = sum(u.size or 0 for u in out.values()), uploads.total_limit()
+    if total > limit.bytes and any(isinstance(u, kept.KeptFile) for u in out.values()):
+        errors.setdefault(
+            "__all__",
+            f"the kept files and the new ones add up to {uploads.human(total)}, over the "
+            f"{uploads.human(limit.bytes, exact=True)} limit ({limit.variable}); choose smaller files",
+        )
+    return out
+
+
+def _keep(
+    request: HttpRequest, chosen: dict[str, Any], model: dict[str, Any], files: dict[str, Any]
+) -> dict[str, kept.KeptFile]:
+    """Keep the good files of a refused submission for the next try (web.experiments.kept)."""
+    good = {**files, **({"model": chosen["model"]} if model else {})}
+    new = {
+        f: u for f, u in good.items() if not isinstance(u, (kept.KeptFile, uploads.RefusedUpload))
+    }
+    still = [u for u in good.values() if isinstance(u, kept.KeptFile)]
+    return kept.keep(request.user, new, still)
+
+
 def _validate(
-    request: HttpRequest, json_mode: bool, parsed: form.Parsed, errors: dict[str, str]
+    request: HttpRequest,
+    json_mode: bool,
+    parsed: form.Parsed,
+    errors: dict[str, str],
+    chosen: dict[str, Any],
 ) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any]]:
     """(raw config, model, good dataset uploads); errors collects every problem at once."""
     raw: dict[str, Any] | None = parsed.raw
@@ -135,7 +177,7 @@ def _validate(
             }
     files: dict[str, Any] = {}
     for ds in form.DATASETS:
-        upload = request.FILES.get(f"dataset_{ds}_file")
+        upload = chosen.get(f"dataset_{ds}")
         if upload is not None:
             try:
                 storage.extension(upload.name or "", f"dataset_{ds}")
@@ -144,7 +186,7 @@ def _validate(
                 _merge(errors, exc.errors)
     model: dict[str, Any] = {}
     try:
-        model = experiments.parse_model(request.FILES.get("model"))
+        model = experiments.parse_model(chosen.get("model"))
     except (Invalid, TooLarge) as exc:
         _merge(errors, exc.errors)
     if raw is not None:
@@ -164,7 +206,8 @@ def new(request: HttpRequest) -> HttpResponse:
     json_mode = request.POST.get("mode") == "json"
     parsed = form.from_form(request.POST)
     errors: dict[str, str] = {} if json_mode else dict(parsed.errors)
-    raw, model, files = _validate(request, json_mode, parsed, errors)
+    chosen = _chosen(request, errors)
+    raw, model, files = _validate(request, json_mode, parsed, errors, chosen)
     status = 400
     too_large = uploads.refusal(request)  # files refused, unkept, while the form was read
     if too_large is not None:
@@ -186,6 +229,7 @@ def new(request: HttpRequest) -> HttpResponse:
             )
             for note in created.notes:
                 messages.info(request, f"Pre-flight: {note}")
+            kept.discard(request.user, [u for u in chosen.values() if isinstance(u, kept.KeptFile)])
             url = reverse("simulations:list") + f"?experiment={created.experiment_id}"
             return redirect(url)
     shown = form.form_errors(errors, json_mode)
@@ -197,4 +241,5 @@ def new(request: HttpRequest) -> HttpResponse:
         shown,
         mode="json" if json_mode else "form",
         status=status,
+        kept_files=_keep(request, chosen, model, files),
     )

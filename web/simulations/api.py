@@ -12,18 +12,20 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 
+from schemas import lifecycle
 from schemas.commands import LifecycleCommand
 from web.accounts import keys
 from web.accounts.auth import API_AUTH
-from web.errors import Invalid
+from web.errors import Conflict, Invalid
 from web.live import notify
-from web.simulations import access, commands, experiments, listing, summary, uploads
+from web.simulations import access, commands, experiments, listing, runs, summary, uploads
 from web.simulations.data_api import router as data_router
 from web.simulations.models import Simulation
 
 router = Router(tags=["simulations"], auth=API_AUTH)
 router.add_router("", data_router, auth=API_AUTH)
-Action = Literal["pause", "resume", "stop", "delete"]
+router.add_router("", "web.simulations.resources_api.router", auth=API_AUTH)
+PAST = {"pause": "paused", "resume": "resumed", "stop": "stopped", "delete": "deleted"}
 MAX_TAGS = 20
 
 
@@ -34,6 +36,37 @@ class CreatedOut(Schema):
     experiment_id: uuid.UUID
     simulations: list[uuid.UUID]
     notes: list[str] = []
+
+
+class HparamsOut(Schema):
+    """A run's hyperparameters (null where its configuration does not say)."""
+
+    optimizer: str | None
+    loss: str | None
+    learning_rate: float | None
+    fold: int | None
+    batch_size: int | None
+    epochs: int | None
+
+
+class MetricSummaryOut(Schema):
+    """One epoch metric of a run: the value at its highest epoch, and its best value."""
+
+    last: float | None = Field(description="the value at the highest epoch logged (`epoch`)")
+    best: float | None = Field(description="the lowest value if `goal` is min, else the highest")
+    best_epoch: int | None
+    epoch: int | None
+    goal: Literal["min", "max"]
+
+
+class HealthOut(Schema):
+    """The run's health verdict and the tensor health flags of its latest recorded epoch."""
+
+    verdict: Literal["healthy", "warning", "failing", "unknown"] = Field(
+        description="failing: the run failed or a metric or tensor was non-finite; warning: "
+        "health flags on the latest tensors; unknown: nothing recorded yet"
+    )
+    flags: list[str]
 
 
 class SimulationOut(Schema):
@@ -56,6 +89,10 @@ class SimulationOut(Schema):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    hparams: HparamsOut
+    metrics: dict[str, MetricSummaryOut]
+    health: HealthOut
+    duration_s: float | None = Field(description="finished_at (or now) minus started_at")
 
 
 class SimulationDetailOut(SimulationOut):
@@ -65,14 +102,36 @@ class SimulationDetailOut(SimulationOut):
     test_metrics: dict[str, float]
 
 
-class ListIn(Schema):
-    """List filters: status, tag, free text (name or tag), sort, paging."""
+class ColumnsIn(Schema):
+    """Which runs: status, tag, free text (name or tag), experiment."""
 
     status: str | None = None
     tag: str | None = None
     q: str | None = Field(None, description="part of the name or of a tag")
     experiment: uuid.UUID | None = Field(None, description="only this experiment's simulations")
-    sort: Literal["-created", "created", "name", "-name", "progress", "-progress"] = "-created"
+
+
+class ColumnsOut(Schema):
+    """The hyperparameters and epoch metrics that at least one of the runs has."""
+
+    hparams: list[str]
+    metrics: list[str]
+
+
+class ListIn(ColumnsIn):
+    """List filters: status, tag, free text (name or tag), column filters, sort, paging."""
+
+    sort: str = Field(
+        "-created",
+        description="a column key, - first for descending: name, status, created, progress, "
+        "epoch, duration, health, hp.optimizer, hp.loss, hp.learning_rate, hp.fold, "
+        "hp.batch_size, metric.<name>.last, metric.<name>.best; runs without a value last",
+    )
+    filter: list[str] = Field(
+        [],
+        description="repeatable <column key>:<op>:<value>, op one of eq ne lt le gt ge "
+        "contains, e.g. hp.optimizer:eq:Adam or metric.val_accuracy.best:ge:0.9",
+    )
     limit: int = Field(1000, ge=1, le=1000)
     # Bounded: PostgreSQL's OFFSET is a bigint, and a larger number was a 500 (found by the
     # schemathesis fuzz, tests/integration/web/test_web_fuzz.py).
@@ -104,17 +163,27 @@ class BulkIn(Schema):
     """One lifecycle action on several simulations."""
 
     ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
-    action: Action
+    action: lifecycle.Action
+
+
+class SkippedOut(Schema):
+    """A simulation a bulk action left alone: its status does not take the action."""
+
+    simulation_id: uuid.UUID
+    status: str
+    reason: str
 
 
 class BulkOut(Schema):
-    """One accepted command per simulation."""
+    """One accepted command per simulation whose status takes the action; the rest skipped."""
 
     commands: list[CommandOut]
+    skipped: list[SkippedOut] = []
 
 
-def _out(sim: Simulation) -> dict[str, Any]:
-    return {
+def _out(sim: Simulation, fields: dict[str, Any]) -> dict[str, Any]:
+    """A simulation's row with its runs-table fields (runs.details)."""
+    return fields | {
         "id": sim.id,
         "experiment_id": sim.experiment_id,
         "name": sim.name,
@@ -183,24 +252,60 @@ def list_simulations(
         tag=filters.tag or "",
         sort=filters.sort,
         experiment=filters.experiment,
+        filters=tuple(filters.filter),
     )
     qs = listing.search(request.auth, query)
     response["X-Total-Count"] = str(qs.count())
-    return [_out(sim) for sim in qs[filters.offset : filters.offset + filters.limit]]
+    page = list(qs[filters.offset : filters.offset + filters.limit])
+    fields = runs.details([sim.id for sim in page])
+    return [_out(sim, fields.get(sim.id) or runs.nothing()) for sim in page]
+
+
+# Before /simulations/{simulation_id}: "columns" is no simulation id.
+@router.get("/simulations/columns", response=ColumnsOut)
+def list_columns(request: HttpRequest, filters: Query[ColumnsIn]) -> dict[str, list[str]]:
+    """The hyperparameter and metric columns that exist among the caller's matching runs."""
+    query = listing.Query(
+        q=filters.q or "",
+        status=filters.status or "",
+        tag=filters.tag or "",
+        experiment=filters.experiment,
+    )
+    return runs.columns(listing.search(request.auth, query))
 
 
 @router.post("/simulations/bulk", response={202: BulkOut})
 def bulk(request: HttpRequest, body: BulkIn) -> Status[BulkOut]:
-    """One action on several of the caller's simulations; any unknown id → 404, nothing sent."""
+    """One action on several of the caller's simulations; any unknown id → 404, nothing sent.
+
+    Runs whose status does not take the action (schemas/lifecycle.py) are skipped and listed;
+    when none takes it, 409 and nothing is sent."""
     sims = [access.get_visible(request.auth, sid) for sid in dict.fromkeys(body.ids)]
-    sent = [_send(request, sim, body.action) for sim in sims]
-    return Status(202, BulkOut(commands=sent))
+    able = [sim for sim in sims if lifecycle.allowed(body.action, sim.status)]
+    skipped = [
+        SkippedOut(
+            simulation_id=sim.id,
+            status=sim.status,
+            reason=lifecycle.refusal(body.action, sim.status),
+        )
+        for sim in sims
+        if sim not in able
+    ]
+    if not able:
+        raise Conflict(
+            f"none of these simulations can be {PAST[body.action]}: "
+            + "; ".join(f"{s.simulation_id} is {s.status}" for s in skipped[:10])
+        )
+    sent = [_send(request, sim, body.action) for sim in able]
+    return Status(202, BulkOut(commands=sent, skipped=skipped))
 
 
 @router.get("/simulations/{simulation_id}", response=SimulationDetailOut)
 def get_simulation(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, Any]:
-    """Status, progress, epoch, configuration, test metrics and error of one simulation."""
-    return _out(access.get_visible(request.auth, simulation_id))
+    """Status, progress, epoch, configuration, test metrics and error of one simulation, with
+    its hyperparameters, metric summaries, health and duration."""
+    sim = access.get_visible(request.auth, simulation_id)
+    return _out(sim, runs.details([sim.id]).get(sim.id) or runs.nothing())
 
 
 def _send(request: HttpRequest, sim: Simulation, kind: str) -> CommandOut:
@@ -210,30 +315,35 @@ def _send(request: HttpRequest, sim: Simulation, kind: str) -> CommandOut:
 
 
 def _lifecycle(request: HttpRequest, simulation_id: uuid.UUID, kind: str) -> Status[CommandOut]:
-    return Status(202, _send(request, access.get_visible(request.auth, simulation_id), kind))
+    """Send `kind` when the run's status takes it (schemas/lifecycle.py), else 409 saying why:
+    the orchestrator would refuse it anyway, later and out of sight."""
+    sim = access.get_visible(request.auth, simulation_id)
+    if not lifecycle.allowed(kind, sim.status):
+        raise Conflict(lifecycle.refusal(kind, sim.status))
+    return Status(202, _send(request, sim, kind))
 
 
 @router.post("/simulations/{simulation_id}/pause", response={202: CommandOut})
 def pause(request: HttpRequest, simulation_id: uuid.UUID) -> Status[CommandOut]:
-    """Ask the orchestrator to pause a run."""
+    """Ask the orchestrator to pause a running run (409 for any other status)."""
     return _lifecycle(request, simulation_id, "pause")
 
 
 @router.post("/simulations/{simulation_id}/resume", response={202: CommandOut})
 def resume(request: HttpRequest, simulation_id: uuid.UUID) -> Status[CommandOut]:
-    """Ask the orchestrator to resume a paused or stopped run."""
+    """Ask the orchestrator to resume a paused, stopped or failed run (409 otherwise)."""
     return _lifecycle(request, simulation_id, "resume")
 
 
 @router.post("/simulations/{simulation_id}/stop", response={202: CommandOut})
 def stop(request: HttpRequest, simulation_id: uuid.UUID) -> Status[CommandOut]:
-    """Ask the orchestrator to stop a run."""
+    """Ask the orchestrator to stop a queued, starting, running or paused run (409 otherwise)."""
     return _lifecycle(request, simulation_id, "stop")
 
 
 @router.delete("/simulations/{simulation_id}", response={202: CommandOut})
 def delete(request: HttpRequest, simulation_id: uuid.UUID) -> Status[CommandOut]:
-    """Ask the orchestrator to delete a run and its data."""
+    """Ask the orchestrator to delete a run and its data (409 when it is already deleted)."""
     return _lifecycle(request, simulation_id, "delete")
 
 

@@ -1,17 +1,27 @@
-"""REST endpoints of recorded data: metrics, tensors, model summary, comparisons, export."""
+"""REST endpoints of recorded data: metrics, tensors, model summary, comparisons, export,
+trained model."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema
 
-from web.errors import NotFound
-from web.simulations import access, compare, export, listing, metrics, summary, tensors
+from web.errors import Invalid, NotFound
+from web.simulations import (
+    access,
+    compare,
+    export,
+    listing,
+    metrics,
+    summary,
+    tensors,
+    trained,
+)
 
 router = Router(tags=["simulation data"])
 DEFAULT_POINTS = 1000
@@ -42,13 +52,17 @@ class TensorSeriesOut(Schema):
     epochs: list[int]
     flags: list[list[str]]
     stats: dict[str, list[float | None]]
-    hist: HistOut
+    hist: HistOut | None = Field(description="null when asked with histograms=false")
 
 
 class TensorsIn(Schema):
-    """Which kind of tensor: kernel, bias, weight, gradient, activation (none: all)."""
+    """Which tensors, and whether with their histograms (a page first reads statistics only)."""
 
-    kind: str | None = None
+    kind: str | None = Field(None, description="kernel, bias, weight, gradient or activation")
+    histograms: bool = Field(True, description="false: statistics and flags only, hist null")
+    key: list[str] | None = Field(
+        None, description="only these variables (repeatable), as `key` of an earlier answer"
+    )
 
 
 class ValuesIn(Schema):
@@ -150,7 +164,14 @@ def get_tensors(
 ) -> list[dict[str, Any]]:
     """Per layer variable: statistics, health flags and histograms over epochs."""
     sim = access.get_visible(request.auth, simulation_id)
-    return tensors.history(sim.id, params.kind or None)
+    if params.key is not None and len(params.key) > tensors.MAX_KEYS:
+        raise Invalid(
+            "too many keys", {"key": f"at most {tensors.MAX_KEYS} per request: ask in parts"}
+        )
+    try:
+        return tensors.history(sim.id, params.kind or None, params.histograms, params.key)
+    except ValueError as exc:
+        raise Invalid("invalid key", {"key": str(exc)}) from exc
 
 
 @router.get("/simulations/{simulation_id}/tensors/values", response=ValuesOut)
@@ -209,19 +230,82 @@ def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     return gen()
 
 
+class ExportIn(Schema):
+    """What the zip holds: the summary (statistics, small) or every recorded value too."""
+
+    content: Literal["summary", "full"] = Field(
+        "summary",
+        description="summary: configuration, metrics, statistics, histograms (kB to MB); "
+        "full: also every recorded kernel, bias and gradient as NPZ (see /export/estimate)",
+    )
+    dtype: Literal["float32", "float16"] = Field(
+        "float32", description="the values' type in a full export (float16: half the size)"
+    )
+
+
+class ExportEstimateOut(Schema):
+    """Sizes in bytes of each export before downloading it (from counts and shapes)."""
+
+    summary_bytes: int
+    full_bytes: dict[str, int] = Field(description='per dtype: {"float32": …, "float16": …}')
+    epochs: int = Field(description="logged epochs")
+    tensors: int = Field(description="variables with recorded values (kernels, biases, …)")
+    model_bytes: int | None = Field(
+        None, description="the trained model's Keras file (/model); null: none (yet)"
+    )
+
+
+def _stream(request: HttpRequest, chunks: Iterator[bytes], content_type: str, name: str) -> Any:
+    # Under ASGI a sync iterator would be read whole into memory before sending; stream instead.
+    body = _async_chunks(chunks) if hasattr(request, "scope") else chunks
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @router.get(
     "/simulations/{simulation_id}/export",
     openapi_extra={
         "responses": {200: {"description": "zip archive", "content": {"application/zip": {}}}}
     },
 )
-def get_export(request: HttpRequest, simulation_id: uuid.UUID) -> StreamingHttpResponse:
-    """A zip of everything recorded: config, epochs, extra metrics, tensors as CSV and NPZ."""
+def get_export(
+    request: HttpRequest, simulation_id: uuid.UUID, params: Query[ExportIn]
+) -> StreamingHttpResponse:
+    """A zip of the run: by default the summary; `content=full` adds every recorded value."""
     sim = access.get_visible(request.auth, simulation_id)
-    chunks = iter(export.Export(sim))
-    # Under ASGI a sync iterator would be read whole into memory before sending; stream instead.
-    body = _async_chunks(chunks) if hasattr(request, "scope") else chunks
-    response = StreamingHttpResponse(body, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{export.filename(sim)}"'
-    response["Cache-Control"] = "no-store"
+    full = params.content == "full"
+    chunks = iter(export.Export(sim, full=full, dtype=params.dtype))
+    return _stream(
+        request, chunks, "application/zip", export.filename(sim, full=full, dtype=params.dtype)
+    )
+
+
+@router.get("/simulations/{simulation_id}/export/estimate", response=ExportEstimateOut)
+def get_export_estimate(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, Any]:
+    """How large the summary and full exports are, without building them."""
+    sim = access.get_visible(request.auth, simulation_id)
+    try:
+        model = trained.find(sim).size
+    except NotFound:
+        model = None
+    return export.estimate(sim) | {"model_bytes": model}
+
+
+@router.get(
+    "/simulations/{simulation_id}/model",
+    openapi_extra={
+        "responses": {
+            200: {"description": "Keras file", "content": {"application/octet-stream": {}}}
+        }
+    },
+)
+def get_model(request: HttpRequest, simulation_id: uuid.UUID) -> StreamingHttpResponse:
+    """The trained model of a finished run as a `.keras` file (`keras.saving.load_model`)."""
+    sim = access.get_visible(request.auth, simulation_id)
+    found = trained.find(sim)
+    name = export.filename(sim, ext=".keras")
+    response = _stream(request, found.chunks, "application/octet-stream", name)
+    response["Content-Length"] = str(found.size)
     return response

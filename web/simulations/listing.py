@@ -1,4 +1,7 @@
-"""Searching, filtering, sorting and paging simulations: one query for the page and the API."""
+"""Searching, filtering, sorting and paging simulations: one query for the page and the API.
+
+The runs table's column sorts and `<column>:<op>:<value>` filters are web/simulations/runs.py's.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, CharField, F, FloatField, Func, Q, QuerySet, Value, When
-from django.db.models.functions import Cast, Lower
+from django.db.models import CharField, F, Func, Q, QuerySet, Value
+from django.db.models.functions import Lower
 
-from web.simulations import access
+from web.simulations import access, runs
 from web.simulations.models import STATUSES, Simulation
 
 # Paging past this is refused (API) or clamped: PostgreSQL's OFFSET is a bigint.
@@ -36,38 +39,45 @@ VISIBLE_STATUSES = STATUSES[:-1]  # "deleted" only on explicit request
 
 @dataclass
 class Query:
-    """What a user asked for: free text (name or tag), status, tag, sort."""
+    """What a user asked for: free text (name or tag), status, tag, sort (an old sort or a
+    column key, runs.py), column filters."""
 
     q: str = ""
     status: str = ""
     tag: str = ""
     sort: str = "-created"
     experiment: uuid.UUID | None = None
+    filters: tuple[str, ...] = ()
 
     @classmethod
     def from_params(cls, params: Any) -> Query:
-        """From request.GET or any mapping, with unknown sorts falling back to newest first."""
+        """From request.GET or any mapping; an unknown sort falls back to newest first, and
+        filters that are not `<column>:<op>:<value>` are left out."""
         sort = params.get("sort") or "-created"
         try:
             experiment = uuid.UUID(params.get("experiment") or "")
         except ValueError:
             experiment = None
+        getlist = getattr(params, "getlist", None)
+        filters = tuple(getlist("filter")) if getlist else ()
         return cls(
             q=(params.get("q") or "").strip(),
             status=params.get("status") or "",
             tag=(params.get("tag") or "").strip(),
-            sort=sort if sort in SORTS else "-created",
+            sort=sort if sort in SORTS or runs.valid_sort(sort) else "-created",
             experiment=experiment,
+            filters=tuple(f for f in filters if runs.valid_filter(f)),
         )
 
     @property
     def filtered(self) -> bool:
         """Whether anything narrows the list."""
-        return bool(self.q or self.status or self.tag or self.experiment)
+        return bool(self.q or self.status or self.tag or self.experiment or self.filters)
 
 
 def search(user: Any, query: Query) -> QuerySet[Simulation]:
-    """The user's simulations (staff: all) matching the query, sorted.
+    """The user's simulations (staff: all) matching the query, sorted; a bad sort or filter
+    is Invalid (422) naming it.
 
     Every filter is a bound parameter (LIKE wildcards in `q` are escaped by the ORM); text with a
     NUL character matches nothing, since PostgreSQL cannot store one (and would refuse the query).
@@ -87,18 +97,11 @@ def search(user: Any, query: Query) -> QuerySet[Simulation]:
         qs = qs.annotate(tags_text=tags_text).filter(
             Q(name__icontains=query.q) | Q(tags_text__icontains=query.q)
         )
-    qs = qs.annotate(
-        name_lower=Lower("name"),
-        progress_value=Case(
-            When(
-                total_epochs__gt=0,
-                then=Cast(F("epoch"), FloatField()) / Cast(F("total_epochs"), FloatField()),
-            ),
-            default=Value(0.0),
-            output_field=FloatField(),
-        ),
-    )
-    return qs.order_by(*SORTS[query.sort])
+    qs = runs.narrow(qs, query.filters)
+    qs = qs.annotate(name_lower=Lower("name"), progress_value=runs.progress())
+    if query.sort in SORTS:  # the first sorts, with their own tie-breakers
+        return qs.order_by(*SORTS[query.sort])
+    return runs.order(qs, query.sort)
 
 
 def user_tags(user: Any) -> list[str]:

@@ -20,14 +20,21 @@ KINDS = ("kernel", "bias", "weight", "gradient", "activation")
 STAT_NAMES = ("mean", "std", "min", "max", "norm", "zero_fraction", "nonfinite", "cosine_prev")
 HEATMAP_BINS = 32
 
-# Chunk 0 of the newest copy of each (tensor, epoch) carries the statistics and the histogram.
+MAX_KEYS = 200  # variables per /tensors?key=… request: a screenful of layers, several times over
+
+# Chunk 0 of the newest copy of each (tensor, epoch) carries the statistics and the histogram;
+# without histograms their two arrays, most of each row, are dropped in the database.
 STATS_SQL = """
 SELECT DISTINCT ON (layer_index, kind, variable, epoch)
-       layer_index, layer_name, kind, variable, epoch, shape, stats
+       layer_index, layer_name, kind, variable, epoch, shape, {stats}
 FROM nnt_tensor
-WHERE simulation_id = %s AND chunk = 0 {kind_clause}
+WHERE simulation_id = %s AND chunk = 0 {clauses}
 ORDER BY layer_index, kind, variable, epoch, at DESC
 """
+STATS_ONLY = "stats - 'hist_edges' - 'hist_counts'"
+KIND_CLAUSE = "AND kind = %s"
+KEYS_CLAUSE = """AND (layer_index, kind, variable) IN
+    (SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[]))"""
 EPOCHS_SQL = """
 SELECT DISTINCT epoch FROM nnt_tensor
 WHERE simulation_id = %s AND layer_index = %s AND kind = %s AND variable = %s AND chunks > 0
@@ -43,6 +50,21 @@ VARIABLES_SQL = """
 SELECT DISTINCT layer_index, layer_name, kind, variable FROM nnt_tensor
 WHERE simulation_id = %s AND chunks > 0 AND kind = ANY(%s)
 ORDER BY layer_index, kind, variable
+"""
+# One row per recorded variable with values: how many epochs hold them and the newest shape
+# (text: array_agg cannot stack shapes of different ranks). The export's size estimate.
+SIZES_SQL = """
+SELECT layer_index, min(layer_name), kind, variable, count(DISTINCT epoch),
+       (array_agg(array_to_string(shape, ',') ORDER BY epoch DESC))[1]
+FROM nnt_tensor
+WHERE simulation_id = %s AND chunk = 0 AND chunks > 0 AND kind = ANY(%s)
+GROUP BY layer_index, kind, variable
+ORDER BY layer_index, kind, variable
+"""
+STAT_COUNT_SQL = """
+SELECT count(*) FROM (
+    SELECT DISTINCT layer_index, kind, variable, epoch FROM nnt_tensor
+    WHERE simulation_id = %s AND chunk = 0) AS rows
 """
 SHAPES_SQL = """
 SELECT DISTINCT ON (layer_index, kind, variable) layer_index, layer_name, kind, variable, shape
@@ -60,6 +82,18 @@ class TensorRef:
     layer_name: str
     kind: str
     variable: str
+
+
+def parse_key(key: str) -> tuple[int, str, str]:
+    """`layer_index:kind:variable` as its three parts; ValueError names what is wrong."""
+    index, _, rest = key.partition(":")
+    kind, _, variable = rest.partition(":")
+    if not index.isdigit() or kind not in KINDS or not variable:
+        raise ValueError(
+            f"{key!r} is not a variable key: use layer_index:kind:variable as /tensors lists "
+            f"it (kind one of {', '.join(KINDS)}), e.g. 2:kernel:mlp/hidden/kernel"
+        )
+    return int(index), kind, variable
 
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -130,12 +164,32 @@ def _series(ref: TensorRef, shape: list[int]) -> dict[str, Any]:
     }
 
 
-def history(simulation_id: uuid.UUID, kind: str | None = None) -> list[dict[str, Any]]:
-    """Per-epoch statistics, flags and a common-grid histogram of every recorded tensor."""
-    clause, params = ("AND kind = %s", [simulation_id, kind]) if kind else ("", [simulation_id])
+def _history_query(
+    simulation_id: uuid.UUID, kind: str | None, histograms: bool, keys: list[str] | None
+) -> tuple[str, list[Any]]:
+    clauses, params = [], [simulation_id]
+    if kind:
+        clauses.append(KIND_CLAUSE)
+        params.append(kind)
+    if keys is not None:
+        parts = [parse_key(k) for k in keys]
+        clauses.append(KEYS_CLAUSE)
+        params += [[p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]]
+    sql = STATS_SQL.format(stats="stats" if histograms else STATS_ONLY, clauses=" ".join(clauses))
+    return sql, params
+
+
+def history(
+    simulation_id: uuid.UUID,
+    kind: str | None = None,
+    histograms: bool = True,
+    keys: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-epoch statistics, flags and (unless `histograms` is False: `hist` None) a
+    common-grid histogram of every recorded tensor, or only of the variables named in `keys`."""
     out: dict[TensorRef, dict[str, Any]] = {}
     for index, name, kd, variable, epoch, shape, stats in _fetch(
-        STATS_SQL.format(kind_clause=clause), params
+        *_history_query(simulation_id, kind, histograms, keys)
     ):
         ref = TensorRef(index, name, kd, variable)
         series = out.setdefault(ref, _series(ref, shape))
@@ -147,8 +201,12 @@ def history(simulation_id: uuid.UUID, kind: str | None = None) -> list[dict[str,
         series["_edges"].append(stats.get("hist_edges") or [])
         series["_counts"].append(stats.get("hist_counts") or [])
     for series in out.values():
-        grid, density = rebin(series.pop("_edges"), series.pop("_counts"))
-        series["hist"] = {"edges": grid, "density": density}
+        edges, counts = series.pop("_edges"), series.pop("_counts")
+        if histograms:
+            grid, density = rebin(edges, counts)
+            series["hist"] = {"edges": grid, "density": density}
+        else:
+            series["hist"] = None
     return list(out.values())
 
 
@@ -229,6 +287,33 @@ def sample(
 def variables(simulation_id: uuid.UUID, kinds: tuple[str, ...] = KINDS) -> list[TensorRef]:
     """Every tensor with recorded values (not only statistics), by layer."""
     return [TensorRef(*row) for row in _fetch(VARIABLES_SQL, [simulation_id, list(kinds)])]
+
+
+def stat_rows(simulation_id: uuid.UUID) -> Iterator[tuple[TensorRef, list[int], int, dict]]:
+    """(tensor, shape, epoch, statistics with the raw histogram) of every recorded epoch (the
+    export's tensor_stats.csv and histograms.npz)."""
+    sql = STATS_SQL.format(stats="stats", clauses="")
+    for index, name, kind, variable, epoch, shape, stats in _fetch(sql, [simulation_id]):
+        yield TensorRef(index, name, kind, variable), list(shape or []), epoch, _json(stats)
+
+
+def value_sizes(
+    simulation_id: uuid.UUID, kinds: tuple[str, ...] = KINDS
+) -> list[tuple[TensorRef, int, list[int]]]:
+    """(tensor, epochs with values, newest shape) of every tensor with recorded values."""
+    out = []
+    for index, name, kind, variable, epochs, shape in _fetch(
+        SIZES_SQL, [simulation_id, list(kinds)]
+    ):
+        dims = [int(d) for d in (shape or "").split(",") if d.strip()]
+        out.append((TensorRef(index, name, kind, variable), int(epochs), dims))
+    return out
+
+
+def stat_count(simulation_id: uuid.UUID) -> int:
+    """How many (tensor, epoch) statistics rows are recorded."""
+    rows = _fetch(STAT_COUNT_SQL, [simulation_id])
+    return int(rows[0][0]) if rows else 0
 
 
 def parameter_counts(simulation_id: uuid.UUID) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Simulation pages: the live list and the simulation page with its tabs."""
+"""Simulation pages: the runs table, the overlay of several runs, and the simulation page."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
-from web.errors import NotFound
-from web.simulations import access, listing, metrics, summary, tensors
+from web.errors import Invalid, NotFound
+from web.simulations import access, listing, metrics, runs, summary, table, tensors
 from web.simulations.models import Simulation
 
 PAGE_SIZE = 50
@@ -51,31 +53,141 @@ def _experiment_name(request: HttpRequest, query: listing.Query) -> str:
     return (sim.experiment.name or str(sim.experiment_id)[:8]) if sim and sim.experiment else ""
 
 
+def _items(sims: list[Simulation]) -> list[dict[str, Any]]:
+    """The API's list items of these runs (hyperparameters, metric summaries, health)."""
+    fields = runs.details([sim.id for sim in sims])
+    return [
+        fields.get(sim.id, {})
+        | {
+            "id": str(sim.id),
+            "name": sim.name,
+            "owner": sim.owner_name,
+            "status": sim.status,
+            "epoch": sim.epoch,
+            "total_epochs": sim.total_epochs,
+            "tags": sim.tags,
+            "message": sim.message,
+            "error": sim.error,
+            "created_at": sim.created_at,
+        }
+        for sim in sims
+    ]
+
+
+def _refused(request: HttpRequest, query: listing.Query) -> str:
+    """What the page left out of the address: an unknown sort, filters that do not parse."""
+    problems = []
+    sort = request.GET.get("sort") or "-created"
+    if sort != query.sort:
+        problems.append(f"unknown sort {sort[:80]!r}: sorted newest first instead")
+    for text in request.GET.getlist("filter"):
+        if text not in query.filters:
+            try:
+                runs.narrow(Simulation.objects.none(), [text])
+            except Invalid as exc:
+                problems.append(f"filter left out — {exc.errors.get('filter', exc.message)}")
+    return "; ".join(problems)
+
+
+def _varying(qs: Any) -> set[str]:
+    """The hyperparameters with more than one value among these runs."""
+    distinct = {k: Count(runs.column(f"hp.{k}").expr, distinct=True) for k in runs.HPARAMS}
+    try:
+        counts = qs.order_by().aggregate(**distinct)
+    except EmptyResultSet:
+        return set()
+    return {k for k, n in counts.items() if n and n > 1}
+
+
+def _table_columns(request: HttpRequest, query: listing.Query) -> list[table.Column]:
+    """The table's columns: those of every run the filters above the table match, whatever
+    the column filters, with their sort links and default visibility."""
+    unfiltered = listing.Query(
+        q=query.q, status=query.status, tag=query.tag, experiment=query.experiment
+    )
+    every = listing.search(request.user, unfiltered)
+    cols = table.columns(runs.columns(every), _varying(every), bool(request.user.is_staff))
+    table.link_headers(cols, request.GET, query.sort)
+    table.show_chosen(cols, query)
+    return cols
+
+
 @login_required
 def simulation_list(request: HttpRequest) -> HttpResponse:
-    """The user's simulations: search, status filter, sort, paging; rows update live."""
+    """The runs table: hyperparameters, metrics, health; sorted, filtered and paged on the
+    server, columns chosen in the browser; rows update live."""
     query = listing.Query.from_params(request.GET)
     page = Paginator(listing.search(request.user, query), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    keep = request.GET.copy()
-    keep.pop("page", None)
+    items = _items(list(page.object_list))
+    cols = _table_columns(request, query)
+    chips = table.filter_chips(query.filters, request.GET, cols)
     context = {
         "page": page,
-        "simulations": page.object_list,
+        "rows": table.rows(items, cols),
+        "empty_row": table.rows([table.BLANK], cols)[0],
+        "columns": cols,
+        "column_groups": table.groups(cols),
+        "chips": chips,
+        "error": _refused(request, query),
         "query": query,
         "filtered": query.filtered,
         "statuses": listing.VISIBLE_STATUSES,
-        "sorts": listing.SORT_LABELS,
         "all_tags": listing.user_tags(request.user),
-        "keep": keep.urlencode(),
+        "prev_href": "?" + table.with_params(request.GET, page=str(page.number - 1)),
+        "next_href": "?" + table.with_params(request.GET, page=str(page.number + 1)),
+        "shown_from": f"{page.start_index():,}",
+        "shown_to": f"{page.end_index():,}",
+        "total": f"{page.paginator.count:,}",
+        "api_query": table.api_query(query),
         "create_url": create_url(),
         **_assets(),
         "experiment_name": _experiment_name(request, query),
         # New runs are inserted live where they belong: at the top of the newest-first page.
-        "live_insert": page.number == 1 and query.sort == "-created",
+        "live_insert": page.number == 1 and query.sort == "-created" and not query.filters,
     }
     return render(request, "simulations/list.html", context)
+
+
+MAX_OVERLAY = 50
+
+
+def _overlay_ids(text: str) -> tuple[list[uuid.UUID], int]:
+    """The distinct run ids of `?ids=a,b,c` in their order, and how many parts were no id."""
+    ids: list[uuid.UUID] = []
+    bad = 0
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            ids.append(uuid.UUID(part))
+        except ValueError:
+            bad += 1
+    return list(dict.fromkeys(ids)), bad
+
+
+@login_required
+def simulation_overlay(request: HttpRequest) -> HttpResponse:
+    """Every metric of several runs on shared charts, one line per run, live; at most
+    MAX_OVERLAY runs, and only those the user may see."""
+    ids, bad = _overlay_ids(request.GET.get("ids") or "")
+    wanted = ids[:MAX_OVERLAY]
+    visible = access.visible(request.user).exclude(status="deleted").filter(id__in=wanted)
+    found = {sim.id: sim for sim in visible}
+    shown = [found[i] for i in wanted if i in found]
+    initial = [
+        {"id": str(s.id), "name": s.name or str(s.id), "status": s.status, "epoch": s.epoch,
+         "total_epochs": s.total_epochs}
+        for s in shown
+    ]  # fmt: skip
+    context = {
+        "runs": shown,
+        "initial": initial,
+        "cut": max(0, len(ids) - MAX_OVERLAY),
+        "max_runs": MAX_OVERLAY,
+        "missing": len(wanted) - len(shown) + bad,
+        **_assets(),
+    }
+    return render(request, "simulations/overlay.html", context)
 
 
 def _facts(sim: Simulation) -> list[tuple[str, Any]]:

@@ -146,7 +146,7 @@ def test_it_publishes_each_lifecycle_command_to_kafka(
     client: Any, make_user: Any, command_log: Any, method: str, suffix: str, kind: str
 ) -> None:
     ada = make_user()
-    sim = _sim(ada, status="running")
+    sim = _sim(ada, status="paused" if kind == "resume" else "running")  # a status that takes it
     call = getattr(client, method)
     resp = call(f"/api/simulations/{sim.id}{suffix}", **_bearer(_token(client, ada)))
     assert resp.status_code == 202, resp.content
@@ -174,7 +174,11 @@ SIMULATION_OPS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/simulations/{simulation_id}/tensors/values"): {"query": {"key": "dense.kernel"}},
     ("GET", "/api/simulations/{simulation_id}/compare"): {"query": {"other": "OWN"}},
     ("GET", "/api/simulations/{simulation_id}/export"): {},
+    ("GET", "/api/simulations/{simulation_id}/export/estimate"): {},
+    ("GET", "/api/simulations/{simulation_id}/model"): {},
     ("GET", "/api/simulations/{simulation_id}/batches"): {},
+    ("GET", "/api/simulations/{simulation_id}/resources"): {},
+    ("GET", "/api/simulations/{simulation_id}/timeline"): {},
 }
 # Answer without credentials: everything else is 401 for anonymous callers.
 PUBLIC_OPS = {("POST", "/api/tokens"), ("POST", "/api/accounts")}

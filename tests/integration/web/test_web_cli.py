@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.db import connection
 
@@ -171,12 +172,13 @@ def test_it_sends_pause_resume_stop_and_rm(make_user: Any, cli_for: Any, command
     user, other = make_user(), make_user()
     mine, theirs = _sim(user, status="running"), _sim(other, status="running")
     cli = cli_for(user)
-    for verb, kind in (
-        ("pause", "pause"),
-        ("resume", "resume"),
-        ("stop", "stop"),
-        ("rm", "delete"),
+    for verb, kind, status in (  # each in a status that takes it (schemas/lifecycle.py)
+        ("pause", "pause", "running"),
+        ("resume", "resume", "paused"),
+        ("stop", "stop", "running"),
+        ("rm", "delete", "stopped"),
     ):
+        type(mine).objects.filter(pk=mine.pk).update(status=status)
         result = cli(verb, str(mine.id))
         assert result.returncode == 0, result.stderr
         assert result.stdout == f"{kind}: {mine.id} (command sent)\n"
@@ -218,6 +220,46 @@ def test_it_exports_the_zip_with_download_progress(
         assert json.loads(zf.read("config.json"))["simulation"]["id"] == str(sim.id)
     assert [(r["epoch"], float(r["loss"])) for r in rows] == [("1", 1.0), ("2", 0.5), ("3", 1 / 3)]
     assert not list(out.glob(".*.part"))
+
+
+def test_it_exports_every_value_in_float16_with_progress_against_the_estimate(
+    make_user: Any, cli_for: Any, tmp_path: Path
+) -> None:
+    from schemas.tensors import encode_array, split
+
+    user = make_user()
+    sim = _sim(user, status="finished", epoch=2, total_epochs=2)
+    kernels = {
+        e: np.random.default_rng(e).normal(size=(256, 128)).astype(np.float32) for e in (1, 2)
+    }
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = [
+        (sim.id, 1, "dense", "kernel", "m/dense/kernel", e, i, len(parts), "float32",
+         [256, 128], "zstd", part, json.dumps({"mean": float(k.mean())}) if i == 0 else None, at)
+        for e, k in kernels.items()
+        for parts in [split(encode_array(k), 1 << 16)]
+        for i, part in enumerate(parts)
+    ]  # fmt: skip
+    with connection.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO nnt_tensor (simulation_id, layer_index, layer_name, kind, variable, "
+            "epoch, chunk, chunks, dtype, shape, compression, data, stats, at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    cli = cli_for(user)
+    result = cli("export", str(sim.id), "--full", "--float16", "-o", str(tmp_path))
+    _clean(result)
+    assert result.returncode == 0, result.stderr
+    dest = tmp_path / f"simulation-{sim.id}-full-float16.zip"
+    assert result.stdout == f"saved {dest} ({dest.stat().st_size} bytes)\n"
+    assert re.search(rf"full export of {sim.id}: about 1\d\d\.\d KB", result.stderr)
+    with zipfile.ZipFile(dest) as zf:
+        got = np.load(io.BytesIO(zf.read("kernels.npz")))
+    assert got["dense.kernel"].dtype == np.float16 and list(got["dense.kernel.epochs"]) == [1, 2]
+    assert np.array_equal(got["dense.kernel"][1], kernels[2].astype(np.float16))
+    refused = cli("export", str(sim.id), "--float16")
+    assert refused.returncode == 1 and "--float16: applies to --full exports only" in refused.stderr
 
 
 def _set(sim: Any, **fields: Any) -> None:

@@ -356,7 +356,7 @@ def test_it_previews_a_configuration_over_the_api(client: Any, user: Any) -> Non
         content_type="application/json",
         HTTP_X_CSRFTOKEN=token,
     ).json()
-    assert ok["valid"] and ok["simulations"] == 8 and ok["names"][0] == "p (O1) (L1) (LR1) (F1)"
+    assert ok["valid"] and ok["simulations"] == 8 and ok["names"][0] == "p · Adam · lr 0.1 · fold 1"
     bad = client.post(
         "/api/experiments/preview",
         {"batch_size": 0},
@@ -364,3 +364,50 @@ def test_it_previews_a_configuration_over_the_api(client: Any, user: Any) -> Non
         HTTP_X_CSRFTOKEN=token,
     ).json()
     assert not bad["valid"] and "batch_size" in bad["errors"]
+
+
+KEPT = re.compile(r'name="kept_(\w+)" value="([A-Za-z0-9_-]+)"')
+
+
+def test_it_keeps_the_chosen_files_across_an_error_for_their_owner_only(
+    client: Any, user: Any, make_user: Any, real_kafka: str, django_ready: Path
+) -> None:
+    from web.simulations.models import Experiment
+
+    data = {ds: f"{ds}-bytes-".encode() + uuid.uuid4().bytes for ds in ("train", "test", "val")}
+    files = {f"dataset_{ds}_file": SimpleUploadedFile(f"{ds}.npz", b) for ds, b in data.items()}
+    fields = _form(dataset_test_url="", **files)
+    resp = _submit(client, fields | {"batch_size": "0"})  # the one mistake
+    html = resp.content.decode()
+    assert resp.status_code == 400 and "greater than or equal to 1" in _field_block(
+        html, "batch_size"
+    )
+    size = len(json.dumps(MODEL).encode())
+    assert f"model.json ({size} B)</b> — kept; choose another file to replace" in html
+    for ds, raw in data.items():
+        assert f"{ds}.npz ({len(raw)} B)</b> — kept; choose another file to replace" in html
+    tokens = dict(KEPT.findall(html))
+    assert set(tokens) == {"model", "dataset_train", "dataset_test", "dataset_val"}
+    assert (django_ready / "kept-uploads").stat().st_mode & 0o077 == 0  # the web's user only
+    fixed = {k: v for k, v in fields.items() if k != "model" and not k.endswith("_file")}
+    fixed |= {f"kept_{field}": token for field, token in tokens.items()}
+
+    bob = make_user()  # another user holding the references gets none of the files
+    client.force_login(bob)
+    stolen = _submit(client, fixed)
+    html = stolen.content.decode()
+    assert stolen.status_code == 400 and "Upload the Keras model JSON file" in html
+    assert "Upload a training dataset or give its URL" in html and "kept;" not in html
+    assert not Experiment.objects.filter(owner=bob).exists()
+
+    client.force_login(user)  # the owner fixes the field and submits without choosing files
+    resp = _submit(client, fixed)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    experiment = Experiment.objects.get(pk=resp["Location"].rsplit("=", 1)[1])
+    assert experiment.owner == user and experiment.model_json == MODEL
+    for ds, raw in data.items():
+        ref = f"stored:{hashlib.sha256(raw).hexdigest()}.npz"
+        assert experiment.config[f"dataset_{ds}"] == ref
+        assert (django_ready / "datasets" / ref.removeprefix("stored:")).read_bytes() == raw
+    again = _submit(client, fixed)  # used up: kept files go with the submission that used them
+    assert again.status_code == 400 and "Upload the Keras model JSON file" in again.content.decode()

@@ -73,7 +73,8 @@ def _page_names(client: Any, world: dict[str, Any], **params: str) -> set[str]:
     resp = client.get("/simulations/", params)
     assert resp.status_code == 200, params
     rows = re.findall(
-        r'<td class="name-col"><a data-role="name" href="[^"]+">([^<]*)</a>', resp.content.decode()
+        r'<a data-role="name" class="run-name" href="[^"]+" title="[^"]*">([^<]*)</a>',
+        resp.content.decode(),
     )
     return {html.unescape(r) for r in rows}
 

@@ -71,7 +71,7 @@ def test_it_registers_a_user(client: Any) -> None:
 def test_it_shows_the_empty_state(client: Any, make_user: Any) -> None:
     client.force_login(make_user())
     html = client.get("/simulations/").content.decode()
-    assert "No simulations yet" in html and "make up" in html
+    assert "No runs yet" in html and "Create an experiment" in html and "make up" in html
 
 
 def test_it_lists_simulations_with_progress(client: Any, make_user: Any) -> None:

@@ -249,7 +249,7 @@ def test_it_sends_bulk_commands_only_for_own_runs(
     client: Any, make_user: Any, published: FakePublisher
 ) -> None:
     ada, bob = make_user(), make_user()
-    one, two, theirs = _sim(ada), _sim(ada), _sim(bob)
+    one, two, theirs = _sim(ada, status="running"), _sim(ada, status="running"), _sim(bob)
     _login(client, ada)
     headers = _csrf(client)
     resp = client.post(
@@ -394,27 +394,35 @@ def test_it_exports_a_zip_with_epochs_and_tensors(client: Any, make_user: Any) -
     assert resp.status_code == 200 and resp["Content-Type"] == "application/zip"
     assert resp.streaming and "attachment" in resp["Content-Disposition"]
     zf = zipfile.ZipFile(io.BytesIO(b"".join(resp.streaming_content)))
-    names = set(zf.namelist())
-    assert {
+    assert set(zf.namelist()) == {  # the summary: statistics, never every value
+        "README.txt",
         "config.json",
         "model.json",
         "epochs.csv",
         "extra_metrics.csv",
-        "kernels.csv",
-        "kernels.npz",
-        "biases.csv",
-        "biases.npz",
-        "gradients.csv",
-        "gradients.npz",
         "tensor_stats.csv",
-        "activations.csv",
-        "activations.npz",
-    } <= names
+        "histograms.npz",
+    }
     epochs = list(csv.DictReader(io.StringIO(zf.read("epochs.csv").decode())))
     assert [r["epoch"] for r in epochs] == ["1", "2", "3"] and epochs[2]["loss"] == "0.5"
     assert epochs[2]["learning_rate"] == "0.005" and epochs[0]["auc"] == "0.6"
     extra = list(csv.reader(io.StringIO(zf.read("extra_metrics.csv").decode())))
     assert extra[0] == ["epoch", "auc"] and len(extra) == 4
+    stats = list(csv.DictReader(io.StringIO(zf.read("tensor_stats.csv").decode())))
+    assert any(r["flags"] == "vanishing_gradient" for r in stats)
+    acts = [r for r in stats if r["kind"] == "activation"]
+    assert [r["epoch"] for r in acts] == ["1", "2", "3"] and acts[1]["flags"] == "dead_units"
+    hists = np.load(io.BytesIO(zf.read("histograms.npz")))
+    assert list(hists["kernel.hidden.kernel.epochs"]) == [1, 2, 3]
+    assert hists["kernel.hidden.kernel.counts"][0].sum() == 64 * 16
+    config = json.loads(zf.read("config.json"))
+    assert config["test_metrics"] == {"accuracy": 0.5, "loss": 1.0}
+    assert config["model_summary"]["layers"][2]["params"] == 64 * 16 + 16
+
+    full = client.get(f"/api/simulations/{sim.id}/export?content=full")
+    zf = zipfile.ZipFile(io.BytesIO(b"".join(full.streaming_content)))
+    assert {"kernels.npz", "biases.npz", "gradients.npz", "tensor_stats.csv"} <= set(zf.namelist())
+    assert not [n for n in zf.namelist() if n in ("kernels.csv", "biases.csv", "gradients.csv")]
     kernels = np.load(io.BytesIO(zf.read("kernels.npz")))
     assert kernels["hidden.kernel"].shape == (3, 64, 16)
     assert np.array_equal(kernels["hidden.kernel"][1], _kernel(2))
@@ -423,15 +431,6 @@ def test_it_exports_a_zip_with_epochs_and_tensors(client: Any, make_user: Any) -
     ].shape == (1, 16, 10)
     biases = np.load(io.BytesIO(zf.read("biases.npz")))
     assert biases["hidden.bias"][2].tolist() == [3.0] * 16
-    rows = list(csv.DictReader(io.StringIO(zf.read("biases.csv").decode())))
-    assert len(rows) == 3 * 16 + 10 and rows[0]["layer_name"] == "hidden"
-    acts = np.load(io.BytesIO(zf.read("activations.npz")))
-    assert list(acts["hidden.epochs"]) == [1, 2, 3] and len(acts["hidden.zero_fraction"]) == 3
-    stats = list(csv.DictReader(io.StringIO(zf.read("tensor_stats.csv").decode())))
-    assert any(r["flags"] == "vanishing_gradient" for r in stats)
-    config = json.loads(zf.read("config.json"))
-    assert config["test_metrics"] == {"accuracy": 0.5, "loss": 1.0}
-    assert config["model_summary"]["layers"][2]["params"] == 64 * 16 + 16
 
 
 def test_it_exports_why_a_run_failed_in_one_line_and_in_full(client: Any, make_user: Any) -> None:

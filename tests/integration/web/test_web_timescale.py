@@ -112,7 +112,7 @@ def _runs(owner: Any) -> None:
 
 
 def _export(client: Any, sim: uuid.UUID) -> dict[str, bytes]:
-    resp = client.get(f"/api/simulations/{sim}/export")
+    resp = client.get(f"/api/simulations/{sim}/export?content=full")  # every value too
     assert resp.status_code == 200
     zf = zipfile.ZipFile(io.BytesIO(b"".join(resp.streaming_content)))
     return {name: zf.read(name) for name in zf.namelist()}
@@ -163,7 +163,12 @@ def test_it_answers_every_chart_and_export_alike_on_columnstore_and_native(
             seen[form] = answers(client)
     ts = seen["timescaledb"]
     assert len(ts[f"/api/simulations/{RUNS[0]}/tensors"]) == 4  # kernel, bias, gradient, activation
-    assert {"export kernels.npz", "export tensor_stats.csv", "export epochs.csv"} <= set(ts)
+    assert {
+        "export kernels.npz",
+        "export tensor_stats.csv",
+        "export histograms.npz",
+        "export epochs.csv",
+    } <= set(ts)
     assert ts == seen["native"]
 
     tensor_chunks = compress_everything(timescale.url)[1]

@@ -132,7 +132,7 @@ def test_it_types_seed_option_strings_and_accepts_seed_keys() -> None:
     plans = expand(uuid.uuid4(), config)
     assert len({p.simulation_id for p in plans}) == 6
     assert [p.fold for p in plans[:3]] == [1, 2, 3]
-    assert "kf" in plans[0].tags and plans[0].name.endswith("(LR1) (F1)")
+    assert "kf" in plans[0].tags and plans[0].name.endswith("lr 0.01 · fold 1")
 
 
 def test_it_names_the_field_of_each_error() -> None:
@@ -150,3 +150,26 @@ def test_it_keeps_exported_json_schemas_current() -> None:
     for name, doc in documents().items():
         on_disk = json.loads((OUT / name).read_text())
         assert on_disk == json.loads(json.dumps(doc)), f"run `make schemas`: {name} is stale"
+
+
+def test_it_names_runs_after_what_differs_in_the_grid() -> None:
+    base = {"name": "digits", "dataset_train": "stored:a"}
+    one = ExperimentConfig.model_validate(base)
+    assert [p.name for p in expand(uuid.uuid4(), one)] == ["digits"]
+    grid = ExperimentConfig.model_validate(
+        base
+        | {
+            "optimizers": [{"optimizer": "Adam"}, {"optimizer": "SGD"}],
+            "learning_rates": [0.01, 0.001],
+            "k_fold_validation": 2,
+        }
+    )
+    names = [p.name for p in expand(uuid.uuid4(), grid)]
+    assert names[:3] == ["digits · Adam · lr 0.01 · fold 1", "digits · Adam · lr 0.01 · fold 2",
+                         "digits · Adam · lr 0.001 · fold 1"]  # fmt: skip
+    assert len(set(names)) == 8
+    same = ExperimentConfig.model_validate(
+        base
+        | {"optimizers": [{"optimizer": "Adam"}, {"optimizer": "Adam", "conf": {"beta_1": 0.8}}]}
+    )
+    assert [p.name for p in expand(uuid.uuid4(), same)] == ["digits · Adam #1", "digits · Adam #2"]

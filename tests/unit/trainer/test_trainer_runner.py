@@ -60,7 +60,7 @@ def test_it_trains_the_demo_and_reports_running_epochs_and_finished(tmp_path: Pa
         ("finished", 3),
     ]
     assert (seen[0].name, seen[0].tags, seen[0].total_epochs) == (
-        "digits-demo (O1) (L1) (LR1)",
+        "digits-demo",
         ["demo"],
         3,
     )

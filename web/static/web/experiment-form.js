@@ -157,8 +157,14 @@
     }
   });
   form.addEventListener("input", soon);
+  // A file kept from the last try (web/experiments/kept.py) is replaced by one chosen now.
+  function replaceKept(input) {
+    var row = input.closest(".field, .dataset-row"), note = row && row.querySelector("[data-kept]");
+    if (note) { note.classList.toggle("replaced", !!(input.files && input.files.length)); }
+  }
   form.addEventListener("change", function (event) {
     if (event.target.name === "mode") { setMode(event.target.value); return; }
+    if (event.target.type === "file") { replaceKept(event.target); }
     if (event.target.id === "id_config_file") {
       var file = event.target.files && event.target.files[0];
       fileText = null;

@@ -1,28 +1,29 @@
-// Simulation list: live status and progress from the user's WebSocket group (staff: every
-// user's), rows that follow tag and name changes, new runs inserted as they are created (an
-// unknown id costs one GET of that row, never a poll); per-row and bulk lifecycle actions with
-// confirmation, filters that apply on change.
+// Runs table: live status and progress from the user's WebSocket group (staff: every user's),
+// rows that follow tag and name changes, new runs inserted as they are created (an unknown id
+// costs one GET of that row, never a poll), metric, health and duration cells refreshed when a
+// visible run logs an epoch (one GET of the visible page at most every 2 s); per-row and bulk
+// lifecycle actions with confirmation, "Overlay" of the ticked runs, filters that apply on change.
 (function () {
   "use strict";
   var NNT = window.NNT;
-  if (!NNT) { return; }
+  if (!NNT || !NNT.runs) { return; }
   var table = document.getElementById("simulations");
-  var ALLOWED = { pause: ["queued", "starting", "running"], resume: ["paused", "stopped"],
-                  stop: ["queued", "starting", "running", "paused"] };
-  window.nntList = { frames: 0, fetched: 0, inserted: 0 };
+  window.nntList = { frames: 0, fetched: 0, inserted: 0, refreshed: 0 };
 
   function rows() { return Array.prototype.slice.call(table.tBodies[0].rows); }
   function rowOf(id) { return table.querySelector('tr[data-simulation-id="' + CSS.escape(String(id)) + '"]'); }
   function setButtons(row) {
     var status = row.getAttribute("data-status");
     row.querySelectorAll("[data-action]").forEach(function (b) {
-      var ok = ALLOWED[b.getAttribute("data-action")];
-      b.disabled = ok ? ok.indexOf(status) === -1 : status === "deleted";
+      b.disabled = !NNT.lifecycle.allowed(b.getAttribute("data-action"), status);   // schemas/lifecycle.py
     });
   }
   rows().forEach(setButtons);
 
   function update(row, st) {
+    var before = Number(row.getAttribute("data-epoch") || 0);
+    if (st.status && st.status !== row.getAttribute("data-status")) { refreshSoon(); }
+    if (st.epoch && st.epoch > before) { row.setAttribute("data-epoch", String(st.epoch)); refreshSoon(); }
     if (st.status) {
       row.setAttribute("data-status", st.status);
       var badge = row.querySelector('[data-role="status"]');
@@ -48,45 +49,18 @@
     if (st.name !== undefined || st.tags !== undefined) { describe(row, st); }
   }
 
-  // ---- rows: name, owner, tags; building and inserting new ones -------------------------------
-  var me = table.getAttribute("data-user"), staff = table.getAttribute("data-staff") === "1";
-  function describe(row, sim) {
-    if (typeof sim.name === "string") {
-      var link = row.querySelector('[data-role="name"]');
-      link.textContent = sim.name || sim.id || row.getAttribute("data-simulation-id");
-      row.querySelector(".row-check").setAttribute("aria-label", "Select " + link.textContent);
-    }
-    if (typeof sim.owner === "string") {
-      var owner = row.querySelector('[data-role="owner"]');
-      owner.textContent = "· " + (sim.owner || "no owner");
-      owner.classList.toggle("hidden", !staff || sim.owner === me);
-    }
-    if (Array.isArray(sim.tags)) {
-      var cell = row.querySelector('[data-role="tags"]');
-      cell.textContent = "";
-      sim.tags.forEach(function (t) {
-        var a = document.createElement("a");
-        a.className = "tag"; a.href = "?tag=" + encodeURIComponent(t); a.textContent = t;
-        cell.appendChild(a);
-      });
-      if (!sim.tags.length) { var none = document.createElement("span"); none.className = "muted"; none.textContent = "—"; cell.appendChild(none); }
-    }
-  }
-  function stamp(iso) {   // as the server renders it: UTC, "Y-m-d H:i"
-    var d = new Date(iso); if (isNaN(d)) { return ""; }
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return d.getUTCFullYear() + "-" + two(d.getUTCMonth() + 1) + "-" + two(d.getUTCDate()) + " " + two(d.getUTCHours()) + ":" + two(d.getUTCMinutes());
-  }
+  // ---- rows: building and inserting new ones ---------------------------------------------------
+  var describe = NNT.runs.describe;
   function build(sim) {
     var row = document.getElementById("row-template").content.firstElementChild.cloneNode(true);
     row.setAttribute("data-simulation-id", sim.id);
     row.setAttribute("data-status", sim.status);
+    row.setAttribute("data-epoch", "0");
     row.querySelector(".row-check").value = sim.id;
     row.querySelector('[data-role="name"]').href = "/simulations/" + sim.id + "/";
     row.setAttribute("data-created", sim.created_at || "");
-    var created = row.querySelector('[data-role="created"]');
-    created.textContent = stamp(sim.created_at); created.title = sim.created_at || "";
-    describe(row, sim);
+    NNT.runs.fill(row, sim);
+    NNT.runs.apply(row);
     update(row, { status: sim.status, epoch: sim.epoch, total_epochs: sim.total_epochs, message: sim.message, error: sim.error });
     return row;
   }
@@ -106,8 +80,12 @@
     var el = document.getElementById("list-count");
     var n = Number(el.getAttribute("data-count") || 0) + delta, filtered = el.getAttribute("data-filtered") === "1";
     el.setAttribute("data-count", String(n));
-    el.textContent = n + " simulation" + (n === 1 ? "" : "s") + (filtered ? (n === 1 ? " matches" : " match") : "") +
-      " · new runs, status, progress and tags update live";
+    var from = Number(el.getAttribute("data-from") || 1) || 1, to = Math.min(n, Number(el.getAttribute("data-to") || 0) + delta);
+    el.setAttribute("data-to", String(to));
+    el.textContent = n ? Math.max(1, from).toLocaleString("en-US") + "–" + Math.max(to, 1).toLocaleString("en-US") + " of " + n.toLocaleString("en-US") +
+      " run" + (n === 1 ? "" : "s") + (filtered ? " matching" : "") : "";
+    var range = document.getElementById("pager-range");
+    if (range) { range.textContent = el.textContent.replace(/ runs?( matching)?$/, ""); }
   }
   function insert(sim) {
     if (rowOf(sim.id) || !matches(sim)) { return; }
@@ -117,11 +95,12 @@
     var at = Date.parse(sim.created_at) || Date.now();
     while (before && Date.parse(before.getAttribute("data-created")) >= at) { before = before.nextElementSibling; }
     body.insertBefore(row, before);
-    table.classList.remove("hidden");
+    document.getElementById("table-box").classList.remove("hidden");
     var empty = document.getElementById("list-empty"); if (empty) { empty.remove(); }
     row.classList.add("pending"); setTimeout(function () { row.classList.remove("pending"); }, 1500);
     window.nntList.inserted += 1;
     count(1);
+    refreshSoon();   // the row's hyperparameters come with the API's item, not the push
   }
   var fetching = {}, fetchedAt = {};
   function fetchRow(id, status) {   // one GET per unknown run and status it reaches, never a poll
@@ -176,6 +155,9 @@
     var sel = checked();
     bar.classList.toggle("hidden", sel.length === 0);
     document.getElementById("bulk-count").textContent = sel.length + " selected";
+    var overlay = document.getElementById("bulk-overlay");
+    overlay.textContent = "Overlay (" + sel.length + ")";
+    overlay.href = "/simulations/overlay/?ids=" + sel.map(function (r) { return r.getAttribute("data-simulation-id"); }).join(",");
     rows().forEach(function (r) { r.classList.toggle("selected", r.querySelector(".row-check").checked); });
     var all = document.getElementById("select-all");
     if (all) { all.checked = sel.length > 0 && sel.length === rows().length; all.indeterminate = sel.length > 0 && sel.length < rows().length; }
@@ -202,6 +184,36 @@
   var filters = document.getElementById("list-filters");
   if (filters) {
     filters.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", function () { filters.submit(); }); });
+  }
+
+  // ---- metric cells: the visible page again when a run on it logs an epoch (throttled) --------
+  var REFRESH_MS = 2000, timer = null, inflight = false, again = false, last = 0;
+  function refreshSoon() {
+    if (inflight) { again = true; return; }
+    if (timer) { return; }
+    timer = setTimeout(refresh, Math.max(0, last + REFRESH_MS - Date.now()));
+  }
+  function refresh() {
+    timer = null; inflight = true; last = Date.now();
+    var q = table.getAttribute("data-api-query"), size = table.getAttribute("data-page-size") || "50";
+    var offset = Math.max(0, Number(table.getAttribute("data-offset") || 0));
+    var url = "/api/simulations?" + (q ? q + "&" : "") + "offset=" + offset + "&limit=" + size;
+    NNT.api("GET", url).then(function (items) {
+      window.nntList.refreshed += 1;
+      (items || []).forEach(function (item) {
+        var row = rowOf(item.id);
+        if (!row) { return; }
+        // a push may be ahead of the row the API read: progress never goes back on a refresh
+        var epoch = Math.max(item.epoch || 0, Number(row.getAttribute("data-epoch") || 0));
+        var total = Math.max(item.total_epochs || 0, epoch);
+        NNT.runs.fill(row, item);
+        row.setAttribute("data-epoch", String(epoch));
+        update(row, { status: item.status, epoch: epoch, total_epochs: total, message: item.message, error: item.error });
+      });
+    }).catch(function () { /* the next epoch tries again */ }).then(function () {
+      inflight = false;
+      if (again) { again = false; refreshSoon(); }
+    });
   }
 
   // ---- live --------------------------------------------------------------------------------

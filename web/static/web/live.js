@@ -29,7 +29,15 @@
   load(initial.metrics);
 
   // ---- overview chart ------------------------------------------------------------------------
-  var traceIndex = {};
+  // Drawn against epochs, steps or wall time (the page's x-axis control), smoothed by the page's
+  // EMA with the raw line faint behind, a log or linear y per panel; a user's zoom survives
+  // live points (uirevision) and y fits what a zoom on x shows (NNTChart.autoY).
+  var Kit = window.NNTChart;
+  var traceIndex = {};      // metric -> {raw: index, smooth: index | null}
+  var emaState = {};        // metric -> running average of the smoothed line
+  var unit = { div: 1, label: "s" };
+  store.at = {};            // epoch -> ms: when the epoch landed (live points, /timeline)
+  store.t0 = null; store.stepsPerEpoch = null; store.timeline = null;
   function isLoss(name) { return name.indexOf("loss") !== -1; }
   function baseName(name) { return name.indexOf("val_") === 0 ? name.slice(4) : name; }
   function colorOf(name, names) {
@@ -38,12 +46,38 @@
     var i = bases.indexOf(baseName(name));
     return NNT.COLORS[(i === -1 ? bases.length : i) % NNT.COLORS.length];
   }
-  function newTrace(name, xs, ys, names) {
+  // What the x-axis shows: epochs, unless the chosen axis can be drawn (steps and times known).
+  function xMode() {
+    var want = Kit.settings.get().x;
+    if (want === "step" && store.stepsPerEpoch) { return "step"; }
+    if (want === "time" && store.t0 !== null) { return "time"; }
+    return "epoch";
+  }
+  function xOf(epoch, mode) {
+    if (mode === "step") { return epoch * store.stepsPerEpoch; }
+    if (mode === "time") { var at = store.at[epoch]; return at === undefined ? null : (at - store.t0) / 1000 / unit.div; }
+    return epoch;
+  }
+  function mapped(epochs, ys, mode) {
+    var x = [], y = [];
+    for (var i = 0; i < epochs.length; i++) {
+      var v = xOf(epochs[i], mode);
+      if (v !== null) { x.push(v); y.push(ys[i]); }
+    }
+    return { x: x, y: y };
+  }
+  function xTitle(mode) {
+    return mode === "step" ? "step (batches)" : mode === "time" ? "wall time (" + unit.label + " since start)" : "epoch";
+  }
+  function hoverX(mode) {
+    return mode === "step" ? "step %{x}" : mode === "time" ? "%{x:.3g} " + unit.label : "epoch %{x}";
+  }
+  function newTrace(name, xs, ys, names, mode) {
     var color = colorOf(name, names);
-    return { name: name, x: xs, y: ys, mode: "lines+markers", type: "scatter",
+    return { name: name, x: xs, y: ys, mode: xs.length > 200 ? "lines" : "lines+markers", type: "scatter",
              line: { color: color, width: 2, dash: name.indexOf("val_") === 0 ? "dash" : "solid" },
              marker: { size: 4, color: color }, yaxis: isLoss(name) ? "y" : "y2",
-             hovertemplate: name + " · epoch %{x}: %{y:.4g}<extra></extra>" };
+             hovertemplate: name + " · " + hoverX(mode) + ": %{y:.4g}<extra></extra>" };
   }
   function count() {
     var total = 0;
@@ -52,39 +86,119 @@
     document.getElementById("chart-count").textContent = total ? total + " points" + (store.raw ? " (raw)" : "") : "";
     document.getElementById("chart-empty").classList.toggle("hidden", total > 0);
   }
+  function pickUnit(mode) {
+    var last = 0;
+    if (mode === "time") { Object.keys(store.at).forEach(function (e) { last = Math.max(last, (store.at[e] - store.t0) / 1000); }); }
+    return Kit.timeUnit(last);
+  }
+  function xNote(mode) {
+    var want = Kit.settings.get().x, note = document.getElementById("chart-x-note");
+    if (!note || !store.timeline) { return; }   // not read yet, or its failure is on show
+    var text = "";
+    if (want === "step" && mode !== "step") { text = "steps unknown for this run (no batch size or throughput logged): drawn by epoch"; }
+    if (want === "time" && mode !== "time") { text = "no epoch time recorded yet: drawn by epoch"; }
+    note.textContent = text;
+    note.classList.toggle("hidden", !text);
+  }
   function drawOverview() {
-    traceIndex = {};
+    var mode = xMode(), weight = Kit.settings.get().smoothing;
+    unit = pickUnit(mode);
+    traceIndex = {}; emaState = {};
     var names = Object.keys(store.series).filter(function (n) { return !HIDDEN[n]; }).sort();
-    var traces = names.map(function (name, i) {
-      traceIndex[name] = i;
-      return newTrace(name, store.series[name].x.slice(), store.series[name].y.slice(), names);
+    var traces = [];
+    names.forEach(function (name) {
+      var m = mapped(store.series[name].x, store.series[name].y, mode);
+      var t = newTrace(name, m.x, m.y, names, mode);
+      if (weight > 0) {
+        var pair = Kit.smoothTraces([t], weight);
+        emaState[name] = { last: 0, n: 0 };
+        Kit.ema(m.y, weight, emaState[name]);       // where live points carry the average on
+        traceIndex[name] = { raw: traces.length, smooth: traces.length + 1 };
+        traces.push(pair[0], pair[1]);
+      } else {
+        traceIndex[name] = { raw: traces.length, smooth: null };
+        traces.push(t);
+      }
     });
     var layout = NNT.layout({
-      height: 440, margin: { l: 56, r: 16, t: 10, b: 44 },
+      height: 460, margin: { l: 60, r: 16, t: 8, b: 48 },
       grid: { rows: 2, columns: 1, subplots: [["xy"], ["xy2"]], roworder: "top to bottom" },
-      xaxis: { title: { text: "epoch" }, gridcolor: "#e2e8f0", zeroline: false, rangemode: "tozero" },
-      yaxis: { title: { text: "loss" }, gridcolor: "#e2e8f0", zeroline: false, domain: [0.55, 1] },
-      yaxis2: { title: { text: "metrics" }, gridcolor: "#e2e8f0", zeroline: false, domain: [0, 0.45], anchor: "x" },
-      legend: { orientation: "h", y: -0.14 },
+      xaxis: { title: { text: xTitle(mode) }, gridcolor: "#e2e8f0", zeroline: false, rangemode: mode === "epoch" ? "tozero" : "normal" },
+      yaxis: { title: { text: "loss" }, gridcolor: "#e2e8f0", zeroline: false, domain: [0.55, 1], automargin: true },
+      yaxis2: { title: { text: "metrics" }, gridcolor: "#e2e8f0", zeroline: false, domain: [0, 0.45], anchor: "x", automargin: true },
+      legend: Kit.legend(), uirevision: "nnt-" + mode,
     });
-    Plotly.react(chart, traces, layout, NNT.PLOT_CONFIG);
+    Kit.applyControls(chart, layout, "chart-metrics", ["yaxis", "yaxis2"]);
+    var done = Plotly.react(chart, traces, layout, NNT.PLOT_CONFIG);
+    Kit.autoY(chart);
+    if (done && done.then) { done.then(function () { Kit.afterUpdate(chart); }); }
+    count();
+    xNote(mode);
+  }
+  function extendOverview(fresh) {
+    var mode = xMode(), weight = Kit.settings.get().smoothing;
+    if (mode === "time" && pickUnit(mode).div !== unit.div) { drawOverview(); return; }
+    var raw = { idx: [], x: [], y: [] }, smooth = { idx: [], x: [], y: [], customdata: [] };
+    var added = false;
+    Object.keys(fresh).forEach(function (name) {
+      if (HIDDEN[name]) { return; }
+      if (traceIndex[name] === undefined) { added = true; return; }
+      var m = mapped(fresh[name].x, fresh[name].y, mode), ti = traceIndex[name];
+      if (!m.x.length) { return; }
+      raw.idx.push(ti.raw); raw.x.push(m.x); raw.y.push(m.y);
+      if (ti.smooth !== null) {
+        smooth.idx.push(ti.smooth); smooth.x.push(m.x); smooth.y.push(Kit.ema(m.y, weight, emaState[name]));
+        smooth.customdata.push(m.y);
+      }
+    });
+    if (added) { drawOverview(); return; }   // a new metric: its colour and panel are set on a full draw
+    if (raw.idx.length) { Plotly.extendTraces(chart, { x: raw.x, y: raw.y }, raw.idx); }
+    if (smooth.idx.length) { Plotly.extendTraces(chart, { x: smooth.x, y: smooth.y, customdata: smooth.customdata }, smooth.idx); }
+    if (raw.idx.length) { Kit.afterUpdate(chart); }
     count();
   }
   drawOverview();
   store.onChange(function (type, fresh) {
     if (type === "reset") { drawOverview(); return; }
-    var idx = [], ext = { x: [], y: [] };
-    Object.keys(fresh).forEach(function (name) {
-      if (HIDDEN[name]) { return; }
-      if (traceIndex[name] === undefined) {
-        traceIndex[name] = chart.data.length;
-        Plotly.addTraces(chart, newTrace(name, fresh[name].x.slice(), fresh[name].y.slice(), Object.keys(traceIndex)));
-      } else {
-        idx.push(traceIndex[name]); ext.x.push(fresh[name].x); ext.y.push(fresh[name].y);
+    extendOverview(fresh);
+  });
+
+  // ---- the page's chart controls -------------------------------------------------------------
+  // Steps and wall time need each epoch's time and the steps per epoch: read once when asked for
+  // (and after a reload of the series), then kept current by the `at` of every live point.
+  var loadingTimeline = null;
+  function loadTimeline() {
+    if (loadingTimeline) { return loadingTimeline; }
+    loadingTimeline = NNT.api("GET", "/api/simulations/" + simId + "/timeline").then(function (t) {
+      store.timeline = t;
+      store.stepsPerEpoch = t.steps_per_epoch || null;
+      if (t.t0) {
+        var t0 = Date.parse(t.t0);
+        store.t0 = t0;
+        t.epochs.forEach(function (e, i) { store.at[e] = t0 + t.seconds[i] * 1000; });
       }
-    });
-    if (idx.length) { Plotly.extendTraces(chart, ext, idx); }
-    count();
+    }).catch(function (err) {
+      var note = document.getElementById("chart-x-note");
+      if (note) { note.textContent = "Could not read the run's timeline: " + err.message; note.classList.remove("hidden"); }
+    }).then(function () { loadingTimeline = null; });
+    return loadingTimeline;
+  }
+  store.needsTimeline = function () { return Kit.settings.get().x !== "epoch"; };
+  store.loadTimeline = loadTimeline;
+  var controlBar = document.getElementById("chart-controls");
+  Kit.controls(controlBar);
+  document.querySelectorAll("[data-log-toggle]").forEach(function (slot) {
+    var key = slot.getAttribute("data-log-toggle");
+    slot.appendChild(Kit.logToggle(chart, key, slot.getAttribute("data-label"), slot.getAttribute("data-id")));
+  });
+  Kit.settings.onChange(function (now, before) {
+    if (now.x !== before.x && now.x !== "epoch" && !store.timeline) { loadTimeline().then(drawOverview); return; }
+    drawOverview();
+  });
+  if (store.needsTimeline()) { loadTimeline().then(drawOverview); }
+  // The bar acts on the charts of the General and Comparisons tabs only.
+  ["general", "comparisons", "graphs", "download"].forEach(function (tab) {
+    NNT.tabs.on(tab, function () { if (controlBar) { controlBar.classList.toggle("hidden", tab === "graphs" || tab === "download"); } });
   });
 
   // ---- epoch tables ------------------------------------------------------------------------
@@ -131,8 +245,10 @@
   // ---- live points -------------------------------------------------------------------------
   function addPoints(points) {
     var fresh = {}, added = 0;
+    var timeless = false;
     points.forEach(function (p) {
       var vals = p.values || {};
+      if (p.at) { store.at[p.epoch] = Date.parse(p.at); } else if (store.at[p.epoch] === undefined) { timeless = true; }
       Object.keys(vals).forEach(function (name) {
         var v = vals[name];
         if (v === null || v === undefined || p.epoch <= store.lastEpoch(name)) { return; }
@@ -146,20 +262,21 @@
       tableAdd(document.getElementById("extra-table"), p.epoch, vals);
     });
     window.nntLive.points += added;
+    // Epochs sent again after a reconnect carry no time: wall time reads them from the timeline.
+    if (timeless && store.timeline && Kit.settings.get().x === "time") { refreshTimeline(); }
     if (Object.keys(fresh).length) { notify("append", fresh); }
     if (points.length) { setEpoch(points[points.length - 1].epoch, null); }
   }
 
+  var refreshTimeline = NNT.debounce(function () { loadTimeline().then(drawOverview); }, 1500);
+
   // ---- header: status, progress, buttons ---------------------------------------------------
   var toolbar = document.getElementById("sim-toolbar");
   var note = document.getElementById("action-note");
-  var ALLOWED = { pause: ["queued", "starting", "running"], resume: ["paused", "stopped"],
-                  stop: ["queued", "starting", "running", "paused"] };
   function setButtons(status) {
     toolbar.setAttribute("data-status", status);
     toolbar.querySelectorAll("[data-action]").forEach(function (b) {
-      var ok = ALLOWED[b.getAttribute("data-action")];
-      b.disabled = ok ? ok.indexOf(status) === -1 : status === "deleted";
+      b.disabled = !NNT.lifecycle.allowed(b.getAttribute("data-action"), status);   // schemas/lifecycle.py
     });
   }
   function setEpoch(epoch, totalEpochs) {
@@ -173,6 +290,8 @@
   var ENDED = { stopped: 1, finished: 1, failed: 1, deleted: 1 };
   function setStatus(st) {
     var badge = document.getElementById("sim-status");
+    if (toolbar.getAttribute("data-deleted") === "1") { return; }   // deleted is final
+    if (st.status === "deleted") { setDeleted(st); return; }
     if (st.status) {
       if (st.status !== badge.textContent) { note.textContent = ""; }   // the run answered
       badge.textContent = st.status; badge.className = "badge big status-" + st.status; setButtons(st.status);
@@ -197,6 +316,28 @@
     document.getElementById("sim-failure-text").textContent = full;
     document.getElementById("sim-failure-details").classList.toggle("hidden", !full || full === line);
   }
+  // Deleted (here, in another tab or by any client): say so, and leave nothing to act on but
+  // the way back to the list.
+  function setDeleted(st) {
+    var badge = document.getElementById("sim-status");
+    badge.textContent = "deleted"; badge.className = "badge big status-deleted";
+    toolbar.setAttribute("data-deleted", "1");
+    setButtons("deleted"); setEnded("deleted"); setFailure(null);
+    note.textContent = "";
+    document.getElementById("sim-message").classList.add("hidden");
+    var link = document.getElementById("download-link");
+    if (link) { link.removeAttribute("href"); link.setAttribute("aria-disabled", "true"); link.classList.add("disabled"); }
+    document.querySelectorAll("#tag-editor input, #tag-editor button, .js-raw").forEach(function (el) { el.disabled = true; });
+    if (document.getElementById("sim-deleted")) { return; }
+    var box = document.createElement("section");
+    box.id = "sim-deleted"; box.className = "deleted-note"; box.setAttribute("role", "alert");
+    var title = document.createElement("h2"); title.textContent = "This run was deleted";
+    var text = document.createElement("p");
+    text.textContent = (NNT.headline(st && st.message) || "It was deleted") + ". Its recorded metrics and tensors are removed. ";
+    var back = document.createElement("a"); back.href = "/simulations/"; back.textContent = "Back to the simulations";
+    text.appendChild(back); box.appendChild(title); box.appendChild(text);
+    toolbar.parentNode.insertBefore(box, toolbar.nextSibling);
+  }
   // Notes that wait for the first epoch say so only while the run can still log one.
   function setEnded(status) {
     document.querySelectorAll("[data-waiting][data-ended]").forEach(function (el) {
@@ -205,6 +346,7 @@
     });
   }
   setButtons(initial.status);
+  if (initial.status === "deleted") { setDeleted(null); }
 
   toolbar.querySelectorAll("[data-action]").forEach(function (b) {
     b.addEventListener("click", function () {
@@ -269,7 +411,8 @@
       var raw = box.checked;
       document.querySelectorAll(".js-raw").forEach(function (o) { o.checked = raw; });
       NNT.api("GET", "/api/simulations/" + simId + "/metrics" + (raw ? "" : "?max_points=1000")).then(function (data) {
-        store.raw = raw; load(data); notify("reset", null);
+        store.raw = raw; load(data);
+        if (store.needsTimeline()) { loadTimeline().then(function () { notify("reset", null); }); } else { notify("reset", null); }
       });
     });
   });

@@ -57,6 +57,17 @@
     });
   };
 
+  // Which action each status allows: schemas/lifecycle.py, put in every page by the base
+  // template (json_script "nnt-lifecycle"), so no page keeps a copy of its own.
+  NNT.lifecycle = (function () {
+    var el = document.getElementById("nnt-lifecycle");
+    var rules = el ? JSON.parse(el.textContent) : {};
+    return {
+      rules: rules,
+      allowed: function (action, status) { var ok = rules[action]; return !!ok && ok.indexOf(status) !== -1; },
+    };
+  })();
+
   NNT.confirm = function (title, text, okLabel) {
     var dialog = document.getElementById("confirm-dialog");
     if (!dialog || !dialog.showModal) { return Promise.resolve(window.confirm(title + "\n" + text)); }
