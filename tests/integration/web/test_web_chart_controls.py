@@ -222,6 +222,40 @@ def test_it_keeps_a_zoom_across_a_live_update_and_fits_y_to_it(
     page.wait_for_function(f"{CHART}.layout.xaxis.autorange === true")
 
 
+def test_it_shows_the_test_metrics_when_the_run_finishes_while_open(
+    bridged_web: LiveWeb, web_db_url: str, kafka_bootstrap: str, runs: Runs, page: Page
+) -> None:
+    import psycopg
+
+    _open(page, bridged_web, runs)
+    page.wait_for_function("document.getElementById('live-conn').textContent === 'live'")
+    panel = page.locator("#test-metrics")
+    assert "Shown when the run finishes" in panel.inner_text()
+    message = "test: accuracy=0.9132, loss=0.2871"
+    with psycopg.connect(web_db_url, autocommit=True) as conn:  # what the projection writes
+        conn.execute(
+            "UPDATE nnt_simulation SET status = 'finished', message = %s WHERE id = %s",
+            (message, runs.main.id),
+        )
+    update = {"kind": "status", "simulation_id": str(runs.main.id),
+              "status": {"status": "finished", "epoch": EPOCHS, "total_epochs": 80, "message": message}}  # fmt: skip
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for _ in range(120):  # the bridge reads from the latest offset once it has its partitions
+        producer.produce(topics.LIVE, json.dumps(update).encode(), key=str(runs.main.id).encode())
+        producer.flush(10)
+        try:
+            page.wait_for_function(
+                "document.querySelectorAll('#test-metrics .stat').length === 2", timeout=1000
+            )
+            break
+        except Exception:  # noqa: BLE001 - not there yet: publish again
+            continue
+    cards = page.locator("#test-metrics .stat").all_inner_texts()
+    shown = [c.lower().split() for c in cards]  # labels are upper case by CSS
+    assert shown == [["accuracy", "0.9132"], ["loss", "0.2871"]], cards
+    assert "Shown when the run finishes" not in panel.inner_text()
+
+
 def test_it_draws_steps_and_wall_time_on_x(live_web: LiveWeb, runs: Runs, page: Page) -> None:
     _open(page, live_web, runs)
     page.select_option("#chart-xaxis", "step")

@@ -294,6 +294,7 @@
     if (st.status === "deleted") { setDeleted(st); return; }
     if (st.status) {
       if (st.status !== badge.textContent) { note.textContent = ""; }   // the run answered
+      if (st.status === "finished" && badge.textContent !== "finished") { loadTestMetrics(); }
       badge.textContent = st.status; badge.className = "badge big status-" + st.status; setButtons(st.status);
       setEnded(st.status);
     }
@@ -304,6 +305,27 @@
     msg.textContent = failed ? "" : text;
     msg.classList.toggle("hidden", failed || !text);
     setFailure(failed ? st : null);
+  }
+  // A run that finishes while its page is open: its test-set evaluation, without a reload.
+  function loadTestMetrics() {
+    var panel = document.getElementById("test-metrics");
+    if (!panel) { return; }
+    NNT.api("GET", "/api/simulations/" + simId).then(function (sim) {
+      var names = Object.keys(sim.test_metrics || {});
+      if (!names.length) { return; }
+      var cards = document.createElement("div"); cards.className = "stat-cards";
+      names.forEach(function (name) {
+        var card = document.createElement("div"); card.className = "stat";
+        var label = document.createElement("span"); label.className = "label";
+        var text = name.replace(/^val_/, "").replace(/_/g, " ");
+        text = name.indexOf("val_") === 0 ? "validation " + text : text;
+        label.textContent = text.charAt(0).toUpperCase() + text.slice(1);
+        var value = document.createElement("b"); value.textContent = String(Number(Number(sim.test_metrics[name]).toPrecision(4)));
+        card.appendChild(label); card.appendChild(value); cards.appendChild(card);
+      });
+      Array.prototype.slice.call(panel.children, 1).forEach(function (el) { el.remove(); });
+      panel.appendChild(cards);
+    }).catch(function () { /* the panel keeps its note; a reload shows the metrics */ });
   }
   // A failed run: the one-line reason as the headline, the full error behind "Details".
   function setFailure(st) {
