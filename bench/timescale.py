@@ -185,7 +185,7 @@ def queries(url: str, sid: uuid.UUID, epochs: int) -> dict[str, float]:
     from web.simulations import metrics, tensors  # their SQL; Django itself is not set up
 
     kernel = (sid, 0, "kernel", "dense_0/kernel")
-    history_sql = tensors.STATS_SQL.format(kind_clause="AND kind = %s")
+    history_sql = tensors.STATS_SQL.format(stats="stats", clauses=tensors.KIND_CLAUSE)
     with psycopg.connect(url, autocommit=True) as conn:
 
         def chart() -> None:

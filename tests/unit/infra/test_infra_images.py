@@ -94,3 +94,33 @@ def test_a_failed_build_prints_one_line_naming_the_target_the_cause_and_the_log(
         f"images: trainer: the build failed (Error: no space left on device); log: {log}"
     )
     assert "no space left" in log.read_text()
+
+
+def _closure(package: str) -> set[str]:
+    """Our packages a component's code imports, directly or through another of ours."""
+    from tests.unit.test_import_direction import OURS, ROOT, imported_roots
+
+    seen, todo = set(), [package]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for path in (ROOT / current).rglob("*.py"):
+            todo.extend(imported_roots(path) & OURS - seen)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("stage", "package"),
+    [("web-build", "web"), ("stream-build", "stream_processors"),
+     ("orchestrator-build", "orchestrator"), ("trainer-build", "trainer")],
+)  # fmt: skip
+def test_each_image_holds_every_package_its_code_imports(stage: str, package: str) -> None:
+    text = (ROOT / "infra" / "docker" / "Dockerfile").read_text()
+    body = text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", body, re.M))
+    # orchestrator/launch.py imports the trainer for the process runtime only; the image's
+    # orchestrator starts trainers in their own image (the Docker runtime)
+    needed = _closure(package) - ({"trainer"} if package == "orchestrator" else set())
+    assert needed <= copied, f"{stage}: COPY {sorted(needed - copied)}"
