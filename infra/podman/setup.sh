@@ -44,8 +44,10 @@ if ! answering; then
   mkdir -p "$(dirname "$SOCKET")"
   rm -f "$SOCKET"
   echo "podman setup: starting the API service on $SOCKET" >&2
-  setsid nohup podman system service --time=0 "unix://$SOCKET" \
-    >"$(dirname "$SOCKET")/service.log" 2>&1 < /dev/null &
+  # From /: the service outlives this checkout, and conmon fails every container start
+  # ("Failed to get working directory") once the folder it was started in is removed.
+  (cd / && exec setsid nohup podman system service --time=0 "unix://$SOCKET" \
+    >"$(dirname "$SOCKET")/service.log" 2>&1 < /dev/null) &
   for _ in $(seq 1 100); do answering && break; sleep 0.2; done
   answering || { echo "podman setup: the API service did not answer; see $(dirname "$SOCKET")/service.log" >&2; exit 1; }
 fi
