@@ -6,7 +6,7 @@ import functools
 import gzip
 import hashlib
 import mimetypes
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 from django.contrib.staticfiles import finders
@@ -40,6 +40,17 @@ def _respond(request: HttpRequest, path: str, cache: str) -> HttpResponse:
     response["Cache-Control"] = cache
     response["ETag"] = etag
     return response
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    """Plotly's and our version, the cache-busting query of pages' script and style URLs
+    (read once per process: package metadata is files on disk)."""
+    try:
+        ours = metadata.version("nntracker")
+    except metadata.PackageNotFoundError:  # run from a source tree without `pip install -e .`
+        ours = "dev"
+    return {"plotly_version": metadata.version("plotly"), "asset_version": ours}
 
 
 def plotly_path() -> str:

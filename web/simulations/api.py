@@ -18,7 +18,7 @@ from web.accounts import keys
 from web.accounts.auth import API_AUTH
 from web.errors import Conflict, Invalid
 from web.live import notify
-from web.simulations import access, commands, experiments, listing, runs, summary, uploads
+from web.simulations import access, commands, experiments, listing, runs, uploads
 from web.simulations.data_api import router as data_router
 from web.simulations.models import Simulation
 
@@ -181,29 +181,6 @@ class BulkOut(Schema):
     skipped: list[SkippedOut] = []
 
 
-def _out(sim: Simulation, fields: dict[str, Any]) -> dict[str, Any]:
-    """A simulation's row with its runs-table fields (runs.details)."""
-    return fields | {
-        "id": sim.id,
-        "experiment_id": sim.experiment_id,
-        "name": sim.name,
-        "owner": sim.owner_name,
-        "status": sim.status,
-        "epoch": sim.epoch,
-        "total_epochs": sim.total_epochs,
-        "progress": sim.progress,
-        "tags": sim.tags,
-        "message": sim.message,
-        "error": sim.error,
-        "created_at": sim.created_at,
-        "updated_at": sim.updated_at,
-        "started_at": sim.started_at,
-        "finished_at": sim.finished_at,
-        "config": sim.config,
-        "test_metrics": summary.test_metrics(sim.status, sim.message),
-    }
-
-
 @router.post("/experiments", response={201: CreatedOut})
 def create_experiment(
     request: HttpRequest,
@@ -256,9 +233,7 @@ def list_simulations(
     )
     qs = listing.search(request.auth, query)
     response["X-Total-Count"] = str(qs.count())
-    page = list(qs[filters.offset : filters.offset + filters.limit])
-    fields = runs.details([sim.id for sim in page])
-    return [_out(sim, fields.get(sim.id) or runs.nothing()) for sim in page]
+    return runs.items(list(qs[filters.offset : filters.offset + filters.limit]))
 
 
 # Before /simulations/{simulation_id}: "columns" is no simulation id.
@@ -305,7 +280,7 @@ def get_simulation(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, 
     """Status, progress, epoch, configuration, test metrics and error of one simulation, with
     its hyperparameters, metric summaries, health and duration."""
     sim = access.get_visible(request.auth, simulation_id)
-    return _out(sim, runs.details([sim.id]).get(sim.id) or runs.nothing())
+    return runs.items([sim])[0]
 
 
 def _send(request: HttpRequest, sim: Simulation, kind: str) -> CommandOut:

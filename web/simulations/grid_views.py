@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +17,7 @@ from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from web import assets
 from web.simulations import access, listing
 
 CHOOSER_EXPERIMENTS = 30  # the most recent ones; older experiments are reached from the list
@@ -51,14 +51,6 @@ def _scope(params: Any) -> Scope:
     if tag and ("\x00" in tag or len(tag) > MAX_TAG_LENGTH):
         return Scope(problem="That tag cannot exist (tags are at most 64 characters): pick one.")
     return Scope(tag=tag)
-
-
-def _assets() -> dict[str, str]:
-    try:
-        ours = version("nntracker")
-    except PackageNotFoundError:  # run from a source tree without `pip install -e .`
-        ours = "dev"
-    return {"plotly_version": version("plotly"), "asset_version": ours}
 
 
 def _experiments(user: Any) -> list[dict[str, Any]]:
@@ -98,7 +90,7 @@ def _title(user: Any, scope: Scope) -> str:
 def simulation_grid(request: HttpRequest) -> HttpResponse:
     """Grid views of an experiment's or a tag's runs; a chooser when neither is given."""
     scope = _scope(request.GET)
-    context: dict[str, Any] = {"scope": scope, **_assets()}
+    context: dict[str, Any] = {"scope": scope, **assets.versions()}
     if not scope.query:
         context |= {
             "experiments": _experiments(request.user),

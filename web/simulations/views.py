@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -14,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
+from web import assets
 from web.errors import Invalid, NotFound
 from web.simulations import access, listing, metrics, runs, summary, table, tensors
 from web.simulations.models import Simulation
@@ -33,14 +33,6 @@ def create_url() -> str | None:
     return CREATE_PATH
 
 
-def _assets() -> dict[str, str]:
-    try:
-        ours = version("nntracker")
-    except PackageNotFoundError:  # run from a source tree without `pip install -e .`
-        ours = "dev"
-    return {"plotly_version": version("plotly"), "asset_version": ours}
-
-
 def _experiment_name(request: HttpRequest, query: listing.Query) -> str:
     if not query.experiment:
         return ""
@@ -51,27 +43,6 @@ def _experiment_name(request: HttpRequest, query: listing.Query) -> str:
         .first()
     )
     return (sim.experiment.name or str(sim.experiment_id)[:8]) if sim and sim.experiment else ""
-
-
-def _items(sims: list[Simulation]) -> list[dict[str, Any]]:
-    """The API's list items of these runs (hyperparameters, metric summaries, health)."""
-    fields = runs.details([sim.id for sim in sims])
-    return [
-        fields.get(sim.id, {})
-        | {
-            "id": str(sim.id),
-            "name": sim.name,
-            "owner": sim.owner_name,
-            "status": sim.status,
-            "epoch": sim.epoch,
-            "total_epochs": sim.total_epochs,
-            "tags": sim.tags,
-            "message": sim.message,
-            "error": sim.error,
-            "created_at": sim.created_at,
-        }
-        for sim in sims
-    ]
 
 
 def _refused(request: HttpRequest, query: listing.Query) -> str:
@@ -120,7 +91,7 @@ def simulation_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(listing.search(request.user, query), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    items = _items(list(page.object_list))
+    items = runs.items(list(page.object_list))
     cols = _table_columns(request, query)
     chips = table.filter_chips(query.filters, request.GET, cols)
     context = {
@@ -142,7 +113,7 @@ def simulation_list(request: HttpRequest) -> HttpResponse:
         "total": f"{page.paginator.count:,}",
         "api_query": table.api_query(query),
         "create_url": create_url(),
-        **_assets(),
+        **assets.versions(),
         "experiment_name": _experiment_name(request, query),
         # New runs are inserted live where they belong: at the top of the newest-first page.
         "live_insert": page.number == 1 and query.sort == "-created" and not query.filters,
@@ -185,7 +156,7 @@ def simulation_overlay(request: HttpRequest) -> HttpResponse:
         "cut": max(0, len(ids) - MAX_OVERLAY),
         "max_runs": MAX_OVERLAY,
         "missing": len(wanted) - len(shown) + bad,
-        **_assets(),
+        **assets.versions(),
     }
     return render(request, "simulations/overlay.html", context)
 
@@ -248,7 +219,7 @@ def simulation_detail(request: HttpRequest, simulation_id: uuid.UUID) -> HttpRes
         "rows": rows[-TABLE_ROWS:],
         "rows_total": len(rows),
         "all_tags": listing.user_tags(request.user),
-        **_assets(),
+        **assets.versions(),
         "configured_extra": [
             m.get("metric", "")
             for m in ((sim.experiment.config if sim.experiment else {}) or {}).get("extra_metrics")
