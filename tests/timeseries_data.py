@@ -55,9 +55,12 @@ def kernel(epoch: int, shape: tuple[int, ...] = (64, 16)) -> np.ndarray:
     return np.random.default_rng(epoch).normal(size=shape).astype(np.float32)
 
 
-def _stats(values: np.ndarray, flags: list[str]) -> dict[str, Any]:
+def tensor_stats(
+    values: np.ndarray, flags: list[str], bins: int = 8, cosine_prev: float = 0.5
+) -> dict[str, Any]:
+    """The statistics a trainer reports with a tensor, computed from its values."""
     flat = values.astype(np.float64).ravel()
-    counts, edges = np.histogram(flat, bins=8)
+    counts, edges = np.histogram(flat, bins=bins)
     return {
         "mean": float(flat.mean()),
         "std": float(flat.std()),
@@ -66,7 +69,7 @@ def _stats(values: np.ndarray, flags: list[str]) -> dict[str, Any]:
         "norm": float(np.linalg.norm(flat)),
         "zero_fraction": float(np.mean(flat == 0)),
         "nonfinite": 0,
-        "cosine_prev": 0.5,
+        "cosine_prev": cosine_prev,
         "hist_counts": counts.tolist(),
         "hist_edges": edges.tolist(),
         "flags": flags,
@@ -87,7 +90,7 @@ def tensor_rows(
     `with_values` False: statistics only (activations)."""
     at = t0 + epoch * EPOCH_EVERY
     parts = split(encode_array(values), CHUNK_BYTES) if with_values else [b""]
-    stats = _stats(values, ["dead_units"] if kind == "activation" and epoch == 2 else [])
+    stats = tensor_stats(values, ["dead_units"] if kind == "activation" and epoch == 2 else [])
     return [
         (
             sim,

@@ -20,6 +20,7 @@ import pytest
 from django.db import connection
 
 from schemas.tensors import encode_array, split
+from tests.timeseries_data import tensor_stats
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 EPOCHS = 300
@@ -56,21 +57,8 @@ def _sim(owner: Any, **fields: Any) -> Any:
 
 
 def _stats(array: np.ndarray) -> dict[str, Any]:
-    flat = array.astype(np.float64).ravel()
-    counts, edges = np.histogram(flat, bins=32)
-    return {
-        "mean": float(flat.mean()),
-        "std": float(flat.std()),
-        "min": float(flat.min()),
-        "max": float(flat.max()),
-        "norm": float(np.linalg.norm(flat)),
-        "zero_fraction": float(np.mean(flat == 0)),
-        "nonfinite": 0,
-        "cosine_prev": 0.99,
-        "hist_counts": counts.tolist(),
-        "hist_edges": edges.tolist(),
-        "flags": ["dead_units"] if flat.max() <= 0 else [],
-    }
+    flags = ["dead_units"] if array.max() <= 0 else []
+    return tensor_stats(array, flags, bins=32, cosine_prev=0.99)
 
 
 def _rows(sim: Any, kind: str, variable: str, epoch: int, array: np.ndarray, values: bool) -> list:
