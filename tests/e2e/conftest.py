@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.stack import ROOT, UpProcess, running_stack, token_session
+from tests.e2e.stack import ROOT, UpProcess, launch_chromium, running_stack, token_session
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -42,3 +43,12 @@ def base(stack: UpProcess) -> str:
 def api(base: str, request: pytest.FixtureRequest) -> Any:
     """A REST session with a token of the module's USER."""
     return token_session(base, request.module.USER, request.module.PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per module."""
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        yield chromium
+        chromium.close()

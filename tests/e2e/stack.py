@@ -187,3 +187,34 @@ def start_up(home: Path, demo: bool = True) -> UpProcess:
 
     threading.Thread(target=pump, daemon=True).start()
     return up
+
+
+def started_run(api: Any, base: str, prefix: str) -> str:
+    """A demo run long enough to stay running through a test (its data under
+    test-artifacts/<prefix>-*); its id, once running."""
+    import json
+    import uuid
+
+    from tests.polling import until
+    from trainer.demo import write_demo
+
+    folder = ROOT / "test-artifacts" / f"{prefix}-{uuid.uuid4().hex[:6]}"
+    config, model, paths = write_demo(folder, total_epochs=400)
+    for role in ("train", "val", "test"):
+        config.pop(f"dataset_{role}", None)
+    files = {"model": ("model.json", json.dumps(model).encode())}
+    files |= {f"dataset_{r}": (f"{r}.npz", Path(p).read_bytes()) for r, p in paths.items()}
+    made = api.post(f"{base}/api/experiments", data={"config": json.dumps(config)}, files=files)
+    assert made.status_code == 201, made.text
+    sid = str(made.json()["simulations"][0])
+    status = lambda: api.get(f"{base}/api/simulations/{sid}").json()["status"]  # noqa: E731
+    until(lambda: status() == "running", 240, "the run to start")
+    return sid
+
+
+def watch(page: Any) -> list[str]:
+    """JavaScript errors of a page, collected as they happen."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    return problems

@@ -5,56 +5,18 @@ owner's list pages hear of it all the same)."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from schemas import lifecycle
-from tests.e2e.stack import ROOT, launch_chromium, log_in
-from tests.polling import until
+from tests.e2e.stack import ROOT, log_in, started_run, watch
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
 USER, PASSWORD = "deleting-user", "Quartz-Deleting-4711"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
-
-
-def started_run(api: requests.Session, base: str) -> str:
-    """A demo run long enough to stay running through the test; its id, once running."""
-    from trainer.demo import write_demo
-
-    folder = ARTIFACTS / f"delete-{uuid.uuid4().hex[:6]}"
-    config, model, paths = write_demo(folder, total_epochs=400)
-    for role in ("train", "val", "test"):
-        config.pop(f"dataset_{role}", None)
-    files = {"model": ("model.json", json.dumps(model).encode())}
-    files |= {f"dataset_{r}": (f"{r}.npz", open(p, "rb").read()) for r, p in paths.items()}  # noqa: SIM115
-    made = api.post(f"{base}/api/experiments", data={"config": json.dumps(config)}, files=files)
-    assert made.status_code == 201, made.text
-    sid = str(made.json()["simulations"][0])
-    status = lambda: api.get(f"{base}/api/simulations/{sid}").json()["status"]  # noqa: E731
-    until(lambda: status() == "running", 240, "the run to start")
-    return sid
-
-
-def watch(page: Page) -> list[str]:
-    """JavaScript errors of a page, collected as they happen."""
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    return problems
 
 
 def live(page: Page) -> None:
@@ -76,7 +38,7 @@ def buttons(page: Page) -> dict[str, bool]:
 def test_a_deleted_running_run_vanishes_from_every_open_page(
     api: requests.Session, base: str, browser: Browser
 ) -> None:
-    sid = started_run(api, base)
+    sid = started_run(api, base, "delete")
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     listing, run_page = context.new_page(), context.new_page()  # two tabs, one session
     problems = [watch(listing), watch(run_page)]

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests import polling
-from tests.e2e.stack import ROOT, launch_chromium, log_in
+from tests.e2e.stack import ROOT, log_in
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
@@ -83,14 +83,6 @@ def grid(api: requests.Session, base: str) -> dict[str, Any]:
     runs = polling.until(ended, 900, "the 8 runs of the grid to end", interval=3)
     assert all(r["status"] == "finished" for r in runs), [(r["name"], r["status"]) for r in runs]
     return {"experiment": experiment, "runs": runs}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,15 @@ import re
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.stack import ROOT, launch_chromium, log_in
+from tests.e2e.stack import ROOT, log_in, watch
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,14 +39,6 @@ REASON = re.compile(
     r"^epoch 1 \(validation\), layer 'intensity': input value 16 is not a valid index in "
     r"\[0, 16\) — raise the layer's input_dim"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 def experiment(train_samples: int) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
@@ -116,14 +107,6 @@ def until_failed(api: requests.Session, base: str, sid: str, timeout: float) -> 
         time.sleep(1)
     assert sim.get("status") == "failed", f"the run did not fail: {sim}"
     return sim
-
-
-def watch(page: Page) -> list[str]:
-    """JavaScript errors of a page, collected as they happen."""
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    return problems
 
 
 def assert_reads_as_failed(page: Page) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.stack import ROOT, UpProcess, token_session
+from tests.e2e.stack import ROOT, UpProcess, started_run, token_session
 from tests.polling import until
 
 pytestmark = pytest.mark.e2e
@@ -62,28 +62,11 @@ def answer(stack: UpProcess, command_id: str) -> dict[str, Any] | None:
     return None
 
 
-def started_run(api: requests.Session, base: str) -> str:
-    from trainer.demo import write_demo
-
-    folder = ROOT / "test-artifacts" / f"kcat-{uuid.uuid4().hex[:6]}"
-    config, model, paths = write_demo(folder, total_epochs=400)
-    for role in ("train", "val", "test"):
-        config.pop(f"dataset_{role}", None)
-    files = {"model": ("model.json", json.dumps(model).encode())}
-    files |= {f"dataset_{r}": (f"{r}.npz", open(p, "rb").read()) for r, p in paths.items()}  # noqa: SIM115
-    made = api.post(f"{base}/api/experiments", data={"config": json.dumps(config)}, files=files)
-    assert made.status_code == 201, made.text
-    sid = str(made.json()["simulations"][0])
-    status = lambda: api.get(f"{base}/api/simulations/{sid}").json()["status"]  # noqa: E731
-    until(lambda: status() == "running", 240, "the run to start")
-    return sid
-
-
 def test_kcat_pauses_and_resumes_by_the_docs_and_unsigned_or_foreign_commands_are_refused(
     stack: UpProcess, base: str, api: requests.Session
 ) -> None:
     token = api.headers["Authorization"].removeprefix("Bearer ")
-    sid = started_run(api, base)
+    sid = started_run(api, base, "kcat")
     state = lambda: api.get(f"{base}/api/simulations/{sid}").json()["status"]  # noqa: E731
 
     forged = str(uuid.uuid4())  # the old way: plain JSON naming the owner
