@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import Field, field_validator
 
 from schemas.common import Epoch, Event, utcnow
+from schemas.diagnosis import Diagnosis, Evidence
 
 
 class BatchPoint(Event):
@@ -30,6 +31,13 @@ class EpochEvent(Event):
     samples_per_s: float | None = None
     at: datetime = Field(default_factory=utcnow)
     batches: list[BatchPoint] = Field(default_factory=list)
+    evidence: Evidence | None = Field(
+        default=None, description="per-layer and loss-curve evidence (schemas/diagnosis.py)"
+    )
+    diagnoses: list[Diagnosis] | None = Field(
+        default=None,
+        description="the problems present at this epoch; [] healthy, null not diagnosed",
+    )
 
     @field_validator("metrics")
     @classmethod

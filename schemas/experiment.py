@@ -215,6 +215,27 @@ class CollectSpec(_Strict):
     probe_size: int = Field(default=64, ge=1, le=4096)
 
 
+StopProblem = Literal["nonfinite", "divergence", "dead_network"]
+
+
+class EarlyStopSpec(_Strict):
+    """Opt-in: stop a run once a fatal diagnosis has held for `patience` logged epochs.
+
+    The run keeps everything it recorded; its status becomes `stopped` with the reason, and
+    the epochs it did not run are reported as compute saved.
+    """
+
+    enabled: bool = False
+    on: list[StopProblem] = Field(
+        default_factory=lambda: ["nonfinite", "divergence", "dead_network"],
+        min_length=1,
+        description="fatal diagnoses that stop a run (schemas/diagnosis.py)",
+    )
+    patience: int = Field(
+        default=2, ge=1, le=1000, description="logged epochs in a row the diagnosis must hold"
+    )
+
+
 class ExperimentConfig(_Strict):
     """Appendix A of the seed report, validated: every error names its field."""
 
@@ -259,6 +280,18 @@ class ExperimentConfig(_Strict):
     gpu: bool = Field(
         default=False, description="Run on a GPU; a host without one refuses with a clear message"
     )
+    early_stop: EarlyStopSpec = Field(
+        default_factory=EarlyStopSpec,
+        description="stop runs with a fatal diagnosis early (off unless enabled)",
+    )
+
+    @field_validator("early_stop", mode="before")
+    @classmethod
+    def _early_stop_flag(cls, value: Any) -> Any:
+        """`early_stop: true` turns it on with the defaults; false or null leaves it off."""
+        if isinstance(value, bool) or value is None:
+            return {"enabled": bool(value)}
+        return value
 
     @field_validator("learning_rates", mode="before")
     @classmethod
