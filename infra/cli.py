@@ -73,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--status")
     ls.add_argument("--tag")
     ls.set_defaults(func=cmd_ls)
+    show = sub.add_parser(
+        "show", help="one simulation: state, and what is wrong with it (its diagnoses)"
+    )
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--all", action="store_true", help="past diagnoses too, not only active")
+    show.set_defaults(func=cmd_show)
+    alerts = sub.add_parser(
+        "alerts",
+        help="new diagnoses of your runs (--follow: keep printing them as they come)",
+        description="Print the diagnoses your runs got since --since (default: the last 24 "
+        "hours), newest last; with --follow, keep asking every --interval seconds and print "
+        "each new one once. Ctrl-C ends it.",
+    )
+    alerts.add_argument("--since", metavar="ISO", help="a time such as 2025-05-01T09:00Z")
+    alerts.add_argument("--follow", action="store_true", help="keep printing new ones")
+    alerts.add_argument("--interval", type=float, default=5.0, metavar="S", help="default 5")
+    alerts.set_defaults(func=cmd_alerts)
     for action, help_text in (
         ("pause", "freeze"),
         ("resume", "continue"),
@@ -384,14 +401,105 @@ def cmd_ls(args: argparse.Namespace, settings: StackSettings) -> int:
         else:
             print("no simulations yet: `nntracker submit` or `nntracker demo` creates some")
         return 0
-    print(f"{'ID':36}  {'STATUS':9}  {'EPOCH':>9}  NAME")
+    print(f"{'ID':36}  {'STATUS':9}  {'EPOCH':>9}  {'HEALTH':8}  NAME")
     for sim in items:
         tags = f"  [{', '.join(sim['tags'])}]" if sim.get("tags") else ""
+        verdict = (sim.get("health") or {}).get("verdict") or "-"
         print(
             f"{sim['id']:36}  {sim['status']:9}  {sim['epoch']:>4}/{sim['total_epochs']:<4}  "
-            f"{sim['name']}{tags}"
+            f"{verdict:8}  {sim['name']}{tags}"
         )
     return 0
+
+
+def diagnosis_lines(d: dict[str, Any]) -> list[str]:
+    """One diagnosis as the CLI prints it: severity, title and summary, then the fix."""
+    layers = f" (layers: {', '.join(d['layers'])})" if d.get("layers") else ""
+    since = f"since epoch {d['first_epoch']}" if d.get("first_epoch") is not None else ""
+    if d.get("active") is False:
+        since = f"epochs {d['first_epoch']}-{d.get('last_epoch', '?')}, no longer seen"
+    head = f"  {str(d.get('severity', '')).upper():7}  {d.get('title') or d.get('problem')}"
+    return [
+        f"{head}: {d.get('summary', '')}{layers}" + (f" [{since}]" if since else ""),
+        f"           try: {d.get('fix', '')}",
+    ]
+
+
+def cmd_show(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Print one run's state and its diagnoses (title, summary, fix)."""
+    [sid] = _ids([args.id])
+    sim = _client(settings).get(f"/api/simulations/{sid}")
+    print(f"{sim.get('name') or sid}\n  {progress.describe(sim)}")
+    health = (sim.get("health") or {}).get("verdict")
+    if health:
+        print(f"  health: {health}")
+    every = sim.get("diagnoses")
+    shown = [d for d in every or [] if args.all or d.get("active", True)]
+    if every is None or (not every and not health):
+        print("no diagnosis: the trainer sent none for this run (an older SDK, or no epoch yet)")
+    elif not shown:
+        print("no active diagnosis: nothing looks wrong with this run")
+    else:
+        print(f"diagnoses ({len(shown)}):")
+        for d in shown:
+            print("\n".join(diagnosis_lines(d)))
+    return 0
+
+
+def _since(text: str | None) -> str:
+    """--since as the API takes it (ISO 8601), default 24 hours ago."""
+    from datetime import UTC, datetime, timedelta
+
+    if not text:
+        return (datetime.now(UTC) - timedelta(hours=24)).isoformat()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InfraError(
+            f"--since: {text!r} is not a time; write it as ISO 8601, e.g. 2025-05-01T09:00Z"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+
+
+def alert_line(a: dict[str, Any]) -> str:
+    """One alert: when, which run, what, and what to try."""
+    run = a.get("name") or str(a.get("simulation_id", ""))[:8]
+    return (
+        f"{str(a.get('at', ''))[:19]}  {str(a.get('severity', '')).upper():7}  {run}: "
+        f"{a.get('title')} since epoch {a.get('first_epoch')} - {a.get('summary', '')}\n"
+        f"    try: {a.get('fix', '')}"
+    )
+
+
+def cmd_alerts(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Print new diagnoses of the user's runs; with --follow, poll /api/alerts for more."""
+    import time
+
+    if args.interval <= 0:
+        raise InfraError("--interval: must be more than 0 seconds")
+    client, since, seen = _client(settings), _since(args.since), set()
+    while True:
+        data = client.get("/api/alerts", since=since, limit=200)
+        items = data.get("items", data) if isinstance(data, dict) else data
+        for a in reversed(items or []):  # the API answers newest first; print oldest first
+            key = (a.get("simulation_id"), a.get("problem"), a.get("at"))
+            if key not in seen:
+                seen.add(key)
+                print(alert_line(a), flush=True)
+            since = max(since, str(a.get("at") or since), key=_instant)
+        if not args.follow:
+            if not seen:
+                print(f"no new diagnosis of your runs since {since[:19]}")
+            return 0
+        time.sleep(args.interval)
+
+
+def _instant(text: str) -> Any:
+    """An ISO time as a comparable instant (offsets differ between --since and the API)."""
+    from datetime import UTC, datetime
+
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def cmd_action(args: argparse.Namespace, settings: StackSettings) -> int:

@@ -1,6 +1,7 @@
 """Create the time-series tables: TimescaleDB hypertables when the extension is loadable,
 native range partitions with BRIN indexes otherwise; and the per-run summary tables, filled
-once from the rows already stored (store/summaries.py). Idempotent.
+once from the rows already stored (store/summaries.py), and the diagnosis tables
+(store/diagnoses.py: plain tables, the same in both forms). Idempotent.
 
 TimescaleDB is used only when the server can load it: installed is not enough, its library
 must be preloaded (`shared_preload_libraries`), or CREATE EXTENSION fails. A database whose

@@ -14,6 +14,7 @@ from schemas import storage
 from schemas.accounts import Limits
 from schemas.epochs import EpochEvent
 from schemas.resources import ResourceSample
+from schemas.status import EARLY_STOP_FILE, StatusEvent
 
 KILL = "kill"
 
@@ -140,6 +141,16 @@ def _exit_cause(
     if code < 0:  # Popen's returncode for a process ended by a signal
         return f"trainer process killed by signal {-code} ({_signal_name(-code)})"
     return f"trainer exited with code {code}; log: {run_dir / 'trainer.log'}"
+
+
+def early_stop_message(run_dir: Path) -> str | None:
+    """The message of the `stopped` event the trainer published when the experiment's
+    early-stop rule ended its run (trainer/earlystop.py), or None when it did not."""
+    try:
+        event = StatusEvent.model_validate_json((run_dir / EARLY_STOP_FILE).read_bytes())
+    except (OSError, ValueError):  # no file, or a torn one: a plain stop
+        return None
+    return event.message if event.early_stop is not None else None
 
 
 def _signal_name(number: int) -> str:

@@ -470,7 +470,10 @@ class Orchestrator:
                 reason = (
                     f"{reason}; killed: SIGTERM ignored for {grace:g} s (NNT_STOP_GRACE_SECONDS)"
                 )
-            if code == 0 and (done < total or overdue):
+            early = rules.early_stop_message(rd.path) if code == 0 and done < total else None
+            if early is not None:
+                state.state, state.reason = "stopped", early  # the trainer published this stop
+            elif code == 0 and (done < total or overdue):
                 state.state, state.reason = "stopped", reason or "stopped"
                 self.publisher.status(sid, "stopped", epoch=done, total_epochs=total,
                                       message=f"{state.reason}; resumes at epoch {done + 1}")  # fmt: skip

@@ -88,8 +88,18 @@ class TrendEvidence(Event):
     slope: float | None = Field(
         default=None, description="relative change of the loss per epoch, recent window"
     )
-    oscillation: float | None = Field(
-        default=None, description="share of sign changes between successive loss steps"
+    rising: float | None = Field(
+        default=None,
+        description="share of the loss's movement over recent epochs that went up: 0 falling "
+        "steadily, 1 rising steadily, around 0.5 swinging",
+    )
+    swing: float | None = Field(
+        default=None,
+        description="back-and-forth movement of the loss per epoch (total movement less the "
+        "net change) relative to its level, recent window",
+    )
+    turns: int | None = Field(
+        default=None, description="times the loss changed direction in the recent window"
     )
     val_loss: float | None = None
     gap: float | None = Field(

@@ -213,9 +213,14 @@ class CollectSpec(_Strict):
     )
     dtype: Literal["float32", "float16"] = "float32"
     probe_size: int = Field(default=64, ge=1, le=4096)
+    diagnose: bool = Field(
+        default=True,
+        description="compute evidence and diagnoses every logged epoch (docs/diagnosis.md)",
+    )
 
 
 StopProblem = Literal["nonfinite", "divergence", "dead_network"]
+STOP_PROBLEMS: tuple[StopProblem, ...] = ("nonfinite", "divergence", "dead_network")
 
 
 class EarlyStopSpec(_Strict):
@@ -227,7 +232,7 @@ class EarlyStopSpec(_Strict):
 
     enabled: bool = False
     on: list[StopProblem] = Field(
-        default_factory=lambda: ["nonfinite", "divergence", "dead_network"],
+        default_factory=lambda: list(STOP_PROBLEMS),
         min_length=1,
         description="fatal diagnoses that stop a run (schemas/diagnosis.py)",
     )

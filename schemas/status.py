@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from schemas.common import Epoch, Event, utcnow
+from schemas.diagnosis import Problem
 
 Status = Literal[
     "queued",
@@ -24,6 +25,20 @@ Status = Literal[
 ]
 TERMINAL: frozenset[str] = frozenset({"stopped", "finished", "failed", "deleted"})
 ACTIVE: frozenset[str] = frozenset({"queued", "starting", "running", "paused"})
+# In RUN_DIR: the `stopped` event a trainer published when the early-stop rule ended its run,
+# so the orchestrator records that stop instead of announcing a plain one of its own.
+EARLY_STOP_FILE = "early_stop.json"
+
+
+class EarlyStop(Event):
+    """Why the experiment's early-stop rule ended a run, and the epochs it did not run."""
+
+    problem: Problem
+    title: str = Field(max_length=200)
+    summary: str = Field(default="", max_length=500)
+    epoch: Epoch = Field(description="the last epoch trained")
+    total_epochs: int = Field(ge=0)
+    saved_epochs: int = Field(ge=0, description="total_epochs - epoch: the epochs not run")
 
 
 class StatusEvent(Event):
@@ -60,5 +75,9 @@ class StatusEvent(Event):
     notes: list[str] | None = Field(
         default=None,
         description="On an answered `check`: what was adapted (label encoding, scaling, ...)",
+    )
+    early_stop: EarlyStop | None = Field(
+        default=None,
+        description="On a `stopped` event of the early-stop rule: the diagnosis that ended it",
     )
     source: str = ""

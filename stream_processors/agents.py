@@ -31,7 +31,7 @@ from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader
-from store import summaries
+from store import diagnoses, summaries
 from stream_processors import aggregates, decoding, deletion, downsample, projection, rows
 from stream_processors.app import (
     SINK_TOPICS,
@@ -50,7 +50,7 @@ from stream_processors.app import (
     throttle,
 )
 from stream_processors.liveness import PartitionWatch, state_lines
-from stream_processors.outputs import dead_letter, dead_letters, send_live
+from stream_processors.outputs import DiagnosisLive, dead_letter, dead_letters, send_live
 from stream_processors.provenance import UNSIGNED, signature
 from stream_processors.sink import SinkError
 from stream_processors.throttle import live_point
@@ -64,6 +64,7 @@ BATCH = settings.nnt_stream_batch_size
 WITHIN = settings.nnt_stream_batch_within
 # Events stored (or skipped as deleted) per (topic, partition) since the last report.
 stored: Counter[tuple[str, int]] = Counter()
+diagnosis_live = DiagnosisLive()
 
 
 async def decode(
@@ -147,12 +148,19 @@ async def alive(conn: Conn, objs: list[T], sid: Callable[[T], uuid.UUID]) -> lis
 
 
 async def write_epochs(conn: Conn, events: list[EpochEvent]) -> list[EpochEvent]:
-    """Epoch metrics and raw batch points of a batch of epoch events, and their runs'
-    metric summaries."""
+    """Epoch metrics and raw batch points of a batch of epoch events, their runs' metric
+    summaries, evidence and diagnoses; the live updates of changed diagnoses are kept for
+    after COMMIT (diagnosis_live)."""
     events = await alive(conn, events, lambda e: e.simulation_id)
     await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_copy_text(events))
     await sink.copy(conn, rows.BATCH_METRIC, rows.batch_rows(events))
     await summarise(conn, summaries.MERGE_METRICS, rows.metric_summaries(events))
+    await sink.copy(conn, rows.EVIDENCE, rows.evidence_rows(events))
+    batch = rows.diagnosis_rows(events)
+    if batch.runs:
+        changed = diagnosis_live.changed(await diagnoses.merge(conn, batch.runs, batch.rows))
+        if changed:
+            diagnosis_live.hold(changed, await diagnoses.run_facts(conn, changed))
     return events
 
 
@@ -225,13 +233,16 @@ def _chunk_simulation(chunk: Chunk) -> uuid.UUID:
 
 @app.agent(epochs_topic, concurrency=1)
 async def persist_epochs(stream: StreamT) -> None:
-    """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, then throttled nnt.live points."""
+    """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, evidence and diagnoses, then
+    throttled nnt.live points and the `diagnosis` updates of changed active sets."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
         items = await decode(batch, decoding.json_event(EpochEvent), _simulation)
         written = await persist(items, write_epochs)
         for event in written:
             throttle.add(event.simulation_id, [live_point(event)])
         await flush_live()
+        for update in diagnosis_live.release({e.simulation_id for e in written}):
+            await send_live(update)
         await aggregates.contribute_events(written)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-from store import summaries
+from store import diagnoses, summaries
 from stream_processors.sink import one_line
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ TABLES = (
     "nnt_resource",
     "nnt_status_event",
     *summaries.TABLES,
+    *diagnoses.TABLES,
 )
 Conn = psycopg.AsyncConnection[tuple]
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
 
 from faust.types import EventT
 
 from schemas.codecs import dumps
 from schemas.live import LiveUpdate
+from store.diagnoses import verdict
 from stream_processors import deadletter
 from stream_processors.app import dead_letter_topic, live_topic
 
@@ -45,3 +50,62 @@ async def send_live(update: LiveUpdate) -> None:
     """Publish one live update keyed by its simulation or tag (best effort: never blocks a batch)."""
     key = str(update.simulation_id or update.tag or "").encode()
     await live_topic.send(key=key, value=dumps(update))
+
+
+# What makes two active sets the same for the pages: problem, severity and layers.
+Signature = tuple[tuple[str, str, tuple[str, ...]], ...]
+
+
+def signature(active: Iterable[dict[str, Any]]) -> Signature:
+    """The part of an active set whose change the pages are told of."""
+    return tuple(sorted((d["problem"], d["severity"], tuple(d["layers"])) for d in active))
+
+
+class DiagnosisLive:
+    """`diagnosis` live updates: one when a run's active set differs from the last one this
+    worker sent for it (and at its first diagnosed epoch). Held while the batch is written,
+    sent after COMMIT; a restarted worker, having forgotten, may send a set once more."""
+
+    def __init__(self, remember: int = 50_000) -> None:
+        self.remember = remember
+        self.sent: OrderedDict[uuid.UUID, Signature] = OrderedDict()
+        self.held: dict[uuid.UUID, tuple[Signature, LiveUpdate]] = {}
+
+    def changed(
+        self, sets: dict[uuid.UUID, list[dict[str, Any]]]
+    ) -> dict[uuid.UUID, list[dict[str, Any]]]:
+        """The runs among `sets` whose active set is not the last one sent."""
+        return {sid: a for sid, a in sets.items() if self.sent.get(sid) != signature(a)}
+
+    def hold(
+        self,
+        changed: dict[uuid.UUID, list[dict[str, Any]]],
+        facts: dict[uuid.UUID, tuple[str, str, list[str]]],
+    ) -> None:
+        """Keep each changed run's update until its batch is committed (a later attempt at
+        the same batch replaces it)."""
+        for sid, active in changed.items():
+            owner, status, flags = facts.get(sid, ("", "", []))
+            update = LiveUpdate(
+                kind="diagnosis",
+                simulation_id=sid,
+                owner=owner or None,
+                diagnoses=[{k: v for k, v in d.items() if k != "active"} for d in active],
+                health={"verdict": verdict(status, active), "flags": flags},
+            )
+            self.held[sid] = (signature(active), update)
+
+    def release(self, committed: Iterable[uuid.UUID]) -> list[LiveUpdate]:
+        """The held updates of runs whose events were committed, remembered as sent; those of
+        attempts that were not committed are dropped."""
+        out = []
+        for sid in committed:
+            if sid in self.held:
+                sig, update = self.held.pop(sid)
+                self.sent[sid] = sig
+                self.sent.move_to_end(sid)
+                out.append(update)
+        self.held.clear()
+        while len(self.sent) > self.remember:
+            self.sent.popitem(last=False)
+        return out

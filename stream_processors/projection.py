@@ -7,6 +7,10 @@ Out-of-order safe: a row changes only when the event is at least as recent as `s
 `deleted` is final: it applies whatever its time (a lagging clock cannot keep a run alive),
 and no later event moves a deleted row again. A `deleted` event never re-creates a row the
 web has already removed.
+
+A `stopped` event of the early-stop rule keeps its reason (and the stopped run's test metrics)
+in `early_stop`: the experiment's compute saved is counted from it. A later plain `stopped`
+(the orchestrator's) keeps it; any other status (a resume) clears it.
 """
 
 from __future__ import annotations
@@ -33,21 +37,23 @@ _SET = """
     updated_at = now(),
     started_at = COALESCE(s.started_at, %(started_at)s::timestamptz),
     finished_at = CASE WHEN %(terminal)s::boolean THEN COALESCE(%(finished_at)s::timestamptz, s.finished_at)
-                       ELSE NULL END
+                       ELSE NULL END,
+    early_stop = CASE WHEN %(status)s::text = 'stopped' THEN COALESCE(%(early_stop)s::jsonb, s.early_stop)
+                      ELSE %(early_stop)s::jsonb END
 """
 
 # Every parameter is cast where used: a reused placeholder must have one type.
 UPSERT = f"""
 INSERT INTO nnt_simulation AS s (
     id, experiment_id, owner_id, owner_name, name, status, epoch, total_epochs, message, error,
-    config, tags, status_at, started_at, finished_at)
+    config, tags, status_at, started_at, finished_at, early_stop)
 VALUES (
     %(id)s::uuid, (SELECT e.id FROM nnt_experiment e WHERE e.id = %(experiment_id)s::uuid),
     (SELECT u.id FROM auth_user u WHERE u.id = %(owner_id)s::int), %(owner)s::text,
     COALESCE(%(name)s::text, %(default_name)s::text), %(status)s::text, %(epoch)s::int, %(total_epochs)s::int, %(message)s::text,
     CASE WHEN %(status)s::text = 'failed' THEN %(error)s::text ELSE '' END,
     COALESCE(%(config)s::jsonb, '{{}}'::jsonb), COALESCE(%(tags)s::varchar(64)[], '{{}}'), %(at)s::timestamptz,
-    %(started_at)s::timestamptz, %(finished_at)s::timestamptz)
+    %(started_at)s::timestamptz, %(finished_at)s::timestamptz, %(early_stop)s::jsonb)
 ON CONFLICT (id) DO UPDATE SET {_SET}
 WHERE s.status_at <= %(at)s::timestamptz AND s.status <> 'deleted'
 RETURNING s.owner_name
@@ -78,7 +84,15 @@ def params(event: StatusEvent) -> dict[str, Any]:
         "started_at": event.at if event.status == "running" else None,
         "finished_at": event.at if terminal else None,
         "terminal": terminal,
+        "early_stop": early_stop(event),
     }
+
+
+def early_stop(event: StatusEvent) -> Jsonb | None:
+    """What `early_stop` keeps of an early-stopped run: the reason and its test metrics."""
+    if event.early_stop is None or event.status != "stopped":
+        return None
+    return Jsonb(event.early_stop.model_dump(mode="json") | {"test_metrics": event.metrics or {}})
 
 
 def failure_text(event: StatusEvent) -> str:

@@ -10,10 +10,12 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from schemas.diagnosis import Diagnosis
 from schemas.epochs import EpochEvent
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader
+from store.diagnoses import clean
 
 Row = tuple[Any, ...]
 
@@ -109,6 +111,11 @@ TAG_AGGREGATE = Table(
     ),
 )
 TAG_AGGREGATE_KEY = ("owner", "tag", "metric", "epoch")
+EVIDENCE = Table(
+    "nnt_epoch_evidence",
+    ("simulation_id", "epoch", "evidence", "at"),
+    ("uuid", "int4", "jsonb", "timestamptz"),
+)
 
 
 def epoch_rows(events: Iterable[EpochEvent]) -> list[Row]:
@@ -259,3 +266,60 @@ def resource_row(sample: ResourceSample) -> Row:
         sample.gpu_percent,
         sample.gpu_memory_bytes,
     )
+
+
+def evidence_rows(events: Iterable[EpochEvent]) -> list[Row]:
+    """One nnt_epoch_evidence row per epoch event that carries evidence."""
+    return [
+        (e.simulation_id, e.epoch, Jsonb(clean(e.evidence.model_dump(exclude_none=True))), e.at)
+        for e in events
+        if e.evidence is not None
+    ]
+
+
+@dataclass
+class Diagnosed:
+    """A batch's diagnoses folded per run, as store.diagnoses.merge takes them: each run's
+    latest diagnosed (epoch, at), and per (run, problem) the text of the latest epoch that
+    carried it with the least first epoch."""
+
+    runs: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+
+
+def _diagnosis_row(e: EpochEvent, d: Diagnosis, at: datetime) -> dict[str, Any]:
+    return clean(
+        d.model_dump(mode="json", exclude={"last_epoch"})
+        | {"simulation_id": str(e.simulation_id), "last_epoch": e.epoch, "last_at": at.isoformat()}
+    )
+
+
+def diagnosis_rows(events: Iterable[EpochEvent]) -> Diagnosed:
+    """The diagnoses of a batch's epoch events (those with `diagnoses` not None: `[]` is an
+    epoch diagnosed healthy), folded so that each key appears once (ON CONFLICT may touch a
+    row once per statement)."""
+    latest: dict[uuid.UUID, tuple[int, datetime]] = {}
+    rows: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+    for e in events:
+        if e.diagnoses is None:
+            continue
+        sid, key = e.simulation_id, (e.epoch, _instant(e.at))
+        if sid not in latest or key > latest[sid]:
+            latest[sid] = key
+        for d in e.diagnoses:
+            row = _diagnosis_row(e, d, key[1])
+            old = rows.get((sid, d.problem))
+            if old is None or key > (old["last_epoch"], old["_at"]):
+                first = (
+                    row["first_epoch"]
+                    if old is None
+                    else min(old["first_epoch"], row["first_epoch"])
+                )
+                rows[(sid, d.problem)] = row | {"first_epoch": first, "_at": key[1]}
+            else:
+                old["first_epoch"] = min(old["first_epoch"], row["first_epoch"])
+    runs = [
+        {"simulation_id": str(sid), "epoch": epoch, "at": at.isoformat()}
+        for sid, (epoch, at) in sorted(latest.items())
+    ]
+    return Diagnosed(runs, [{k: v for k, v in r.items() if k != "_at"} for r in rows.values()])

@@ -16,7 +16,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from infra import timeseries
+from schemas.diagnosis import FATAL, TITLES, Diagnosis, Evidence, LayerEvidence, TrendEvidence
+from schemas.epochs import EpochEvent
 from schemas.tensors import encode_array, split
+from store import diagnoses
 from stream_processors import rows
 from stream_processors.rows import Row, Table
 from stream_processors.sink import Sink
@@ -163,6 +166,62 @@ def write(url: str, tables: dict[Table, list[Row]]) -> dict[str, int]:
         return written
 
     return asyncio.run(go())
+
+
+def diagnosis(problem: str, first: int, last: int) -> Diagnosis:
+    """One diagnosis as the trainer reports it at epoch `last`, about layers dense and dense_1."""
+    return Diagnosis(
+        problem=problem,  # type: ignore[arg-type]
+        severity="fatal" if problem in FATAL else "warning",
+        title=TITLES[problem],
+        summary=f"{TITLES[problem]} since epoch {first}",
+        fix=f"what to do about {problem}",
+        layers=["dense", "dense_1"],
+        first_epoch=first,
+        last_epoch=last,
+        evidence={"ratio": 1e-6 * last},
+    )
+
+
+def diagnosed_epoch(
+    sim: uuid.UUID, epoch: int, problems: list[str] | None, t0: datetime = T0
+) -> EpochEvent:
+    """Logged epoch `epoch` with two layers' evidence and the diagnoses of `problems` (each
+    first seen at epoch 1; None: not diagnosed)."""
+    evidence = Evidence(
+        epoch=epoch,
+        layers=[
+            LayerEvidence(layer_index=i, layer_name=name, activation="relu", grad_norm=i + epoch)
+            for i, name in enumerate(("dense", "dense_1"))
+        ],
+        trend=TrendEvidence(loss=2.0 / epoch, first_loss=2.0, nonfinite=["loss"] * (epoch > 9)),
+    )
+    found = None if problems is None else [diagnosis(p, 1, epoch) for p in problems]
+    return EpochEvent(
+        simulation_id=sim, epoch=epoch, total_epochs=EPOCHS, metrics={"loss": 2.0 / epoch},
+        at=t0 + epoch * EPOCH_EVERY, evidence=evidence, diagnoses=found,
+    )  # fmt: skip
+
+
+def write_diagnosed(url: str, *batches: list[EpochEvent]) -> None:
+    """The evidence and diagnoses of epoch events, each batch merged in its own transaction
+    as the stream workers merge them (stream_processors.agents.write_epochs)."""
+
+    async def go() -> None:
+        sink = Sink(url)
+        try:
+            for events in batches:
+
+                async def work(conn: psycopg.AsyncConnection[tuple]) -> None:
+                    await sink.copy(conn, rows.EVIDENCE, rows.evidence_rows(events))  # noqa: B023
+                    batch = rows.diagnosis_rows(events)  # noqa: B023 - awaited at once
+                    await diagnoses.merge(conn, batch.runs, batch.rows)
+
+                await sink.run(work)
+        finally:
+            await sink.close()
+
+    asyncio.run(go())
 
 
 def as_json(value: Any) -> Any:

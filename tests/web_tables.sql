@@ -30,5 +30,6 @@ CREATE TABLE IF NOT EXISTS nnt_simulation (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     status_at     timestamptz NOT NULL DEFAULT now(),
     started_at    timestamptz NULL,
-    finished_at   timestamptz NULL
+    finished_at   timestamptz NULL,
+    early_stop    jsonb NULL
 );

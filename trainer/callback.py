@@ -12,11 +12,13 @@ import keras
 import numpy as np
 
 from schemas import topics
+from schemas.diagnosis import Diagnosis
 from schemas.epochs import EpochEvent
 from schemas.experiment import CollectSpec
 from schemas.status import Status, StatusEvent
 from schemas.tensors import Kind, TensorHeader, TensorStats
 from trainer import probes, stats
+from trainer.diagnosis.watch import Watch
 from trainer.errors import ConfigError
 from trainer.publisher import KafkaPublisher, Publisher, key_of, send_event
 from trainer.reporting import tensor_messages
@@ -98,6 +100,13 @@ class TrackerCallback(keras.callbacks.Callback):
         self._activations: probes.ActivationProbe | None = None
         self._probe_broken = False
         self._probe_warned = False
+        self._outbox: list[
+            tuple[int, probes.Variable, Kind, np.ndarray | None, TensorStats, bool]
+        ] = []
+        # Evidence and diagnoses of every logged epoch (trainer.diagnosis); `diagnoses` holds
+        # the problems active after the latest one (trainer.earlystop reads it).
+        self.watch = Watch(total_epochs=self.total_epochs) if self.collect.diagnose else None
+        self.diagnoses: list[Diagnosis] = []
 
     # Keras hooks -----------------------------------------------------------------------
 
@@ -107,6 +116,10 @@ class TrackerCallback(keras.callbacks.Callback):
         if self.probe is None and (self.collect.gradients or self.collect.activations):
             self._fallback_probe()
         self.total_epochs = self.total_epochs or int(self.params.get("epochs") or 0)
+        if self.watch is not None:  # the weights before training: growth and updates start here
+            for var in probes.owners(self.model, trainable_only=True):
+                if kind_of(var.path) == "kernel":
+                    self.watch.initial(var.layer_name, keras.ops.convert_to_numpy(var.value))
         if self.announce:
             self.status("running", self.completed)
 
@@ -134,6 +147,8 @@ class TrackerCallback(keras.callbacks.Callback):
             return
         self.completed = epoch + 1
         self._last = (dict(logs or {}), elapsed, self._batches)
+        if self.watch is not None:
+            self.watch.epoch_end(_scalars(self._last[0]))
         if self.completed % self.epoch_period == 0 or self.completed >= self.total_epochs:
             self.report(self.completed, *self._last)
 
@@ -185,15 +200,27 @@ class TrackerCallback(keras.callbacks.Callback):
         send_event(self.publisher, topics.STATUS, self.simulation_id, event)
 
     def report(self, epoch: int, logs: dict[str, Any], elapsed: float, batches: int) -> None:
-        """Publish the epoch's metrics, a progress status and the network's tensors."""
+        """Publish the epoch's metrics and diagnoses, a progress status and the network's
+        tensors (computed first: the diagnoses read them, and ride on the epoch event)."""
+        rate = current_learning_rate(self.model)
+        self.publish_tensors(epoch)
+        evidence, diagnoses = None, None
+        if self.watch is not None:
+            evidence, diagnoses = self.watch.diagnose(
+                self.model, epoch, rate, self.probe, self.total_epochs
+            )
+            self.diagnoses = diagnoses if diagnoses is not None else self.diagnoses
+            self._flag_tensors(diagnoses or [])
         event = EpochEvent(
             simulation_id=self.simulation_id,
             epoch=epoch,
             total_epochs=self.total_epochs,
             metrics=_scalars(logs),
-            learning_rate=current_learning_rate(self.model),
+            learning_rate=rate,
             epoch_time_s=elapsed,
             samples_per_s=self._throughput(elapsed, batches),
+            evidence=evidence,
+            diagnoses=diagnoses,
         )
         send_event(self.publisher, topics.EPOCHS, self.simulation_id, event)
         self.status("running", epoch)
@@ -204,7 +231,7 @@ class TrackerCallback(keras.callbacks.Callback):
             self.total_epochs,
             " ".join(f"{k}={v:.4g}" for k, v in event.points().items()),
         )
-        self.publish_tensors(epoch)
+        self._flush_tensors()
         self.logged = epoch
 
     def _throughput(self, elapsed: float, batches: int) -> float | None:
@@ -221,14 +248,20 @@ class TrackerCallback(keras.callbacks.Callback):
         return (epoch // self.epoch_period) % self.collect.full_tensor_period == 0
 
     def publish_tensors(self, epoch: int) -> None:
-        """Weights and biases, then gradients and activations on the probe batch."""
+        """Weights and biases, then gradients and activations on the probe batch: computed
+        now, queued, sent by `_flush_tensors` after the epoch event."""
         full = self.full_tensors(epoch)
         for var in probes.owners(self.model, trainable_only=False):
             kind = kind_of(var.path)
             wanted = self.collect.biases if kind == "bias" else self.collect.weights
-            if wanted and self._wanted(var.layer_name):
+            if (wanted and self._wanted(var.layer_name)) or (
+                self.watch is not None and kind == "kernel"
+            ):
                 array = keras.ops.convert_to_numpy(var.value)
-                self._send(epoch, var, kind, array, stats.tensor_stats(array), full)
+                if self.watch is not None and kind == "kernel":
+                    self.watch.kernel(var.layer_index, var.layer_name, array)
+                if wanted and self._wanted(var.layer_name):
+                    self._send(epoch, var, kind, array, stats.tensor_stats(array), full)
         if self.probe is not None and not self._probe_broken:
             try:
                 self._publish_probe(epoch, full)
@@ -243,24 +276,51 @@ class TrackerCallback(keras.callbacks.Callback):
         x, y = self.probe  # type: ignore[misc]
         if self.collect.gradients:
             for var, grad in probes.probe_gradients(self.model, x, y):
+                if self.watch is not None and kind_of(var.path) == "kernel":
+                    self.watch.gradient(var.layer_name, grad)
                 if self._wanted(var.layer_name):
                     st = stats.tensor_stats(grad, self._prev_grads.get(var.path))
-                    st.flags += stats.gradient_flags(st)
                     self._prev_grads[var.path] = grad
                     self._send(epoch, var, "gradient", grad, st, full)
         if self.collect.activations:
             self._activations = self._activations or probes.ActivationProbe(self.model)
             for index, name, act in self._activations(x):
+                if self.watch is not None:
+                    self.watch.output(index, name, act)
                 if self._wanted(name):
                     st = stats.tensor_stats(act)
-                    st.flags += stats.activation_flags(act)
                     var = probes.Variable(index, name, f"{name}/output", None)
                     self._send(epoch, var, "activation", None, st, False)
+
+    def _flag_tensors(self, diagnoses: list[Diagnosis]) -> None:
+        """Mark the gradients and activations of the layers a diagnosis names with its
+        problem, so the graphs show where it is."""
+        named = {(layer, d.problem) for d in diagnoses for layer in d.layers}
+        for _, var, kind, _, st, _ in self._outbox:
+            if kind in ("gradient", "activation"):
+                st.flags += [p for layer, p in sorted(named) if layer == var.layer_name]
+
+    def _flush_tensors(self) -> None:
+        """Send the tensors queued for this epoch."""
+        outbox, self._outbox = self._outbox, []
+        for message in outbox:
+            self._publish(*message)
 
     def _wanted(self, layer_name: str) -> bool:
         return self.collect.layers is None or layer_name in self.collect.layers
 
     def _send(
+        self,
+        epoch: int,
+        var: probes.Variable,
+        kind: Kind,
+        array: np.ndarray | None,
+        st: TensorStats,
+        full: bool,
+    ) -> None:
+        self._outbox.append((epoch, var, kind, array, st, full))
+
+    def _publish(
         self,
         epoch: int,
         var: probes.Variable,

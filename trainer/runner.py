@@ -11,14 +11,16 @@ from types import FrameType
 from typing import Any
 
 import keras
+import numpy as np
 from pydantic import ValidationError
 
 from schemas import topics
 from schemas.kafkaauth import KafkaSecurityError
 from schemas.run import RUN_SPEC_FILE, RunSpec
-from schemas.status import Status, StatusEvent
+from schemas.status import EARLY_STOP_FILE, EarlyStop, Status, StatusEvent
 from trainer import checkpoints
 from trainer.callback import TrackerCallback
+from trainer.earlystop import EarlyStopper, message
 from trainer.errors import SpecError
 from trainer.failure import summarise
 from trainer.preparation import Prepared, prepare, probe_batch
@@ -159,6 +161,7 @@ class Run:
         self.callbacks = list(callbacks or [])
         self.stopper = Stopper(rewind=self._rewind)
         self.tracker: TrackerCallback | None = None
+        self.early: EarlyStopper | None = None
         self.model: keras.Model | None = None
         self.progress = Progress()
         self.stage = "before training"  # then "training", then "test evaluation"
@@ -170,8 +173,9 @@ class Run:
         message: str = "",
         metrics: dict[str, float] | None = None,
         detail: str | None = None,
-    ) -> None:
-        """Publish one status event of this run."""
+        early_stop: EarlyStop | None = None,
+    ) -> StatusEvent:
+        """Publish one status event of this run; returns it."""
         spec = self.spec
         event = StatusEvent(
             simulation_id=spec.simulation_id,
@@ -186,13 +190,17 @@ class Run:
             tags=spec.plan.tags,
             metrics=metrics,
             detail=detail,
+            early_stop=early_stop,
             source="trainer",
         )
         send_event(self.publisher, topics.STATUS, spec.simulation_id, event)
+        return event
 
     def execute(self) -> int:
         """Train to the end; 0 when finished or stopped on request, 1 on failure."""
         previous = self.stopper.install()
+        # A resumed early-stopped run trains on: its old stop must not describe this one.
+        (self.run_dir / EARLY_STOP_FILE).unlink(missing_ok=True)
         self.status("running", checkpoints.latest_epoch(self.run_dir))
         try:
             return self._train()
@@ -233,6 +241,10 @@ class Run:
         if done < config.total_epochs and not self.stopper.requested:
             self.stage = "training"
             self._fit(prepared, done)
+        note = self.early.note(config.total_epochs) if self.early else None
+        if note is not None and self.tracker.completed < config.total_epochs:
+            self._stop_early(prepared, note)
+            return 0
         if self.stopper.requested and self.tracker.completed < config.total_epochs:
             # The checkpoint of the last complete epoch is already on disk (Checkpointer).
             self.status(
@@ -275,6 +287,8 @@ class Run:
     def _fit(self, prepared: Prepared, done: int) -> None:
         assert self.tracker is not None
         val = prepared.val
+        early = self.spec.config.early_stop
+        self.early = EarlyStopper(self.tracker, early) if early.enabled else None
         prepared.model.fit(
             prepared.train.x,
             prepared.train.y,
@@ -287,10 +301,39 @@ class Run:
                 self.stopper,
                 self.progress,
                 self.tracker,
+                *([self.early] if self.early else []),  # reads what the tracker just found
                 Checkpointer(self.run_dir, self.tracker),
                 *self.callbacks,
             ],
         )
+
+    def _stop_early(self, prepared: Prepared, note: EarlyStop) -> None:
+        """End the run `stopped` with its diagnosis; its data and checkpoints stay.
+
+        The test set is still evaluated when the weights are finite (cheap, and it says how
+        bad the run got); a diverged network's NaN weights would only give NaN metrics.
+        """
+        self.stage = "test evaluation"
+        metrics = self._stopped_metrics(prepared) if finite(self.model) else {}
+        event = self.status("stopped", note.epoch, message(note), metrics or None, early_stop=note)
+        # The orchestrator reads it when the trainer exits, and keeps this stop's message.
+        tmp = self.run_dir / f".{EARLY_STOP_FILE}.tmp"
+        tmp.write_text(event.model_dump_json())
+        tmp.replace(self.run_dir / EARLY_STOP_FILE)
+        log.info("simulation %s: %s", self.spec.simulation_id, event.message)
+
+    def _stopped_metrics(self, prepared: Prepared) -> dict[str, float]:
+        """Test metrics of a stopped run; {} when they cannot be had (the stop still holds)."""
+        try:
+            metrics = self._evaluate(prepared)
+        except Exception:  # noqa: BLE001 - a stopped run must not turn into a failed one
+            log.warning(
+                "simulation %s: test evaluation of the early-stopped run failed",
+                self.spec.simulation_id,
+                exc_info=True,
+            )
+            return {}
+        return {k: v for k, v in metrics.items() if np.isfinite(v)}
 
     def _rewind(self) -> None:
         """Back to the last epoch-boundary checkpoint: a stopped epoch's batches are dropped."""
@@ -324,6 +367,11 @@ class Run:
         if mappings:
             (self.run_dir / "label_mappings.json").write_text(json.dumps(mappings, indent=2))
             log.info("simulation %s: nominal codes %s", self.spec.simulation_id, mappings)
+
+
+def finite(model: keras.Model | None) -> bool:
+    """Whether every weight of the model is a finite number."""
+    return model is not None and all(np.isfinite(w).all() for w in model.get_weights())
 
 
 def run(run_dir: Path, publisher: Publisher | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Summary statistics, histograms and health flags of one tensor (pure NumPy)."""
+"""Summary statistics, histograms and the non-finite flag of one tensor (pure NumPy)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import numpy as np
 from schemas.tensors import TensorStats
 
 HIST_BINS = 32
-# Thresholds for health flags; a gradient norm outside them is worth a look, not an error.
-VANISHING_NORM = 1e-7
-EXPLODING_NORM = 1e3
-DEAD_UNITS_FRACTION = 0.5
+# Health flags beyond `nonfinite` come from the run's diagnoses (trainer.diagnosis): the
+# callback marks the tensors of the layers a diagnosis names with its problem.
 
 
 def _f(value: float) -> float | None:
@@ -49,29 +47,3 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float | None:
     if denom == 0 or not math.isfinite(denom):
         return None
     return _f(float(np.dot(a, b)) / denom)
-
-
-def gradient_flags(stats: TensorStats) -> list[str]:
-    """Vanishing or exploding gradient flags from a gradient's norm."""
-    if stats.norm is None:
-        return []
-    if stats.norm < VANISHING_NORM:
-        return ["vanishing_gradient"]
-    if stats.norm > EXPLODING_NORM:
-        return ["exploding_gradient"]
-    return []
-
-
-def dead_fraction(activation: np.ndarray) -> float | None:
-    """Fraction of units (last axis) that output exactly zero for every probe sample."""
-    act = np.asarray(activation)
-    if act.ndim < 2 or act.shape[-1] == 0:
-        return None
-    units = act.reshape(-1, act.shape[-1])
-    return float(np.mean(np.all(units == 0, axis=0)))
-
-
-def activation_flags(activation: np.ndarray) -> list[str]:
-    """`dead_units` when at least half of a layer's units never fire on the probe batch."""
-    fraction = dead_fraction(activation)
-    return ["dead_units"] if fraction is not None and fraction >= DEAD_UNITS_FRACTION else []

@@ -10,6 +10,7 @@ from web.console.api import router as console_router
 from web.experiments.api import router as experiment_form_router
 from web.simulations.api import router as simulations_router
 from web.simulations.batch_api import router as batch_router
+from web.simulations.diagnoses_api import router as diagnoses_router
 from web.simulations.sdk_api import router as sdk_router
 
 # Swagger UI's files come from the installed django-ninja ("ninja" in INSTALLED_APPS), and its
@@ -23,6 +24,7 @@ api = NinjaAPI(
 api.add_router("/", accounts_router)
 api.add_router("/", simulations_router)
 api.add_router("/", batch_router)
+api.add_router("/", diagnoses_router)
 api.add_router("/", sdk_router)
 api.add_router("/", experiment_form_router)
 api.add_router("/admin", console_router)

@@ -124,6 +124,45 @@ CREATE TABLE IF NOT EXISTS nnt_run_health (
     nonfinite_metric boolean NOT NULL DEFAULT false
 );
 
+-- Diagnoses (store/diagnoses.py), kept by the stream workers with the epochs that carry
+-- them. diagnosed_epoch/_at: the latest epoch whose event carried diagnoses (NULL: never
+-- diagnosed, e.g. an old SDK), which decides which diagnoses are active.
+ALTER TABLE nnt_run_health ADD COLUMN IF NOT EXISTS diagnosed_epoch integer;
+ALTER TABLE nnt_run_health ADD COLUMN IF NOT EXISTS diagnosed_at timestamptz;
+
+-- One row per run and problem ever reported: the latest epoch's text and layers, the first
+-- and last epoch seen, active while the run's latest diagnosed epoch carries it.
+-- reported_at: when the row was created (GET /api/alerts), to the millisecond, as JSON
+-- carries it (a client passes it back as `since`); at: when the row last changed.
+CREATE TABLE IF NOT EXISTS nnt_run_diagnosis (
+    simulation_id uuid        NOT NULL,
+    problem       text        NOT NULL,
+    severity      text        NOT NULL,
+    title         text        NOT NULL,
+    summary       text        NOT NULL DEFAULT '',
+    fix           text        NOT NULL DEFAULT '',
+    layers        text[]      NOT NULL DEFAULT '{}',
+    first_epoch   integer     NOT NULL,
+    last_epoch    integer     NOT NULL,
+    last_at       timestamptz NOT NULL,
+    evidence      jsonb       NOT NULL DEFAULT '{}',
+    active        boolean     NOT NULL DEFAULT true,
+    reported_at   timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now()),
+    at            timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (simulation_id, problem)
+);
+CREATE INDEX IF NOT EXISTS nnt_run_diagnosis_reported ON nnt_run_diagnosis (reported_at);
+
+-- Each logged epoch's evidence (schemas.diagnosis.Evidence, nulls left out): a few kB per
+-- epoch, read one run at a time, so a plain table keyed like the other series.
+CREATE TABLE IF NOT EXISTS nnt_epoch_evidence (
+    simulation_id uuid        NOT NULL,
+    epoch         integer     NOT NULL,
+    evidence      jsonb       NOT NULL,
+    at            timestamptz NOT NULL,
+    PRIMARY KEY (simulation_id, epoch, at)
+);
+
 -- Tensor payloads are zstd-compressed by the trainer: storing them EXTERNAL (out of line,
 -- never pglz'd) saves the futile second compression attempt on every write and read.
 -- Applied to partitions by infra.timeseries after they exist (TimescaleDB's chunks inherit

@@ -1,5 +1,5 @@
 """REST endpoints of accounts: register, exchange a username and password for a token, list and
-revoke tokens, change one's username or password.
+revoke tokens, change one's username or password, choose one's diagnosis alerts.
 
 Validation and throttles are the account pages' own forms (web.accounts.forms)."""
 
@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from schemas import auth
-from web.accounts import keys, throttle
+from web.accounts import alerts, keys, throttle
 from web.accounts.auth import API_AUTH
 from web.accounts.forms import (
     RegisterForm,
@@ -224,3 +224,33 @@ def rotate_command_key(request: HttpRequest) -> dict[str, Any]:
     """Revoke your command key and get a new one."""
     keys.rotate(request.auth)
     return _command_key(request.auth)
+
+
+class AlertsIn(Schema):
+    """Which new diagnoses of one's runs to announce."""
+
+    diagnoses: str
+
+
+class AlertsOut(Schema):
+    """The diagnosis alert level: off, fatal (NaN, divergence, dead network) or all."""
+
+    diagnoses: str
+
+
+@router.get("/accounts/me/alerts", response=AlertsOut, auth=API_AUTH)
+def get_alerts(request: HttpRequest) -> dict[str, str]:
+    """Your diagnosis alert level (default off)."""
+    return {"diagnoses": alerts.preference(request.auth)}
+
+
+@router.put("/accounts/me/alerts", response=AlertsOut, auth=API_AUTH)
+def set_alerts(request: HttpRequest, body: AlertsIn) -> dict[str, str]:
+    """Choose which new diagnoses of your runs are announced on the pages (GET /api/alerts
+    lists them whatever the level)."""
+    if body.diagnoses not in alerts.LEVELS:
+        raise Invalid(
+            "invalid alert level",
+            {"diagnoses": f"one of {', '.join(alerts.LEVELS)}, not {body.diagnoses[:20]!r}"},
+        )
+    return {"diagnoses": alerts.set_preference(request.auth, body.diagnoses)}

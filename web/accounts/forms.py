@@ -13,6 +13,7 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, Us
 from django.db import transaction
 
 from web.accounts import throttle
+from web.accounts.models import ALERT_CHOICES
 
 THROTTLED = "throttled"
 
@@ -148,4 +149,16 @@ class TokenForm(forms.Form):
         max_length=100,
         required=False,
         widget=forms.TextInput(attrs={"placeholder": "e.g. laptop script"}),
+    )
+
+
+class AlertForm(forms.Form):
+    """Which new diagnoses of one's runs show as a toast and a desktop notification."""
+
+    diagnoses = forms.ChoiceField(
+        label="Diagnosis alerts",
+        choices=ALERT_CHOICES,
+        widget=forms.RadioSelect,
+        help_text="Shown on any page of NN Tracker while it is open, and as a desktop "
+        "notification if your browser allows it.",
     )

@@ -119,3 +119,26 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ip} {self.at}"
+
+
+ALERT_CHOICES = [
+    ("off", "Off"),
+    ("fatal", "Fatal only (NaN, diverging loss, dead network)"),
+    ("all", "All diagnoses"),
+]
+
+
+class AlertPreference(models.Model):
+    """Which new diagnoses of a user's runs are announced on every page (web.live alerts)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_preference"
+    )
+    diagnoses = models.CharField(max_length=8, choices=ALERT_CHOICES, default="off")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "nnt_alert_preference"
+
+    def __str__(self) -> str:
+        return f"diagnosis alerts {self.diagnoses} of {self.user}"

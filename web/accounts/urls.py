@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views.account, name="account"),
     path("username/", views.change_username, name="change_username"),
     path("password/", views.change_password, name="change_password"),
+    path("alerts/", views.change_alerts, name="change_alerts"),
     path("tokens/", views.create_token, name="create_token"),
     path("tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke_token"),
 ]

@@ -10,8 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from web.accounts import throttle
+from web.accounts import alerts, throttle
 from web.accounts.forms import (
+    AlertForm,
     RegisterForm,
     ThrottledLoginForm,
     ThrottledPasswordChangeForm,
@@ -52,6 +53,7 @@ def _account_page(request: HttpRequest, **forms: object) -> HttpResponse:
         "password_form": ThrottledPasswordChangeForm(request.user),
         "token_form": TokenForm(),
         "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        "alert_form": AlertForm(initial={"diagnoses": alerts.preference(request.user)}),
     }
     context.update(forms)
     status = 400 if any(getattr(f, "errors", None) for f in forms.values()) else 200
@@ -60,7 +62,7 @@ def _account_page(request: HttpRequest, **forms: object) -> HttpResponse:
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
-    """Account settings: username, password and API tokens."""
+    """Account settings: username, password, diagnosis alerts and API tokens."""
     return _account_page(request)
 
 
@@ -88,6 +90,20 @@ def change_password(request: HttpRequest) -> HttpResponse:
     user = form.save()
     update_session_auth_hash(request, user)
     messages.success(request, "Your password was changed.")
+    return redirect("account")
+
+
+@login_required
+def change_alerts(request: HttpRequest) -> HttpResponse:
+    """Choose which new diagnoses of one's runs are announced (off, fatal only, all)."""
+    if request.method != "POST":
+        return redirect("account")
+    form = AlertForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, alert_form=form)
+    level = alerts.set_preference(request.user, form.cleaned_data["diagnoses"])
+    text = dict(AlertForm.base_fields["diagnoses"].choices)[level]
+    messages.success(request, f"Diagnosis alerts: {text.lower()}.")
     return redirect("account")
 
 

@@ -128,6 +128,14 @@ def _collect(data: FormData) -> dict[str, Any]:
     return out
 
 
+def _early_stop(data: FormData) -> dict[str, Any]:
+    """The "Stop runs early on a fatal diagnosis" checkbox and its patience (when on)."""
+    if data.get("early_stop") not in ("on", "true", "1"):
+        return {"enabled": False}
+    patience = _text(data, "early_stop_patience")
+    return {"enabled": True, **({"patience": patience} if patience else {})}
+
+
 def from_form(data: FormData) -> Parsed:
     """Build the appendix-A dict from the form fields (blank optional fields are left out)."""
     parsed = Parsed(raw={})
@@ -145,6 +153,7 @@ def from_form(data: FormData) -> Parsed:
     raw["tags"] = _split(_text(data, "tags"))
     _rows(data, parsed)
     raw["collect"] = _collect(data)
+    raw["early_stop"] = _early_stop(data)
     return parsed
 
 
@@ -174,6 +183,8 @@ def form_errors(errors: dict[str, str], json_mode: bool = False) -> dict[str, st
             key = head
         elif head == "collect" and rest:
             key = f"collect_{rest[0]}"
+        elif head == "early_stop":
+            key = "early_stop_patience" if rest[:1] == ["patience"] else "early_stop"
         elif head in ROWS and rest and rest[0].isdigit():
             key = f"{head}.{rest[0]}"
         elif head == "learning_rates" and rest and rest[0].isdigit():

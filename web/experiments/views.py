@@ -25,6 +25,7 @@ SIMPLE = (
     "tags",
     *(f"dataset_{ds}_url" for ds in form.DATASETS),
     *(f"collect_{k}" for k in ("layers", "full_tensor_period", "probe_size", "dtype")),
+    "early_stop_patience",
 )
 
 
@@ -47,6 +48,8 @@ def _initial() -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]], list[s
         values[f"collect_{key}"] = "" if value is None else value
     for flag in form.COLLECT_FLAGS:
         values[f"collect_{flag}"] = d["collect"][flag]
+    values["early_stop"] = d["early_stop"]["enabled"]
+    values["early_stop_patience"] = d["early_stop"]["patience"]
     rows = {
         "optimizers": [(o["optimizer"], "") for o in d["optimizers"]],
         "loss_functions": [(x["loss_function"], "") for x in d["loss_functions"]],
@@ -59,6 +62,7 @@ def _posted(request: HttpRequest) -> dict[str, Any]:
     values: dict[str, Any] = {k: request.POST.get(k, "") for k in SIMPLE}
     for flag in form.COLLECT_FLAGS:
         values[f"collect_{flag}"] = request.POST.get(f"collect_{flag}") in ("on", "true", "1")
+    values["early_stop"] = request.POST.get("early_stop") in ("on", "true", "1")
     values["config_json"] = request.POST.get("config_json", "")
     return values
 

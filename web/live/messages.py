@@ -32,6 +32,12 @@ def user_group(username: str) -> str:
     return _safe("user", username)
 
 
+def alert_group(username: str) -> str:
+    """Group of one user's alert sockets (every page): the diagnoses of their own runs only,
+    staff included (alerts are personal)."""
+    return _safe("alerts", username)
+
+
 def account_group(user_id: int | str) -> str:
     """Group of every socket of one account, whatever it shows: told when the account or one
     of its sessions ends (web.live.sessions)."""
@@ -55,6 +61,9 @@ def payload(update: LiveUpdate) -> dict[str, Any]:
         return {"kind": "status", "simulation_id": sim, "status": update.status or {}}
     if update.kind == "row":
         return {"kind": "simulation", "simulation_id": sim, "simulation": update.row or {}}
+    if update.kind == "diagnosis":
+        return {"kind": "diagnosis", "simulation_id": sim, "diagnoses": update.diagnoses or [],
+                "health": update.health or {}}  # fmt: skip
     return {"kind": "tag", "tag": update.tag, "aggregates": update.aggregates}
 
 
@@ -62,12 +71,14 @@ def routes(update: LiveUpdate) -> list[tuple[str, dict[str, Any]]]:
     """(group, channel-layer event) pairs for one update."""
     event = {"type": EVENT_TYPE, "payload": payload(update)}
     groups: list[str] = []
-    if update.kind in ("epochs", "status") and update.simulation_id:
+    if update.kind in ("epochs", "status", "diagnosis") and update.simulation_id:
         groups.append(simulation_group(update.simulation_id))
-    if update.kind in ("status", "row") and update.owner:
+    if update.kind in ("status", "row", "diagnosis") and update.owner:
         groups.append(user_group(update.owner))
-    if update.kind in ("status", "row") and update.simulation_id:
+    if update.kind in ("status", "row", "diagnosis") and update.simulation_id:
         groups.append(STAFF_GROUP)  # staff lists show every user's runs
+    if update.kind == "diagnosis" and update.simulation_id and update.owner:
+        groups.append(alert_group(update.owner))
     if update.kind == "tag" and update.tag and update.owner is not None:  # no owner: nobody's
         groups.append(tag_group(update.owner, update.tag))
     return [(g, event) for g in groups]

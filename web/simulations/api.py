@@ -18,8 +18,9 @@ from web.accounts import keys
 from web.accounts.auth import API_AUTH
 from web.errors import Conflict, Invalid
 from web.live import notify
-from web.simulations import access, commands, experiments, listing, runs, uploads
+from web.simulations import access, commands, diagnoses_api, experiments, listing, runs, uploads
 from web.simulations.data_api import router as data_router
+from web.simulations.diagnoses_api import DiagnosisBriefOut, DiagnosisOut
 from web.simulations.models import Simulation
 
 router = Router(tags=["simulations"], auth=API_AUTH)
@@ -60,13 +61,19 @@ class MetricSummaryOut(Schema):
 
 
 class HealthOut(Schema):
-    """The run's health verdict and the tensor health flags of its latest recorded epoch."""
+    """The run's health verdict, its active diagnoses and the tensor health flags of its
+    latest recorded epoch."""
 
     verdict: Literal["healthy", "warning", "failing", "unknown"] = Field(
-        description="failing: the run failed or a metric or tensor was non-finite; warning: "
-        "health flags on the latest tensors; unknown: nothing recorded yet"
+        description="a run the trainer diagnoses: failing when it failed or has an active fatal "
+        "diagnosis, warning with an active warning, else healthy; a run never diagnosed: "
+        "failing when it failed or a metric or tensor was non-finite, warning with health "
+        "flags on the latest tensors; unknown: nothing recorded yet"
     )
     flags: list[str]
+    diagnoses: list[DiagnosisBriefOut] = Field(
+        [], description="the active diagnoses, fatal first (GET /simulations/{id}/diagnoses)"
+    )
 
 
 class SimulationOut(Schema):
@@ -100,6 +107,10 @@ class SimulationDetailOut(SimulationOut):
 
     config: dict[str, Any]
     test_metrics: dict[str, float]
+    diagnoses: list[DiagnosisOut] = Field(
+        description="every problem the run ever had, with `active`; fatal first, then by "
+        "first_epoch"
+    )
 
 
 class ColumnsIn(Schema):
@@ -278,9 +289,9 @@ def bulk(request: HttpRequest, body: BulkIn) -> Status[BulkOut]:
 @router.get("/simulations/{simulation_id}", response=SimulationDetailOut)
 def get_simulation(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, Any]:
     """Status, progress, epoch, configuration, test metrics and error of one simulation, with
-    its hyperparameters, metric summaries, health and duration."""
+    its hyperparameters, metric summaries, health, duration and diagnoses."""
     sim = access.get_visible(request.auth, simulation_id)
-    return runs.items([sim])[0]
+    return runs.items([sim])[0] | {"diagnoses": diagnoses_api.all_of(sim.id)}
 
 
 def _send(request: HttpRequest, sim: Simulation, kind: str) -> CommandOut:

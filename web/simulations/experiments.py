@@ -204,3 +204,85 @@ def create(owner: Any, raw: dict[str, Any], model: dict[str, Any]) -> Created:
 def _announce(experiment_id: uuid.UUID) -> None:
     """Show the new rows on open list pages at once (the orchestrator's statuses follow)."""
     notify.rows_changed(list(Simulation.objects.filter(experiment_id=experiment_id)))
+
+
+@dataclass
+class Savings:
+    """What the experiment's early-stop rule saved: runs it ended and epochs they skipped."""
+
+    enabled: bool
+    runs: int
+    saved_epochs: int
+    total_epochs: int  # the epochs the experiment's runs were set to train, all together
+    stopped: list[dict[str, Any]]
+
+    @property
+    def percent(self) -> float:
+        """The saved share of the planned epochs, in percent."""
+        return round(100 * self.saved_epochs / self.total_epochs, 1) if self.total_epochs else 0.0
+
+    @property
+    def line(self) -> str:
+        """One line for the experiment page, the API and the CLI; "" when the rule is off."""
+        if not self.enabled and not self.runs:
+            return ""
+        if not self.runs:
+            return "Early stopping is on: no run stopped early so far"
+        return (
+            f"Early stopping ended {self.runs} run{'s' if self.runs != 1 else ''}, saving "
+            f"{self.saved_epochs} of {self.total_epochs} epochs ({self.percent:g} %)"
+        )
+
+
+def savings(experiment: Experiment) -> Savings:
+    """Count the compute the early-stop rule saved, from the runs' kept stop reasons (the
+    status projection's `early_stop`), not from their messages."""
+    sims = list(
+        experiment.simulations.exclude(status="deleted")
+        .order_by("index")
+        .values("id", "name", "status", "epoch", "total_epochs", "early_stop")
+    )
+    stopped = [s for s in sims if s["status"] == "stopped" and s["early_stop"]]
+    enabled = bool(((experiment.config or {}).get("early_stop") or {}).get("enabled"))
+    return Savings(
+        enabled=enabled,
+        runs=len(stopped),
+        saved_epochs=sum(_saved(s) for s in stopped),
+        total_epochs=sum(max(0, s["total_epochs"] or 0) for s in sims),
+        stopped=[_stop_item(s) for s in stopped],
+    )
+
+
+def _saved(sim: dict[str, Any]) -> int:
+    note = sim["early_stop"]
+    saved = note.get("saved_epochs") if isinstance(note, dict) else None
+    return int(saved) if isinstance(saved, int) else max(0, sim["total_epochs"] - sim["epoch"])
+
+
+def _stop_item(sim: dict[str, Any]) -> dict[str, Any]:
+    note = sim["early_stop"] if isinstance(sim["early_stop"], dict) else {}
+    return {
+        "simulation_id": sim["id"],
+        "name": sim["name"],
+        "epoch": sim["epoch"],
+        "total_epochs": sim["total_epochs"],
+        "saved_epochs": _saved(sim),
+        "problem": str(note.get("problem") or ""),
+        "title": str(note.get("title") or ""),
+        "summary": str(note.get("summary") or ""),
+        "test_metrics": note.get("test_metrics") or {},
+    }
+
+
+def visible_experiment(user: Any, experiment_id: uuid.UUID) -> Experiment | None:
+    """The user's experiment (staff: anyone's), or None: others' are never revealed."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    found = Experiment.objects.filter(pk=experiment_id)
+    return (found if user.is_staff else found.filter(owner=user)).first()
+
+
+def savings_line(user: Any, experiment_id: uuid.UUID | None) -> str:
+    """The early-stopping line of the runs page filtered to one of the user's experiments."""
+    experiment = visible_experiment(user, experiment_id) if experiment_id else None
+    return savings(experiment).line if experiment is not None else ""

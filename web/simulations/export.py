@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from django.db import DatabaseError, connection
 
+from schemas.diagnosis import LayerEvidence, TrendEvidence
+from store import diagnoses
 from web.simulations import metrics, summary, tensors
 from web.simulations.models import Simulation
 
@@ -42,6 +44,7 @@ VALUE_FILES = {"kernels": ("kernel", "weight"), "biases": ("bias",), "gradients"
 VALUE_KINDS = tuple(k for kinds in VALUE_FILES.values() for k in kinds)
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 ROWS_PER_WRITE = 8 << 20  # bytes of one variable's history handed out at a time
+EVIDENCE_EPOCHS = 100_000  # evidence.csv: every logged epoch of any real run
 README = """NN Tracker export of simulation {id} ({name}): {content}
 
 config.json         the simulation, its plan (optimizer, loss, learning rate, fold),
@@ -57,7 +60,7 @@ tensor_stats.csv    per layer, variable (kernel, bias, gradient, activation) and
 histograms.npz      per variable, key "<kind>.<layer>.<variable>" +
                     ".epochs" (E,), ".edges" (E, bins + 1), ".counts" (E, bins): the histogram
                     of every recorded epoch (NaN edges and 0 counts: no finite value that epoch)
-{values}
+{diagnosed}{values}
 Read it with pandas.read_csv("epochs.csv") and numpy.load("histograms.npz").
 """
 VALUES_README = """kernels.npz, biases.npz, gradients.npz
@@ -65,6 +68,15 @@ VALUES_README = """kernels.npz, biases.npz, gradients.npz
                     (epochs, *shape); "<layer>.<variable>.epochs" -> the epoch of each row
                     (a gradient's variable is the kernel or bias it belongs to)
 """
+DIAGNOSED_README = """diagnoses.json      (a diagnosed run) every problem the trainer found: what, which layers,
+                    first and last epoch seen, the evidence, the fix to try, still active or not
+evidence.csv        (a diagnosed run) per logged epoch and layer, the evidence the diagnoses
+                    read (gradient ratio, update ratio, saturation, dead units, spectral alpha,
+                    ...), and the loss curve's trend in the trend_ columns
+"""
+LAYER_FIELDS = tuple(LayerEvidence.model_fields)
+TREND_FIELDS = tuple(TrendEvidence.model_fields)
+EVIDENCE_COLUMNS = ("epoch", *LAYER_FIELDS, *(f"trend_{f}" for f in TREND_FIELDS))
 SUMMARY_NOTE = """Only statistics here: `?content=full` (nntracker export --full) adds every recorded
 value of kernels, biases and gradients as NPZ.
 """
@@ -130,12 +142,35 @@ def error_text(sim: Simulation) -> str:
     return f"{line}\n\n{full}\n" if full and full != line else f"{line or full}\n"
 
 
-def readme(sim: Simulation, full: bool, dtype: str) -> str:
+def readme(sim: Simulation, full: bool, dtype: str, diagnosed: bool = False) -> str:
     """README.txt: what each file holds."""
     content = f"summary and every recorded value ({dtype})" if full else "summary"
     values = VALUES_README.format(dtype=dtype) if full else ""
-    text = README.format(id=sim.id, name=sim.name, content=content, values=values)
+    text = README.format(
+        id=sim.id,
+        name=sim.name,
+        content=content,
+        values=values,
+        diagnosed=DIAGNOSED_README if diagnosed else "",
+    )
     return text if full else text + "\n" + SUMMARY_NOTE
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for none, lists space-separated."""
+    if value is None:
+        return ""
+    return " ".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+def evidence_rows(docs: list[dict[str, Any]]) -> Iterator[list[Any]]:
+    """evidence.csv's rows: one per epoch and layer (one with empty layer cells for an epoch
+    without layers), the epoch's trend repeated on each."""
+    for doc in docs:
+        trend = doc.get("trend") or {}
+        tail = [_cell(trend.get(f)) for f in TREND_FIELDS]
+        for layer in doc.get("layers") or [{}]:
+            yield [doc.get("epoch"), *(_cell(layer.get(f)) for f in LAYER_FIELDS), *tail]
 
 
 def _csv(zf: zipfile.ZipFile, name: str) -> tuple[io.TextIOWrapper, Any]:
@@ -227,7 +262,9 @@ class Export:
 
     def _entries(self) -> Iterator[bytes]:
         sim, zf = self.sim, self.zf
-        zf.writestr("README.txt", readme(sim, self.full, self.dtype.name))
+        with connection.cursor() as cur:
+            diagnosed = diagnoses.was_diagnosed(cur, sim.id)
+        zf.writestr("README.txt", readme(sim, self.full, self.dtype.name, diagnosed))
         zf.writestr("config.json", json.dumps(config_doc(sim), indent=2, default=str))
         if sim.experiment and sim.experiment.model_json:
             zf.writestr("model.json", json.dumps(sim.experiment.model_json, indent=2))
@@ -238,11 +275,24 @@ class Export:
         info = [m for m in metrics.RUN_INFO if m in series]
         _metric_rows(zf, "epochs.csv", series, main + extra + info)
         _metric_rows(zf, "extra_metrics.csv", series, extra)
+        if diagnosed:
+            self._diagnoses()
         yield self.sink.take()
         yield from self._stats()
         if self.full:
             for stem, kinds in VALUE_FILES.items():
                 yield from self._values(stem, kinds)
+
+    def _diagnoses(self) -> None:
+        """diagnoses.json and evidence.csv (the last evidence epochs /diagnoses answers)."""
+        with connection.cursor() as cur:
+            found = diagnoses.read_all(cur, self.sim.id)
+            docs = diagnoses.read_evidence(cur, self.sim.id, EVIDENCE_EPOCHS)
+        self.zf.writestr("diagnoses.json", json.dumps(found, indent=2, default=str))
+        text, out = _csv(self.zf, "evidence.csv")
+        out.writerow(EVIDENCE_COLUMNS)
+        out.writerows(evidence_rows(docs))
+        text.close()
 
     def _stats(self) -> Iterator[bytes]:
         hists = Histograms()

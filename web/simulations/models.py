@@ -72,6 +72,9 @@ class Simulation(models.Model):
     status_at = models.DateTimeField(db_default=Now())
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set by the status projection when the experiment's early-stop rule ended the run
+    # (schemas.status.EarlyStop, with the stopped run's test metrics); null otherwise.
+    early_stop = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "nnt_simulation"

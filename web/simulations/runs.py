@@ -39,6 +39,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Lower
 from django.utils.dateparse import parse_date, parse_datetime
 
+from store import diagnoses
 from web.errors import Invalid
 from web.simulations import summary
 from web.simulations.models import Simulation
@@ -129,8 +130,11 @@ HP_SQL: dict[str, tuple[str, Kind]] = {
     ),
     "epochs": ("nullif(@total_epochs, 0)::float8", "number"),
 }
-HEALTH_RANK = """CASE WHEN @status = 'failed' THEN 2 ELSE (
-    SELECT CASE WHEN h.nonfinite_metric OR 'nonfinite' = ANY(h.flags) THEN 2
+# A run the trainer diagnosed: its active diagnoses decide (store/diagnoses.py); one never
+# diagnosed (an older SDK): its latest tensors' health flags.
+HEALTH_RANK = f"""CASE WHEN @status = 'failed' THEN 2 ELSE (
+    SELECT CASE WHEN h.diagnosed_epoch IS NOT NULL THEN {diagnoses.DIAGNOSED_RANK}
+                WHEN h.nonfinite_metric OR 'nonfinite' = ANY(h.flags) THEN 2
                 WHEN cardinality(h.flags) > 0 THEN 1 ELSE 0 END
     FROM nnt_run_health h WHERE h.simulation_id = @id) END"""
 HEALTH_FLAGS = """SELECT CASE WHEN h.nonfinite_metric THEN array_append(h.flags, 'nonfinite_metric')
@@ -347,7 +351,7 @@ def items(sims: Sequence[Simulation]) -> list[dict[str, Any]]:
 
 def nothing() -> dict[str, Any]:
     """The runs table's fields of a run with nothing known (one gone meanwhile)."""
-    health = {"verdict": "unknown", "flags": []}
+    health = {"verdict": "unknown", "flags": [], "diagnoses": []}
     return {"hparams": dict.fromkeys(HP_SQL), "metrics": {}, "health": health, "duration_s": None}
 
 
@@ -363,6 +367,8 @@ def details(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         duration_s=Sql(DURATION, output_field=NUMBER),
     )
     metrics = _metrics(ids)
+    with connection.cursor() as cur:
+        active = diagnoses.read_active(cur, ids)
     return {
         row["id"]: {
             "hparams": _hparams(row),
@@ -372,6 +378,7 @@ def details(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
                 if row["health_rank"] is None
                 else VERDICTS[row["health_rank"]],
                 "flags": sorted(row["health_flags"] or []),
+                "diagnoses": active.get(row["id"], []),
             },
             "duration_s": row["duration_s"],
         }

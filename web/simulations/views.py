@@ -8,14 +8,17 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
+from store import diagnoses as diagnosis_store
 from web import assets
+from web.accounts import alerts
 from web.errors import Invalid, NotFound
-from web.simulations import access, listing, metrics, runs, summary, table, tensors
+from web.simulations import access, experiments, listing, metrics, runs, summary, table, tensors
 from web.simulations.models import Simulation
 
 PAGE_SIZE = 50
@@ -115,6 +118,7 @@ def simulation_list(request: HttpRequest) -> HttpResponse:
         "create_url": create_url(),
         **assets.versions(),
         "experiment_name": _experiment_name(request, query),
+        "early_stop_line": experiments.savings_line(request.user, query.experiment),
         # New runs are inserted live where they belong: at the top of the newest-first page.
         "live_insert": page.number == 1 and query.sort == "-created" and not query.filters,
     }
@@ -183,6 +187,13 @@ def _others(request: HttpRequest, sim: Simulation) -> list[dict[str, str]]:
     return [{"id": str(s.id), "name": s.name or str(s.id), "status": s.status} for s in qs[:300]]
 
 
+def _active_diagnoses(sim: Simulation) -> list[dict[str, Any]]:
+    """The run's active diagnoses for the banner's first render, fatal first."""
+    with connection.cursor() as cursor:
+        every = diagnosis_store.read_all(cursor, sim.id)
+    return [d for d in every if d["active"]]
+
+
 @login_required
 def simulation_detail(request: HttpRequest, simulation_id: uuid.UUID) -> HttpResponse:
     """One simulation: General, Graphs, Comparisons and Download tabs, all live."""
@@ -194,6 +205,7 @@ def simulation_detail(request: HttpRequest, simulation_id: uuid.UUID) -> HttpRes
     main, extra = metrics.ordered_names(series)
     rows = metrics.table(series, main + ["learning_rate"] + extra)
     chart = {name: metrics.downsample(s, CHART_POINTS) for name, s in series.items()}
+    diagnoses = _active_diagnoses(sim)
     initial = {
         "simulation_id": str(sim.id),
         "status": sim.status,
@@ -205,6 +217,7 @@ def simulation_detail(request: HttpRequest, simulation_id: uuid.UUID) -> HttpRes
         "extra": extra,
         "tags": sim.tags,
         "others": _others(request, sim),
+        "diagnoses": diagnoses,
     }
     model = sim.experiment.model_json if sim.experiment else {}
     context = {
@@ -219,6 +232,8 @@ def simulation_detail(request: HttpRequest, simulation_id: uuid.UUID) -> HttpRes
         "rows": rows[-TABLE_ROWS:],
         "rows_total": len(rows),
         "all_tags": listing.user_tags(request.user),
+        "diagnoses": diagnoses,
+        "alert_level": alerts.preference(request.user),
         **assets.versions(),
         "configured_extra": [
             m.get("metric", "")

@@ -55,6 +55,7 @@ PAGES: dict[str, Page] = {
     "account": Page(USER),
     "change_username": Page(USER, post={"username": "", "password": ""}),
     "change_password": Page(USER, post={"old_password": "", "new_password1": ""}),
+    "change_alerts": Page(USER, post={"diagnoses": "all"}),
     "create_token": Page(USER, get=False, post={"name": "matrix"}),
     "revoke_token": Page(OWNER, get=False, post={}),
     "simulations:list": Page(USER),
@@ -86,6 +87,8 @@ API: dict[tuple[str, str], Api] = {
     ("GET", "/api/tokens"): Api(USER),
     ("DELETE", "/api/tokens/{token_id}"): Api(OWNER),
     ("GET", "/api/accounts/me"): Api(USER),
+    ("GET", "/api/accounts/me/alerts"): Api(USER),
+    ("PUT", "/api/accounts/me/alerts"): Api(USER, body={"diagnoses": "fatal"}),
     ("POST", "/api/accounts/me/username"): Api(USER, body={"username": "x", "password": "no"}),
     ("POST", "/api/accounts/me/password"): Api(
         USER, body={"old_password": "no", "new_password": "Zebra-91-q"}
@@ -94,6 +97,7 @@ API: dict[tuple[str, str], Api] = {
     ("POST", "/api/command-key/rotate"): Api(USER),
     ("POST", "/api/experiments"): Api(USER),
     ("POST", "/api/experiments/preview"): Api(USER, body={}),
+    ("GET", "/api/experiments/{experiment_id}"): Api(OWNER),
     ("POST", "/api/sdk-runs"): Api(USER, body={"name": "matrix run"}),
     ("GET", "/api/simulations"): Api(USER),
     ("GET", "/api/simulations/columns"): Api(USER),
@@ -116,6 +120,8 @@ API: dict[tuple[str, str], Api] = {
     ("GET", "/api/simulations/{simulation_id}/batches"): Api(OWNER),
     ("GET", "/api/simulations/{simulation_id}/resources"): Api(OWNER),
     ("GET", "/api/simulations/{simulation_id}/timeline"): Api(OWNER),
+    ("GET", "/api/simulations/{simulation_id}/diagnoses"): Api(OWNER),
+    ("GET", "/api/alerts"): Api(USER, {"since": "2020-01-01T00:00:00Z"}),
     ("GET", "/api/tags"): Api(USER),
     ("GET", "/api/tags/aggregates"): Api(USER, {"tag": "bobs"}),
     ("GET", "/api/admin/users"): Api(STAFF),
@@ -128,7 +134,11 @@ API: dict[tuple[str, str], Api] = {
 }
 API_DOCS = ("/api/docs", "/api/openapi.json")  # public, like the schema they describe
 
-SOCKETS = {"ws/simulations/": USER, "ws/simulations/<uuid:simulation_id>/": OWNER}
+SOCKETS = {
+    "ws/simulations/": USER,
+    "ws/simulations/<uuid:simulation_id>/": OWNER,
+    "ws/alerts/": USER,
+}
 
 
 @dataclass
@@ -150,6 +160,7 @@ class World:
         sim = self.mine if own else self.theirs
         return {
             "simulation_id": str(sim.id),
+            "experiment_id": str(sim.experiment_id),
             "sim": str(sim.id),
             "mine": str(self.mine.id),
             "token_id": str(self.bob_token.pk),
@@ -183,14 +194,15 @@ def user(staff: bool = False) -> Any:
 @pytest.fixture()
 def world(django_ready: Any) -> World:
     from web.accounts.models import ApiToken
-    from web.simulations.models import Simulation
+    from web.simulations.models import Experiment, Simulation
 
     ada, bob, admin, target = user(), user(), user(staff=True), user()
 
     def sim(owner: Any) -> Any:
+        experiment = Experiment.objects.create(owner=owner, name="e")
         return Simulation.objects.create(
             owner=owner, owner_name=owner.get_username(), name="m", status="running",
-            total_epochs=4, tags=["bobs"] if owner is bob else ["adas"],
+            total_epochs=4, tags=["bobs"] if owner is bob else ["adas"], experiment=experiment,
         )  # fmt: skip
 
     bob_token, _ = ApiToken.issue(bob, name="bobs")

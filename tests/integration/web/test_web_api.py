@@ -179,6 +179,7 @@ SIMULATION_OPS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/simulations/{simulation_id}/batches"): {},
     ("GET", "/api/simulations/{simulation_id}/resources"): {},
     ("GET", "/api/simulations/{simulation_id}/timeline"): {},
+    ("GET", "/api/simulations/{simulation_id}/diagnoses"): {},
 }
 # Answer without credentials: everything else is 401 for anonymous callers.
 PUBLIC_OPS = {("POST", "/api/tokens"), ("POST", "/api/accounts")}

@@ -164,6 +164,7 @@ def test_it_creates_the_grid_and_lands_on_its_simulations(
         "full_tensor_period": 2,
         "dtype": "float16",
         "probe_size": 32,
+        "diagnose": True,
     }
     ref = f"stored:{hashlib.sha256(data).hexdigest()}.npz"
     assert (

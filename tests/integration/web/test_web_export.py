@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 
 from schemas.tensors import encode_array, split
-from tests.timeseries_data import tensor_stats
+from tests.timeseries_data import diagnosed_epoch, tensor_stats, write_diagnosed
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 EPOCHS = 300
@@ -152,6 +152,38 @@ def test_it_exports_a_small_summary_by_default_that_pandas_and_numpy_read(
     assert hists["bias.hidden.bias.counts"][4].tolist() == want.tolist()
     assert np.allclose(hists["bias.hidden.bias.edges"][4], edges)
     assert "content=full" in zf.read("README.txt").decode()
+
+
+def test_it_exports_a_diagnosed_runs_diagnoses_and_evidence(
+    client: Any, make_user: Any, web_db_url: str
+) -> None:
+    user = make_user()
+    sim = _sim(user, status="running", epoch=11)
+    epochs = [diagnosed_epoch(sim.id, e, ["vanishing_gradients"] * (e < 4)) for e in range(1, 12)]
+    epochs[-1] = diagnosed_epoch(sim.id, 11, ["nonfinite"])
+    write_diagnosed(web_db_url, *([e] for e in epochs))
+    client.force_login(user)
+    resp, body = _get(client, f"/api/simulations/{sim.id}/export")
+    assert resp.status_code == 200
+    zf = zipfile.ZipFile(io.BytesIO(body))
+    assert {"diagnoses.json", "evidence.csv"} <= set(zf.namelist())
+    found = json.loads(zf.read("diagnoses.json"))
+    assert [(d["problem"], d["active"], d["first_epoch"], d["last_epoch"]) for d in found] == [
+        ("nonfinite", True, 1, 11),
+        ("vanishing_gradients", False, 1, 3),
+    ]
+    assert found[1]["fix"] == "what to do about vanishing_gradients"
+    evidence = pd.read_csv(zf.open("evidence.csv"))
+    assert len(evidence) == 11 * 2  # one row per epoch and layer
+    assert list(evidence.columns[:4]) == ["epoch", "layer_index", "layer_name", "activation"]
+    assert {"grad_ratio", "update_ratio", "alpha", "stable_rank", "trend_slope"} <= set(
+        evidence.columns
+    )
+    second = evidence[(evidence["epoch"] == 7) & (evidence["layer_name"] == "dense_1")].iloc[0]
+    assert second["grad_norm"] == 8.0 and second["activation"] == "relu"
+    assert second["trend_loss"] == pytest.approx(2 / 7) and pd.isna(second["alpha"])
+    assert list(evidence[evidence["epoch"] == 11]["trend_nonfinite"]) == ["loss", "loss"]
+    assert "diagnoses.json" in zf.read("README.txt").decode()
 
 
 def test_it_exports_every_value_as_npz_on_request_in_float16(client: Any, recorded: Any) -> None:

@@ -132,14 +132,15 @@ def test_it_shows_each_runs_hparams_metrics_health_and_duration(
     assert row["metrics"]["val_loss"] == {
         "last": 0.4, "best": 0.2, "best_epoch": 3, "epoch": 10, "goal": "min"
     }  # fmt: skip
-    assert row["health"] == {"verdict": "healthy", "flags": []}
+    assert row["health"] == {"verdict": "healthy", "flags": [], "diagnoses": []}
     assert row["duration_s"] == pytest.approx(100, abs=1)
     assert rows[str(grid["b"].id)]["health"] == {
         "verdict": "warning",
         "flags": ["dead_units", "vanishing_gradient"],
+        "diagnoses": [],  # never diagnosed: the tensor flags decide
     }
     assert rows[str(grid["c"].id)]["health"]["verdict"] == "failing"  # the run failed
-    assert rows[str(grid["d"].id)]["health"] == {"verdict": "unknown", "flags": []}
+    assert rows[str(grid["d"].id)]["health"] == {"verdict": "unknown", "flags": [], "diagnoses": []}
     assert (
         rows[str(grid["d"].id)]["metrics"] == {} and rows[str(grid["d"].id)]["duration_s"] is None
     )

@@ -263,3 +263,49 @@ def test_it_warns_once_when_no_probe_can_be_taken_from_a_generator() -> None:
     assert "gradients and activations are NOT sent" in str(ours[0].message)
     assert "probe=" in str(ours[0].message)
     assert {h.kind for h in tensor_headers(pub.on(topics.TENSORS))} == {"kernel", "bias"}
+
+
+def test_each_epoch_event_carries_evidence_and_diagnoses_and_flags_the_named_layers() -> None:
+    model, pub, tracker = fit(epochs=2)
+    events = epochs_of(pub)
+    assert [e.evidence.epoch for e in events] == [1, 2]  # type: ignore[union-attr]
+    hidden = next(x for x in events[-1].evidence.layers if x.layer_name == "hidden")  # type: ignore[union-attr]
+    assert hidden.activation == "relu" and hidden.dead_fraction is not None
+    assert hidden.weight_growth is not None and hidden.update_ratio is not None
+    assert events[-1].diagnoses == tracker.diagnoses
+    assert events[-1].evidence.output["reference_loss"] > 0  # type: ignore[union-attr,operator]
+
+    keras.utils.set_random_seed(0)
+    dead, (x, y), pub = tiny_model(), tiny_data(), MemoryPublisher()
+    dead.get_layer("hidden").bias.assign(np.full(8, -50.0, dtype=np.float32))
+    dead_tracker = TrackerCallback(publisher=pub, probe=(x, y))
+    dead.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[dead_tracker])
+    (diagnosis,) = epochs_of(pub)[-1].diagnoses or []
+    assert (diagnosis.problem, diagnosis.layers) == ("dead_network", ["hidden"])
+    flagged = {
+        (h.layer_name, h.kind)
+        for h in tensor_headers(pub.on(topics.TENSORS))
+        if h.epoch == 2 and h.stats and "dead_network" in h.stats.flags
+    }
+    assert flagged == {("hidden", "gradient"), ("hidden", "activation")}
+
+
+def test_a_failure_to_diagnose_costs_only_the_diagnoses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer.diagnosis import evidence
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("evidence broke")
+
+    monkeypatch.setattr(evidence.EvidenceTracker, "evidence", broken)
+    _, pub, tracker = fit(epochs=2)
+    events = epochs_of(pub)
+    assert [(e.epoch, e.evidence, e.diagnoses) for e in events] == [
+        (1, None, None),
+        (2, None, None),
+    ]
+    assert tracker.completed == 2 and pub.on(topics.TENSORS)
+
+
+def test_diagnosing_can_be_switched_off() -> None:
+    _, pub, tracker = fit(epochs=1, collect=CollectSpec(diagnose=False))
+    assert tracker.watch is None and epochs_of(pub)[0].diagnoses is None

@@ -1,4 +1,4 @@
-"""Tensor statistics, health flags and chunking, without Keras."""
+"""Tensor statistics, the non-finite flag and chunking, without Keras."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from schemas.tensors import TensorHeader, unpack
 from schemas.topics import MAX_MESSAGE_BYTES
 from trainer.reporting import join_tensors, tensor_messages
-from trainer.stats import activation_flags, gradient_flags, tensor_stats
+from trainer.stats import tensor_stats
 
 pytestmark = pytest.mark.unit
 
@@ -32,20 +32,6 @@ def test_it_computes_the_statistics_of_a_tensor() -> None:
 def test_it_counts_and_flags_non_finite_values() -> None:
     stats = tensor_stats(np.array([1.0, np.nan, np.inf, 2.0]))
     assert (stats.nonfinite, stats.max, stats.flags) == (2, 2.0, ["nonfinite"])
-
-
-def test_it_flags_vanishing_and_exploding_gradients() -> None:
-    assert gradient_flags(tensor_stats(np.full(10, 1e-12))) == ["vanishing_gradient"]
-    assert gradient_flags(tensor_stats(np.full(10, 1e4))) == ["exploding_gradient"]
-    assert gradient_flags(tensor_stats(np.full(10, 0.1))) == []
-
-
-def test_it_flags_dead_units() -> None:
-    act = np.zeros((8, 4))
-    act[:, 0] = 1.0
-    assert activation_flags(act) == ["dead_units"]
-    act[:, 1:] = 0.5
-    assert activation_flags(act) == []
 
 
 def test_it_gives_the_cosine_with_the_previous_tensor() -> None:

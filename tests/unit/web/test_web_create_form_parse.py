@@ -114,3 +114,29 @@ def test_it_puts_cross_field_errors_on_the_first_named_field() -> None:
 def test_it_lists_json_mode_errors_under_config() -> None:
     shown = form.form_errors({"batch_size": "too small", "model": "not a model"}, json_mode=True)
     assert shown["config"] == "batch_size: Too small" and shown["model"] == "Not a model"
+
+
+GRID = {
+    "dataset_train_url": "https://x.org/t.npz",
+    "optimizer": "SGD",
+    "loss_function": "Huber",
+    "learning_rate": ["0.05", "10"],
+}
+
+
+def test_it_turns_the_early_stop_checkbox_and_patience_into_the_config() -> None:
+    on = form.from_form(_post(**GRID, early_stop="on", early_stop_patience="3"))
+    config = ExperimentConfig.model_validate(on.raw)
+    assert config.early_stop.enabled and config.early_stop.patience == 3
+    assert config.early_stop.on == ["nonfinite", "divergence", "dead_network"]
+    off = form.from_form(_post(**GRID, early_stop_patience="x"))
+    assert not ExperimentConfig.model_validate(off.raw).early_stop.enabled  # patience unused
+
+
+def test_it_puts_a_bad_patience_beside_its_field() -> None:
+    parsed = form.from_form(_post(**GRID, early_stop="on", early_stop_patience="0"))
+    try:
+        ExperimentConfig.model_validate(parsed.raw)
+    except ValidationError as exc:
+        shown = form.form_errors(error_fields(exc))
+    assert "greater than or equal to 1" in shown["early_stop_patience"]

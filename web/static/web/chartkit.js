@@ -27,6 +27,10 @@
 //   afterUpdate(el)               call after Plotly.react / extendTraces: keeps a zoomed chart's
 //                                 y fitted and the log ticks right for what it shows.
 //   legend(extra)                 a horizontal legend above the plot area (never over a title).
+//   marks(items, xOf)             {shapes, annotations} for a layout: a dashed vertical line at each
+//                                 item's x (xOf(item) -> number | null: null draws nothing) with a
+//                                 short label at the top; item: {label, severity: "fatal"|other,
+//                                 name} (name goes to the shape's name, for tests and hovers).
 //
 // Typical use (overlay.js):
 //   var layout = NNTChart.applyControls(el, NNT.layout({legend: NNTChart.legend()}), el.id, ["yaxis"]);
@@ -324,7 +328,27 @@
                            font: { size: 11 }, bgcolor: "rgba(255,255,255,0)" }, extra || {});
   }
 
+  var MARK_COLORS = { fatal: "#dc2626", warning: "#d97706" };
+  function marks(items, xOf) {
+    var shapes = [], annotations = [], atX = {};
+    (items || []).forEach(function (item) {
+      var x = xOf(item);
+      if (x === null || x === undefined || !finite(Number(x))) { return; }
+      var color = MARK_COLORS[item.severity] || MARK_COLORS.warning;
+      var nth = atX[x] = (atX[x] || 0) + 1;   // labels at one x stack downwards
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, name: item.name || item.label,
+                    line: { color: color, width: 1.5, dash: "dash" }, layer: "above" });
+      var label = String(item.label || "");
+      annotations.push({ xref: "x", yref: "paper", x: x, y: 1 - 0.07 * (nth - 1), xanchor: "left", yanchor: "top",
+                         text: label.length > 28 ? label.slice(0, 27) + "…" : label, showarrow: false,
+                         font: { size: 10, color: color }, bgcolor: "rgba(255,255,255,0.8)", xshift: 3,
+                         name: "mark:" + (item.name || label) });
+    });
+    return { shapes: shapes, annotations: annotations };
+  }
+
   window.NNTChart = {
+    marks: marks,
     ema: ema, smoothTraces: smoothTraces, tick: tick, logTicks: logTicks, timeUnit: timeUnit,
     settings: settings, controls: controls, logToggle: logToggle, applyControls: applyControls,
     autoY: autoY, fitY: fitY, afterUpdate: afterUpdate, refreshTicks: refreshTicks, legend: legend, extent: extent,

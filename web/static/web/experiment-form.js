@@ -142,6 +142,9 @@
       full_tensor_period: number("collect_full_tensor_period"), dtype: value("collect_dtype"),
       probe_size: number("collect_probe_size")
     };
+    var early = $("[name=early_stop]");
+    cfg.early_stop = early && early.checked
+      ? { enabled: true, patience: number("early_stop_patience") } : { enabled: false };
     return JSON.stringify(cfg, null, 2);
   }
 

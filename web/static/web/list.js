@@ -1,7 +1,8 @@
 // Runs table: live status and progress from the user's WebSocket group (staff: every user's),
 // rows that follow tag and name changes, new runs inserted as they are created (an unknown id
 // costs one GET of that row, never a poll), metric, health and duration cells refreshed when a
-// visible run logs an epoch (one GET of the visible page at most every 2 s); per-row and bulk
+// visible run logs an epoch (one GET of the visible page at most every 2 s), the health chip
+// when a run's diagnoses change; per-row and bulk
 // lifecycle actions with confirmation, "Overlay" of the ticked runs, filters that apply on change.
 (function () {
   "use strict";
@@ -223,6 +224,12 @@
     var row = rowOf(msg.simulation_id);
     if (row) { update(row, msg.status || {}); return; }
     if (msg.status && msg.status.status && msg.status.status !== "deleted") { fetchRow(msg.simulation_id, msg.status.status); }
+  });
+  NNT.socket.on("diagnosis", function (msg) {   // the run's active diagnoses changed
+    var row = rowOf(msg.simulation_id), td = row && row.querySelector('td[data-col="health"]');
+    if (!td) { return; }
+    var health = Object.assign({}, msg.health || {}, { diagnoses: msg.diagnoses || [] });
+    NNT.runs.health(td, { health: health });
   });
   NNT.socket.on("simulation", function (msg) {   // tags or name changed, or a run was created
     var sim = msg.simulation || {}, row = rowOf(msg.simulation_id);

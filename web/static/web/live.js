@@ -129,6 +129,8 @@
       legend: Kit.legend(), uirevision: "nnt-" + mode,
     });
     Kit.applyControls(chart, layout, "chart-metrics", ["yaxis", "yaxis2"]);
+    var marks = diagnosisMarks(mode);
+    layout.shapes = marks.shapes; layout.annotations = marks.annotations;
     var done = Plotly.react(chart, traces, layout, NNT.PLOT_CONFIG);
     Kit.autoY(chart);
     if (done && done.then) { done.then(function () { Kit.afterUpdate(chart); }); }
@@ -157,6 +159,21 @@
     if (raw.idx.length) { Kit.afterUpdate(chart); }
     count();
   }
+  // A dashed line at the epoch each active diagnosis was first seen (diagnoses.js keeps the
+  // list current from live `diagnosis` updates).
+  store.diagnoses = initial.diagnoses || [];
+  function diagnosisMarks(mode) {
+    var items = store.diagnoses.map(function (d) {
+      return { label: d.title, severity: d.severity, name: d.problem, epoch: d.first_epoch };
+    });
+    return Kit.marks(items, function (item) { return xOf(item.epoch, mode); });
+  }
+  store.setDiagnoses = function (list) {
+    store.diagnoses = list || [];
+    if (!chart.layout) { return; }
+    var marks = diagnosisMarks(xMode());
+    Plotly.relayout(chart, { shapes: marks.shapes, annotations: marks.annotations });
+  };
   drawOverview();
   store.onChange(function (type, fresh) {
     if (type === "reset") { drawOverview(); return; }

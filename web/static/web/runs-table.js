@@ -72,11 +72,15 @@
     if (which === "last" && s.epoch !== undefined && s.epoch !== null) { title = "at epoch " + s.epoch; }
     if (title) { td.title = title; } else { td.removeAttribute("title"); }
   }
+  // The chip's tooltip names the run's active diagnoses; the cell's, its tensor flags.
   function healthCell(td, item) {
     var h = item.health || {}, verdict = h.verdict || "unknown";
     var chip = td.querySelector('[data-role="health"]');
     chip.className = "health-chip health-" + verdict;
     chip.textContent = HEALTH[verdict] || verdict;
+    var titles = (h.diagnoses || []).map(function (d) { return d.title || d.problem; }).join("; ");
+    if (titles) { chip.title = titles; } else { chip.removeAttribute("title"); }
+    chip.setAttribute("data-diagnoses", (h.diagnoses || []).map(function (d) { return d.problem; }).join(" "));
     var flags = (h.flags || []).map(function (f) { return f.replace(/_/g, " "); }).join(", ");
     td.title = flags || HEALTH_TITLE[verdict] || "";
   }
@@ -165,5 +169,5 @@
     });
   });
 
-  NNT.runs = { fill: fill, describe: describe, apply: apply, fmt: fmt, duration: duration, stamp: stamp };
+  NNT.runs = { health: healthCell, fill: fill, describe: describe, apply: apply, fmt: fmt, duration: duration, stamp: stamp };
 })();
