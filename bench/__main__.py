@@ -30,6 +30,7 @@ BENCHMARKS = (
     "concurrent",
     "timescale",
     "pages",
+    "pathologies",
 )
 PACKAGES = (
     "tensorflow-cpu",
@@ -92,6 +93,10 @@ FIGURES: dict[str, tuple[str, str, str, str, str]] = {
     "tensorboard_overhead_ratio": ("overhead", "tensorboard_overhead_ratio", "> ours",
         "TensorBoard's Keras callback, histogram_freq=1, same data and models",
         "TensorBoard writes histograms synchronously to disk at every epoch end"),
+    "diagnosis_cost_ratio": ("overhead", "diagnosis_cost_ratio", "<= 1.02",
+        "our callback with collect.diagnose=false, same data and models",
+        "one eigen-decomposition per kernel (the spectral evidence) and the rules, per logged "
+        "epoch; the gradients and activations are computed anyway"),
     "live_latency_p95_s": ("latency", "live_latency_p95_s", "<= 0.5",
         "TensorBoard reloads every 5 s, MLflow's UI every 30 s (their refresh periods)",
         "the 0.1 s live throttle, the worker's 0.2 s batch window (NNT_STREAM_BATCH_WITHIN) and the broker's linger"),
@@ -154,6 +159,11 @@ def report(results: dict[str, Any]) -> str:
         from bench import pages as page_bench
 
         lines += ["", "## Pages in Chromium: time to interactive", "", page_bench.table(pages)]
+    suite = results["details"].get("pathologies", {})
+    if "classes" in suite:
+        from bench import pathologies
+
+        lines += ["", "## Diagnoses on the pathology suite", "", pathologies.table(suite)]
     lines += [
         "",
         "Raw numbers per benchmark:",

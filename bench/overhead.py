@@ -1,4 +1,5 @@
-"""Training overhead: our callback vs uninstrumented training vs TensorBoard's callback.
+"""Training overhead: our callback vs uninstrumented training vs TensorBoard's callback, and
+our callback with its diagnoses (trainer.diagnosis) vs without them.
 
 Same data, same models, same process; each variant runs several times in interleaved order
 and the median wall time counts. Ours collects weights, biases, gradients and activations
@@ -93,14 +94,22 @@ def variants(bootstrap: str, x: np.ndarray, y: np.ndarray) -> dict[str, Callable
     import keras
 
     from bench.services import run_key
+    from schemas.experiment import CollectSpec
     from trainer.sdk import TrackerCallback
 
-    def ours() -> list[Any]:
+    def tracker(diagnose: bool) -> list[Any]:
         sid = uuid.uuid4()  # signed like a real run: the HMAC per message is part of the cost
         return [
             TrackerCallback(bootstrap, "bench overhead", simulation_id=sid, run_key=run_key(sid),
-                            probe=(x[:64], y[:64]), announce=False)
+                            probe=(x[:64], y[:64]), announce=False,
+                            collect=CollectSpec(diagnose=diagnose))
         ]  # fmt: skip
+
+    def ours() -> list[Any]:
+        return tracker(diagnose=True)
+
+    def ours_undiagnosed() -> list[Any]:
+        return tracker(diagnose=False)
 
     def tensorboard() -> list[Any]:
         return [
@@ -109,7 +118,12 @@ def variants(bootstrap: str, x: np.ndarray, y: np.ndarray) -> dict[str, Callable
             )
         ]
 
-    return {"none": list, "ours": ours, "tensorboard": tensorboard}
+    return {
+        "none": list,
+        "ours": ours,
+        "ours_undiagnosed": ours_undiagnosed,
+        "tensorboard": tensorboard,
+    }
 
 
 def measure(bootstrap: str) -> dict[str, Any]:
@@ -118,18 +132,20 @@ def measure(bootstrap: str) -> dict[str, Any]:
     models = {"mlp": (mlp, x), "cnn": (cnn, x[..., None])}
     out: dict[str, Any] = {"epochs": EPOCHS, "repeats": REPEATS, "samples": len(x)}
     for name, (build, data) in models.items():
-        times: dict[str, list[float]] = {"none": [], "ours": [], "tensorboard": []}
+        times: dict[str, list[float]] = {}
         for _ in range(REPEATS):
             for variant, make in variants(bootstrap, data, y).items():
-                times[variant].append(fit_time(build, data, y, make()))
+                times.setdefault(variant, []).append(fit_time(build, data, y, make()))
         med = {k: statistics.median(v) for k, v in times.items()}
         out[name] = {
             "median_s": med,
             "ours_ratio": med["ours"] / med["none"],
             "tensorboard_ratio": med["tensorboard"] / med["none"],
+            "diagnosis_ratio": med["ours"] / med["ours_undiagnosed"],
         }
     out["training_overhead_ratio"] = statistics.mean(out[m]["ours_ratio"] for m in models)
     out["tensorboard_overhead_ratio"] = statistics.mean(out[m]["tensorboard_ratio"] for m in models)
+    out["diagnosis_cost_ratio"] = statistics.mean(out[m]["diagnosis_ratio"] for m in models)
     return out
 
 

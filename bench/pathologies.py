@@ -61,9 +61,10 @@ class Outcome:
     """What the diagnoses said about one set-up."""
 
     setup: Setup
-    reported: dict[str, int] = field(default_factory=dict)  # problem -> first epoch
+    reported: dict[str, int] = field(default_factory=dict)  # problem -> epoch first shown
     epochs: int = 0
     wall_s: float = 0.0
+    extremes: dict[str, float] = field(default_factory=dict)  # evidence's worst values
 
     @property
     def detected(self) -> bool:
@@ -113,6 +114,13 @@ def shuffled_labels() -> Data:
 def _scaled(data: Data, factor: float) -> Data:
     xt, yt, xv, yv = data
     return xt * factor, yt, xv * factor, yv
+
+
+def _with_nans(data: Data) -> Data:
+    xt, yt, xv, yv = data
+    xt = xt.copy()
+    xt[::97, 5] = np.nan  # one pixel of every 97th image
+    return xt, yt, xv, yv
 
 
 def moons(scale: float = 1.0) -> Data:
@@ -277,8 +285,10 @@ BROKEN: list[Setup] = [
           lambda: classify(optimizer=_sgd(3.0, 0.9)), (D, "nonfinite"),
           ("exploding_gradients", "oscillation", "dead_network", "dead_units")),
     Setup("regression-lr-high", "MSE regression on unscaled targets, SGD 0.1",
-          lambda: _regress(_sgd(0.1), regression(standardise=False)), (D, "nonfinite"),
+          lambda: _regress(_sgd(0.1), regression(standardise=False)), ("nonfinite", D),
           ("exploding_gradients", "oscillation")),
+    Setup("nan-in-inputs", "a few NaN pixels in the training data, Adam 1e-3",
+          lambda: classify(data=_with_nans(digits())), ("nonfinite",), (D,)),
     Setup("adam-lr-1e-7", "Adam at learning rate 1e-7", lambda: classify(optimizer=_adam(1e-7)),
           (S,), (), ci=True),
     Setup("sgd-lr-1e-5", "SGD at learning rate 1e-5", lambda: classify(optimizer=_sgd(1e-5)),
@@ -329,7 +339,7 @@ BROKEN: list[Setup] = [
           (D, "dead_units"), ci=True),
     Setup("deep-relu-large-init", "10 ReLU layers with N(0, 1) weights, SGD 0.01",
           lambda: classify([64] * 10, optimizer=_sgd(0.01), init=small_init(1.0)),
-          (D, "nonfinite", "exploding_gradients"), ("dead_units", "dead_network")),
+          ("nonfinite", D, "exploding_gradients"), ("dead_units", "dead_network")),
 ]  # fmt: skip
 HEALTHY: list[Setup] = [
     Setup("mlp-adam", "2 ReLU layers, Adam 1e-3", lambda: classify(), ci=True),
@@ -385,9 +395,30 @@ def run_setup(setup: Setup, seed: int = 0) -> Outcome:
     outcome = Outcome(setup, epochs=trial.epochs, wall_s=time.perf_counter() - started)
     for raw in publisher.on(topics.EPOCHS):
         event = EpochEvent.model_validate_json(raw)
-        for d in event.diagnoses or []:
-            outcome.reported.setdefault(d.problem, d.first_epoch)
+        for d in event.diagnoses or []:  # when a user would first see it
+            outcome.reported.setdefault(d.problem, event.epoch)
+        if event.evidence is not None:
+            _extremes(outcome.extremes, event.evidence)
     return outcome
+
+
+def _extremes(out: dict[str, float], evidence: Any) -> None:
+    """Keep the most alarming value of each layer number the rules threshold: how close a
+    healthy run comes to a rule says how much margin its threshold has."""
+    layers = evidence.layers
+    hidden = layers[:-1]
+    pairs = [
+        ("max_weight_growth", max, [x.weight_growth for x in layers]),
+        ("min_grad_ratio", min, [x.grad_ratio for x in hidden]),
+        ("max_dead_fraction", max, [x.dead_fraction for x in layers]),
+        ("max_saturation", max, [x.saturation for x in hidden]),
+        ("max_update_ratio", max, [x.update_ratio for x in layers]),
+    ]
+    for key, pick, values in pairs:
+        known = [v for v in values if v is not None]
+        if known:
+            value = pick(known)
+            out[key] = pick(out.get(key, value), value)
 
 
 def score(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -418,14 +449,116 @@ def score(outcomes: list[Outcome]) -> dict[str, Any]:
         "healthy_false_alarms": {o.setup.name: o.false_alarms for o in healthy if o.false_alarms},
         "broken_false_alarms": {o.setup.name: o.false_alarms for o in broken if o.false_alarms},
         "missed": [o.setup.name for o in broken if not o.detected],
+        "healthy_extremes": _merged([o.extremes for o in healthy]),
         "setups": {
             o.setup.name: {"reported": o.reported, "wall_s": round(o.wall_s, 1)} for o in outcomes
         },
     }
 
 
+GRID_RATES = (0.01, 0.05, 0.3, 3.0, 10.0)
+GRID_EPOCHS = 20
+
+
+def _grid_run(rate: float, stop: bool) -> dict[str, Any]:
+    """One run of the early-stop grid: SGD at `rate` on the digits, with or without the rule."""
+    import keras
+
+    from schemas.experiment import EarlyStopSpec
+    from trainer.callback import TrackerCallback
+    from trainer.earlystop import EarlyStopper
+    from trainer.publisher import MemoryPublisher
+
+    keras.utils.set_random_seed(0)
+    trial = classify(optimizer=_sgd(rate), epochs=GRID_EPOCHS)
+    xt, yt, xv, yv = trial.data
+    tracker = TrackerCallback(publisher=MemoryPublisher(), probe=(xt[:64], yt[:64]),
+                              total_epochs=GRID_EPOCHS, announce=False)  # fmt: skip
+    callbacks: list[Any] = [tracker]
+    stopper = EarlyStopper(tracker, EarlyStopSpec(enabled=True, patience=2)) if stop else None
+    callbacks += [stopper] if stopper else []
+    history = trial.model.fit(xt, yt, validation_data=(xv, yv), epochs=GRID_EPOCHS,
+                              batch_size=32, verbose=0, callbacks=callbacks)  # fmt: skip
+    val = history.history.get("val_accuracy", [float("nan")])
+    return {
+        "epochs": len(val),
+        "val_accuracy": round(float(val[-1]), 4),
+        "stopped_by": stopper.reason.problem if stopper and stopper.reason else None,
+    }
+
+
+def early_stop_grid() -> dict[str, Any]:
+    """A grid of good and bad learning rates trained twice, without and with early stopping
+    (patience 2): the epochs the rule saved, and whether the best run was touched."""
+    plain = {rate: _grid_run(rate, stop=False) for rate in GRID_RATES}
+    stopped = {rate: _grid_run(rate, stop=True) for rate in GRID_RATES}
+    best = max(GRID_RATES, key=lambda r: plain[r]["val_accuracy"])
+    planned = GRID_EPOCHS * len(GRID_RATES)
+    ran = sum(run["epochs"] for run in stopped.values())
+    return {
+        "rates": list(GRID_RATES),
+        "epochs": GRID_EPOCHS,
+        "without": {str(r): plain[r] for r in GRID_RATES},
+        "with": {str(r): stopped[r] for r in GRID_RATES},
+        "best_rate": best,
+        "best_unaffected": stopped[best] == plain[best],
+        "stopped_runs": sum(run["stopped_by"] is not None for run in stopped.values()),
+        "saved_epoch_share": round(1 - ran / planned, 3),
+    }
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def table(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's tables: per problem class, then the early-stop grid."""
+    lines = ["| problem | set-ups | recall | reported | precision | median first epoch |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, c in result.get("classes", {}).items():
+        lines.append(
+            f"| {name} | {c['setups']} | {_num(c['recall'])} | {c['reported']} "
+            f"| {_num(c['precision'])} "
+            f"| {_num(c['median_first_epoch'])} |"
+        )
+    lines += [
+        "",
+        f"{result.get('detected')} of {result.get('broken')} broken set-ups detected; "
+        f"false alarms on the {result.get('healthy')} healthy ones: "
+        f"{result.get('healthy_false_alarms') or 'none'}. The healthy set-ups' most "
+        f"alarming evidence (the thresholds' margin): {result.get('healthy_extremes')}.",
+    ]
+    grid = result.get("early_stop_grid")
+    if grid:
+        lines += ["", "| SGD learning rate | epochs, without | val_accuracy | epochs, with "
+                  "early stop | stopped by |", "|---|---|---|---|---|"]  # fmt: skip
+        for rate in grid["rates"]:
+            a, b = grid["without"][str(rate)], grid["with"][str(rate)]
+            lines.append(
+                f"| {rate:g} | {a['epochs']} | {a['val_accuracy']} | {b['epochs']} "
+                f"| {b['stopped_by'] or '—'} |"
+            )
+        lines += [
+            "",
+            f"Early stopping saved {grid['saved_epoch_share']:.0%} of the grid's epochs; the "
+            f"best run (learning rate {grid['best_rate']:g}) "
+            + ("was unaffected." if grid["best_unaffected"] else "CHANGED."),
+        ]
+    return "\n".join(lines)
+
+
+def _merged(extremes: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for one in extremes:
+        for key, value in one.items():
+            pick = max if key.startswith("max_") else min
+            out[key] = round(pick(out.get(key, value), value), 6)
+    return out
+
+
 def run(only: list[str] | None = None, ci: bool = False) -> dict[str, Any]:
-    """Every set-up (or the CI subset, or the named ones); the score."""
+    """Every set-up (or the CI subset, or the named ones); the score, and the early-stop grid
+    when the whole catalogue ran."""
     chosen = [s for s in SETUPS if (not ci or s.ci) and (not only or s.name in only)]
     outcomes = []
     for setup in chosen:
@@ -433,7 +566,10 @@ def run(only: list[str] | None = None, ci: bool = False) -> dict[str, Any]:
         mark = "ok" if (outcome.detected or setup.healthy) and not outcome.false_alarms else "!!"
         print(f"{mark} {setup.name:28s} {outcome.reported} ({outcome.wall_s:.1f}s)", flush=True)
         outcomes.append(outcome)
-    return score(outcomes)
+    result = score(outcomes)
+    if not only and not ci:
+        result["early_stop_grid"] = early_stop_grid()
+    return result
 
 
 if __name__ == "__main__":

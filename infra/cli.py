@@ -375,9 +375,16 @@ def _wait(client: ApiClient, ids: list[str], interval: float, timeout: float | N
     )
     for sim in last.values():
         print(progress.describe(sim))
-    unfinished = [s for s in last.values() if s["status"] != "finished"]
+    # A run the experiment's early-stop rule ended did what was asked of it: not a failure.
+    early = [s for s in last.values() if s["status"] == "stopped" and s.get("early_stop")]
+    unfinished = [s for s in last.values() if s["status"] != "finished" and s not in early]
+    if early:
+        saved = sum(s["early_stop"]["saved_epochs"] for s in early)
+        print(f"{len(early)} simulation(s) stopped early on a fatal diagnosis, saving {saved} "
+              "epochs")  # fmt: skip
     if not unfinished:
-        print(f"all {len(last)} simulation(s) finished")
+        print(f"all {len(last) - len(early)} other simulation(s) finished" if early
+              else f"all {len(last)} simulation(s) finished")  # fmt: skip
         return 0
     running = [s for s in unfinished if s["status"] not in progress.TERMINAL]
     if running:

@@ -101,10 +101,12 @@ def transfer(verb: str, what: str, stream: TextIO | None = None) -> Iterator[Tra
 
 
 def describe(sim: dict[str, Any]) -> str:
-    """One run's state as a line: status, epoch of total, and why it failed."""
+    """One run's state as a line: status, epoch of total, and why it failed or was stopped
+    early."""
     total = sim.get("total_epochs") or 0
     text = f"{str(sim['id'])[:8]}  {sim['status']:<8}  epoch {sim.get('epoch', 0)}/{total}"
-    why = reason(sim) if sim["status"] == "failed" else ""
+    early = sim["status"] == "stopped" and sim.get("early_stop")
+    why = reason(sim) if sim["status"] == "failed" or early else ""
     return f"{text}  {why}" if why else text
 
 

@@ -14,6 +14,7 @@ from ninja.files import UploadedFile
 
 from schemas import lifecycle
 from schemas.commands import LifecycleCommand
+from schemas.status import EarlyStop
 from web.accounts import keys
 from web.accounts.auth import API_AUTH
 from web.errors import Conflict, Invalid
@@ -100,6 +101,11 @@ class SimulationOut(Schema):
     metrics: dict[str, MetricSummaryOut]
     health: HealthOut
     duration_s: float | None = Field(description="finished_at (or now) minus started_at")
+    early_stop: EarlyStop | None = Field(
+        default=None,
+        description="on a run the experiment's early-stop rule ended: the diagnosis that "
+        "stopped it, the epoch, and the epochs it saved",
+    )
 
 
 class SimulationDetailOut(SimulationOut):

@@ -39,6 +39,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Lower
 from django.utils.dateparse import parse_date, parse_datetime
 
+from schemas.status import EarlyStop
 from store import diagnoses
 from web.errors import Invalid
 from web.simulations import summary
@@ -339,8 +340,23 @@ def item(sim: Simulation, fields: dict[str, Any]) -> dict[str, Any]:
         "started_at": sim.started_at,
         "finished_at": sim.finished_at,
         "config": sim.config,
-        "test_metrics": summary.test_metrics(sim.status, sim.message),
+        "test_metrics": summary.test_metrics(sim.status, sim.message)
+        or (_early_stop_note(sim) or {}).get("test_metrics")
+        or {},
+        "early_stop": _early_stop(sim),
     }
+
+
+def _early_stop_note(sim: Simulation) -> dict[str, Any] | None:
+    """The stored reason of a run the early-stop rule ended (projection's `early_stop`)."""
+    note = getattr(sim, "early_stop", None)
+    return note if sim.status == "stopped" and isinstance(note, dict) else None
+
+
+def _early_stop(sim: Simulation) -> dict[str, Any] | None:
+    """Why the experiment's early-stop rule ended this run, as the API shows it."""
+    note = _early_stop_note(sim)
+    return {k: note.get(k) for k in EarlyStop.model_fields} if note else None
 
 
 def items(sims: Sequence[Simulation]) -> list[dict[str, Any]]:

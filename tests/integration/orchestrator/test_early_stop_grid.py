@@ -137,3 +137,7 @@ def test_the_rule_stops_the_bad_run_early_and_the_experiment_reports_the_epochs_
     assert item["simulation_id"] == str(bad) and item["problem"] == reason["problem"]
     page = web.get(f"/simulations/?experiment={create.experiment_id}").content.decode()
     assert early["summary"] in page
+    run = web.get(f"/api/simulations/{bad}").json()
+    assert run["status"] == "stopped" and run["early_stop"]["problem"] == reason["problem"]
+    assert run["early_stop"]["saved_epochs"] == saved
+    assert web.get(f"/api/simulations/{good}").json()["early_stop"] is None

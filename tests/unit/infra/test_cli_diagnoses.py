@@ -129,3 +129,24 @@ def test_it_refuses_a_since_that_is_not_a_time(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(InfraError, match="--since: 'yesterday' is not a time"):
         _run(monkeypatch, client, ["alerts", "--since", "yesterday"])
     assert client.calls == []
+
+
+def test_wait_counts_a_run_stopped_early_by_the_rule_as_done(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = {"problem": "divergence", "title": "Diverging loss", "summary": "loss 9.1", "epoch": 2,
+            "total_epochs": 10, "saved_epochs": 8}  # fmt: skip
+    stopped = _sim(status="stopped", epoch=2, early_stop=note,
+                   message="stopped early after epoch 2 of 10: Diverging loss; saved 8 epochs")  # fmt: skip
+    good = str(uuid.uuid4())
+    finished = _sim(id=good, status="finished", epoch=10)
+    client = FakeClient(
+        {f"/api/simulations/{SID}": [stopped], f"/api/simulations/{good}": [finished]}
+    )
+    assert _run(monkeypatch, client, ["wait", SID, good, "--interval", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped early after epoch 2 of 10" in out
+    assert "1 simulation(s) stopped early on a fatal diagnosis, saving 8 epochs" in out
+    user_stop = _sim(status="stopped", epoch=2, message="stopped on request after epoch 2")
+    client = FakeClient({f"/api/simulations/{SID}": [user_stop]})
+    assert _run(monkeypatch, client, ["wait", SID, "--interval", "0.01"]) == 1
