@@ -47,8 +47,7 @@ class StatusPublisher:
         event = StatusEvent(
             simulation_id=simulation_id, status=status, source="orchestrator", **fields
         )
-        key = str(simulation_id).encode() if simulation_id else None
-        value = codecs.dumps(event)
+        key, value = topics.key_of(simulation_id), codecs.dumps(event)
         # Signed as this service: the stream workers store statuses only from a run's trainer
         # or from an orchestrator (schemas/auth.py).
         self.producer.produce(topics.STATUS, key=key, value=value, headers=self._signed(value))
@@ -58,7 +57,7 @@ class StatusPublisher:
     def resources(self, sample: ResourceSample) -> None:
         """Send one resource sample, signed as this service (the stream workers store samples
         only from an orchestrator: a run cannot report its own use)."""
-        key, value = str(sample.simulation_id).encode(), codecs.dumps(sample)
+        key, value = topics.key_of(sample.simulation_id), codecs.dumps(sample)
         self.producer.produce(topics.RESOURCES, key=key, value=value, headers=self._signed(value))
         self.producer.poll(0)
 

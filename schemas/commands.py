@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
-from schemas import auth
+from schemas import auth, topics
 from schemas.common import Event, utcnow
 
 LIFECYCLE = ("start", "pause", "resume", "stop", "delete")
@@ -100,4 +100,4 @@ def command_key(command: AnyCommand) -> bytes:
     ident = (
         command.experiment_id if isinstance(command, ExperimentCommand) else command.simulation_id
     )
-    return str(ident).encode()
+    return topics.key_of(ident)

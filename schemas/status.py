@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from schemas.common import Epoch, Event, utcnow
 from schemas.diagnosis import Problem
@@ -81,3 +82,17 @@ class StatusEvent(Event):
         description="On a `stopped` event of the early-stop rule: the diagnosis that ended it",
     )
     source: str = ""
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _finite_metrics(cls, value: Any) -> Any:
+        """JSON has no NaN: a diverged run's NaN test loss goes out as null, and would make
+        the `finished` event unreadable. Non-finite metrics are dropped (the message still
+        says `loss=nan`)."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: v
+            for k, v in value.items()
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+        }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import overload
+
 COMMANDS = "nnt.commands"
 STATUS = "nnt.status"
 EPOCHS = "nnt.epochs"
@@ -35,3 +38,15 @@ ALL_TOPICS: tuple[str, ...] = tuple(PARTITIONS)
 # Broker and producer message cap. Tensor payloads are chunked well below it.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 TENSOR_CHUNK_BYTES = 1024 * 1024
+
+
+@overload
+def key_of(ident: uuid.UUID | str) -> bytes: ...
+@overload
+def key_of(ident: None) -> None: ...
+@overload
+def key_of(ident: uuid.UUID | str | None) -> bytes | None: ...
+def key_of(ident: uuid.UUID | str | None) -> bytes | None:
+    """Message key of a simulation (or experiment, or tag): its id as text, so any client (kcat)
+    can read it; None sends the message keyless."""
+    return None if ident is None else str(ident).encode()

@@ -10,6 +10,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from schemas import topics
 from schemas.codecs import dumps
 from schemas.live import LiveUpdate
 from store.diagnoses import verdict
@@ -48,8 +49,9 @@ async def dead_letters(refused: list[tuple[EventT, str]]) -> None:
 
 async def send_live(update: LiveUpdate) -> None:
     """Publish one live update keyed by its simulation or tag (best effort: never blocks a batch)."""
-    key = str(update.simulation_id or update.tag or "").encode()
-    await live_topic.send(key=key, value=dumps(update))
+    await live_topic.send(
+        key=topics.key_of(update.simulation_id or update.tag), value=dumps(update)
+    )
 
 
 # What makes two active sets the same for the pages: problem, severity and layers.

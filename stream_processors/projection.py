@@ -8,9 +8,13 @@ Out-of-order safe: a row changes only when the event is at least as recent as `s
 and no later event moves a deleted row again. A `deleted` event never re-creates a row the
 web has already removed.
 
-A `stopped` event of the early-stop rule keeps its reason (and the stopped run's test metrics)
-in `early_stop`: the experiment's compute saved is counted from it. A later plain `stopped`
-(the orchestrator's) keeps it; any other status (a resume) clears it.
+A `stopped` event of the early-stop rule keeps its reason in `early_stop`: the experiment's
+compute saved is counted from it. A later plain `stopped` (the orchestrator's) keeps it; any
+other status (a resume) clears it.
+
+The final test metrics (the event's typed `metrics`) go to `test_metrics` on a `finished` or
+an early-stopped `stopped` event, `{}` when the run had no test set. Another end (a plain
+`stopped`, `failed`) keeps them; a run going on again (queued, running, paused) clears them.
 """
 
 from __future__ import annotations
@@ -39,21 +43,24 @@ _SET = """
     finished_at = CASE WHEN %(terminal)s::boolean THEN COALESCE(%(finished_at)s::timestamptz, s.finished_at)
                        ELSE NULL END,
     early_stop = CASE WHEN %(status)s::text = 'stopped' THEN COALESCE(%(early_stop)s::jsonb, s.early_stop)
-                      ELSE %(early_stop)s::jsonb END
+                      ELSE %(early_stop)s::jsonb END,
+    test_metrics = CASE WHEN %(terminal)s::boolean THEN COALESCE(%(test_metrics)s::jsonb, s.test_metrics)
+                        ELSE NULL END
 """
 
 # Every parameter is cast where used: a reused placeholder must have one type.
 UPSERT = f"""
 INSERT INTO nnt_simulation AS s (
     id, experiment_id, owner_id, owner_name, name, status, epoch, total_epochs, message, error,
-    config, tags, status_at, started_at, finished_at, early_stop)
+    config, tags, status_at, started_at, finished_at, early_stop, test_metrics)
 VALUES (
     %(id)s::uuid, (SELECT e.id FROM nnt_experiment e WHERE e.id = %(experiment_id)s::uuid),
     (SELECT u.id FROM auth_user u WHERE u.id = %(owner_id)s::int), %(owner)s::text,
     COALESCE(%(name)s::text, %(default_name)s::text), %(status)s::text, %(epoch)s::int, %(total_epochs)s::int, %(message)s::text,
     CASE WHEN %(status)s::text = 'failed' THEN %(error)s::text ELSE '' END,
     COALESCE(%(config)s::jsonb, '{{}}'::jsonb), COALESCE(%(tags)s::varchar(64)[], '{{}}'), %(at)s::timestamptz,
-    %(started_at)s::timestamptz, %(finished_at)s::timestamptz, %(early_stop)s::jsonb)
+    %(started_at)s::timestamptz, %(finished_at)s::timestamptz, %(early_stop)s::jsonb,
+    %(test_metrics)s::jsonb)
 ON CONFLICT (id) DO UPDATE SET {_SET}
 WHERE s.status_at <= %(at)s::timestamptz AND s.status <> 'deleted'
 RETURNING s.owner_name
@@ -85,14 +92,23 @@ def params(event: StatusEvent) -> dict[str, Any]:
         "finished_at": event.at if terminal else None,
         "terminal": terminal,
         "early_stop": early_stop(event),
+        "test_metrics": test_metrics(event),
     }
 
 
 def early_stop(event: StatusEvent) -> Jsonb | None:
-    """What `early_stop` keeps of an early-stopped run: the reason and its test metrics."""
+    """What `early_stop` keeps of an early-stopped run: the rule's reason."""
     if event.early_stop is None or event.status != "stopped":
         return None
-    return Jsonb(event.early_stop.model_dump(mode="json") | {"test_metrics": event.metrics or {}})
+    return Jsonb(event.early_stop.model_dump(mode="json"))
+
+
+def test_metrics(event: StatusEvent) -> Jsonb | None:
+    """The final test metrics of a run that ended by training (finished, or stopped early),
+    `{}` when it had no test set; None for any other event (a terminal one keeps the row's)."""
+    if event.status == "finished" or (event.status == "stopped" and event.early_stop is not None):
+        return Jsonb(event.metrics or {})
+    return None
 
 
 def failure_text(event: StatusEvent) -> str:

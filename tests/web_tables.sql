@@ -31,5 +31,8 @@ CREATE TABLE IF NOT EXISTS nnt_simulation (
     status_at     timestamptz NOT NULL DEFAULT now(),
     started_at    timestamptz NULL,
     finished_at   timestamptz NULL,
-    early_stop    jsonb NULL
+    early_stop    jsonb NULL,
+    test_metrics  jsonb NULL
 );
+-- A database whose table predates a column: add it (a no-op on a fresh or migrated one).
+ALTER TABLE nnt_simulation ADD COLUMN IF NOT EXISTS test_metrics jsonb NULL;

@@ -9,6 +9,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from schemas import auth, codecs, kafkaauth, topics
+from schemas.topics import key_of as key_of  # re-exported: trainer.callback keys its chunks
 from trainer.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,6 @@ class Publisher(Protocol):
 
     def flush(self, timeout: float = 30.0) -> int:
         """Deliver queued messages; return how many are still undelivered."""
-
-
-def key_of(simulation_id: uuid.UUID) -> bytes:
-    """Message key of a simulation: its id as text, so any client (kcat) can read it."""
-    return str(simulation_id).encode()
 
 
 def send_event(

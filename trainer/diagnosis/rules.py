@@ -393,12 +393,11 @@ class Diagnoser:
     def _diagnosis(self, f: Finding, epoch: int) -> Diagnosis:
         first = self.since[f.problem]
         args = {**_fix_args(self.context), **f.fix_args}
-        since = f" since epoch {first}" if first < epoch else f" at epoch {epoch}"
         return Diagnosis(
             problem=f.problem,  # type: ignore[arg-type]
             severity="fatal" if f.problem in FATAL else "warning",
             title=TITLES[f.problem],
-            summary=(f.summary + since)[:500],
+            summary=f.summary[:500],  # the pages, the CLI and alerts add "since epoch N"
             fix=FIXES[f.problem].format(**args)[:500],
             layers=f.layers,
             first_epoch=first,

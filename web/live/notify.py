@@ -98,7 +98,7 @@ def broadcast(sim: Any) -> None:
     try:
         producer = _live_producer()
         producer.produce(
-            topics.LIVE, key=str(sim.id).encode(), value=dumps(update), on_delivery=_delivered
+            topics.LIVE, key=topics.key_of(sim.id), value=dumps(update), on_delivery=_delivered
         )
         producer.poll(0)
     except Exception as exc:  # a full queue or a broken client must not fail the request

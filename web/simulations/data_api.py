@@ -155,7 +155,7 @@ def get_summary(request: HttpRequest, simulation_id: uuid.UUID) -> dict[str, Any
     sim = access.get_visible(request.auth, simulation_id)
     model = sim.experiment.model_json if sim.experiment else {}
     out = summary.model_summary(model or {}, tensors.parameter_counts(sim.id))
-    return out | {"test_metrics": summary.test_metrics(sim.status, sim.message)}
+    return out | {"test_metrics": summary.run_test_metrics(sim)}
 
 
 @router.get("/simulations/{simulation_id}/tensors", response=list[TensorSeriesOut])

@@ -18,7 +18,7 @@ from schemas.experiment import ExperimentConfig, error_fields, expand
 from web.accounts import keys
 from web.errors import Invalid
 from web.live import notify
-from web.simulations import commands, preflight, storage
+from web.simulations import commands, preflight, storage, summary
 from web.simulations.models import Experiment, Simulation
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def savings(experiment: Experiment) -> Savings:
     sims = list(
         experiment.simulations.exclude(status="deleted")
         .order_by("index")
-        .values("id", "name", "status", "epoch", "total_epochs", "early_stop")
+        .values("id", "name", "status", "epoch", "total_epochs", "early_stop", "test_metrics")
     )
     stopped = [s for s in sims if s["status"] == "stopped" and s["early_stop"]]
     enabled = bool(((experiment.config or {}).get("early_stop") or {}).get("enabled"))
@@ -270,7 +270,9 @@ def _stop_item(sim: dict[str, Any]) -> dict[str, Any]:
         "problem": str(note.get("problem") or ""),
         "title": str(note.get("title") or ""),
         "summary": str(note.get("summary") or ""),
-        "test_metrics": note.get("test_metrics") or {},
+        "test_metrics": summary.final_test_metrics(
+            sim["status"], sim["test_metrics"], "", sim["early_stop"]
+        ),
     }
 
 

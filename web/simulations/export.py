@@ -132,7 +132,7 @@ def config_doc(sim: Simulation) -> dict[str, Any]:
         "plan": sim.config,
         "experiment": sim.experiment.config if sim.experiment else {},
         "model_summary": summary.model_summary(model or {}, tensors.parameter_counts(sim.id)),
-        "test_metrics": summary.test_metrics(sim.status, sim.message),
+        "test_metrics": summary.run_test_metrics(sim),
     }
 
 

@@ -73,8 +73,13 @@ class Simulation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Set by the status projection when the experiment's early-stop rule ended the run
-    # (schemas.status.EarlyStop, with the stopped run's test metrics); null otherwise.
+    # (schemas.status.EarlyStop); null otherwise. Rows projected before `test_metrics`
+    # existed also keep the stopped run's test metrics here.
     early_stop = models.JSONField(null=True, blank=True)
+    # Final test-set metrics ({name: value}), set by the status projection from the `metrics`
+    # of a `finished` or early-stopped `stopped` event ({} when the run had no test set);
+    # null while the run goes on, and on rows projected before this column existed.
+    test_metrics = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "nnt_simulation"

@@ -340,9 +340,7 @@ def item(sim: Simulation, fields: dict[str, Any]) -> dict[str, Any]:
         "started_at": sim.started_at,
         "finished_at": sim.finished_at,
         "config": sim.config,
-        "test_metrics": summary.test_metrics(sim.status, sim.message)
-        or (_early_stop_note(sim) or {}).get("test_metrics")
-        or {},
+        "test_metrics": summary.run_test_metrics(sim),
         "early_stop": _early_stop(sim),
     }
 

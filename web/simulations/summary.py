@@ -154,8 +154,40 @@ def model_summary(model: dict[str, Any], recorded: dict[str, dict[str, Any]]) ->
     }
 
 
+def run_test_metrics(sim: Any) -> dict[str, float]:
+    """final_test_metrics of a Simulation row."""
+    stored, note = getattr(sim, "test_metrics", None), getattr(sim, "early_stop", None)
+    return final_test_metrics(sim.status, stored, sim.message, note)
+
+
+def final_test_metrics(
+    status: str, stored: Any, message: str, early_stop: Any = None
+) -> dict[str, float]:
+    """A run's final test metrics: the stored `test_metrics` the status projection wrote.
+
+    Rows projected before that column (null there) keep them where they were: an
+    early-stopped run in its `early_stop` note, a finished run only in its message.
+    """
+    if isinstance(stored, dict):
+        return _numbers(stored)
+    if status == "stopped" and isinstance(early_stop, dict):
+        return _numbers(early_stop.get("test_metrics"))
+    return test_metrics(status, message)
+
+
+def _numbers(values: Any) -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
 def test_metrics(status: str, message: str) -> dict[str, float]:
-    """Final test metrics from a finished run's message (`test: accuracy=0.91, loss=0.3`)."""
+    """Final test metrics from a finished run's message (`test: accuracy=0.91, loss=0.3`): only
+    for rows finished before the status projection stored them (final_test_metrics)."""
     if status != "finished" or not message.startswith("test:"):
         return {}
     out: dict[str, float] = {}

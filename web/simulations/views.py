@@ -226,7 +226,7 @@ def simulation_detail(request: HttpRequest, simulation_id: uuid.UUID) -> HttpRes
         "facts": _facts(sim),
         "model": summary.model_summary(model or {}, tensors.parameter_counts(sim.id)),
         "model_json": model,
-        "test_metrics": summary.test_metrics(sim.status, sim.message),
+        "test_metrics": summary.run_test_metrics(sim),
         "main_cols": main + (["learning_rate"] if "learning_rate" in series else []),
         "extra_cols": extra,
         "rows": rows[-TABLE_ROWS:],

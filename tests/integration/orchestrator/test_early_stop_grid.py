@@ -14,6 +14,7 @@ import pytest
 
 from schemas.commands import CreateCommand
 from schemas.experiment import ExperimentConfig, simulation_id
+from tests.accounts import USERS
 from tests.integration.orchestrator.conftest import (
     Client,
     Orch,
@@ -62,12 +63,17 @@ def grid(home: Path) -> dict[str, Any]:
 
 
 def owned_experiment(experiment_id: uuid.UUID, experiment: dict[str, Any]) -> Any:
-    """The web's row of the experiment, owned by a new user, as a submission leaves it."""
+    """The web's row of the experiment, owned by ana, as a submission leaves it."""
     from django.contrib.auth import get_user_model
 
     from web.simulations.models import Experiment
 
-    user = get_user_model().objects.create_user(f"u{uuid.uuid4().hex[:10]}", password="pw-1-long")
+    # The command is signed as the test user ana (tests/accounts.py): the web's account has
+    # her id, so the projection links the runs to it, as for a run submitted on the site.
+    model = get_user_model()
+    user = model.objects.filter(pk=USERS["ana"]).first() or model.objects.create_user(
+        f"ana-{uuid.uuid4().hex[:8]}", password="pw-1-long", id=USERS["ana"]
+    )
     config = ExperimentConfig.model_validate({k: v for k, v in experiment.items() if k != "model"})
     Experiment.objects.create(
         id=experiment_id, owner=user, name=config.name, config=config.model_dump(mode="json")

@@ -171,6 +171,23 @@ def test_it_keeps_tags_edited_in_the_web_when_the_run_reports_again(
     assert rows(web_tables, epoch_of, sid) == [(2, ["edited"])]
 
 
+def test_it_keeps_the_test_metrics_unrounded_and_a_resume_clears_them(
+    worker: Worker, kafka_bootstrap: str, web_tables: str
+) -> None:
+    sid, t0 = uuid.uuid4(), datetime.now(UTC)
+    done = StatusEvent(simulation_id=sid, status="finished", epoch=3, total_epochs=3, at=t0,
+                       owner="ada", message="test: accuracy=0.9132, loss=nan",
+                       metrics={"accuracy": 0.913245678, "loss": float("nan")})  # fmt: skip
+    send(kafka_bootstrap, topics.STATUS, [done])
+    stored = "SELECT status, test_metrics FROM nnt_simulation WHERE id = %s"
+    until(lambda: rows(web_tables, stored, sid) == [("finished", {"accuracy": 0.913245678})],
+          60, worker)  # fmt: skip
+    again = StatusEvent(simulation_id=sid, status="running", epoch=3, total_epochs=6,
+                        at=t0 + timedelta(seconds=1))  # fmt: skip
+    send(kafka_bootstrap, topics.STATUS, [again])
+    until(lambda: rows(web_tables, stored, sid) == [("running", None)], 60, worker)
+
+
 def test_it_stores_tensors_and_resources(
     worker: Worker, kafka_bootstrap: str, web_tables: str
 ) -> None:

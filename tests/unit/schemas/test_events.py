@@ -173,3 +173,18 @@ def test_it_names_runs_after_what_differs_in_the_grid() -> None:
         | {"optimizers": [{"optimizer": "Adam"}, {"optimizer": "Adam", "conf": {"beta_1": 0.8}}]}
     )
     assert [p.name for p in expand(uuid.uuid4(), same)] == ["digits · Adam #1", "digits · Adam #2"]
+
+
+def test_a_finished_event_with_a_nan_test_metric_stays_readable() -> None:
+    import uuid
+
+    from schemas.status import StatusEvent
+
+    event = StatusEvent(
+        simulation_id=uuid.uuid4(),
+        status="finished",
+        message="test: accuracy=0.1000, loss=nan",
+        metrics={"accuracy": 0.1, "loss": float("nan")},
+    )
+    back = StatusEvent.model_validate_json(event.model_dump_json())
+    assert back.metrics == {"accuracy": 0.1} and back.message.endswith("loss=nan")

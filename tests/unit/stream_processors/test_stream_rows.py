@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from schemas.epochs import BatchPoint, EpochEvent
-from schemas.status import StatusEvent
+from schemas.status import EarlyStop, StatusEvent
 from schemas.tensors import TensorHeader, TensorStats
 from stream_processors import deadletter, projection, rows
 
@@ -74,6 +74,29 @@ def test_it_projects_lifecycle_events_only() -> None:
     assert projection.is_lifecycle(failed)
     assert not projection.is_lifecycle(StatusEvent(simulation_id=sid, status="accepted"))
     assert not projection.is_lifecycle(StatusEvent(status="running"))
+
+
+def test_it_stores_the_final_test_metrics_of_a_run_that_ended_by_training() -> None:
+    sid = uuid.uuid4()
+    metrics = {"accuracy": 0.913245678, "loss": 0.28714}
+    finished = StatusEvent(simulation_id=sid, status="finished", metrics=metrics)
+    assert projection.params(finished)["test_metrics"].obj == metrics
+    no_test_set = StatusEvent(simulation_id=sid, status="finished", message="no test set")
+    assert projection.params(no_test_set)["test_metrics"].obj == {}
+    note = EarlyStop(
+        problem="divergence", title="Diverging loss", summary="loss grew", epoch=4,
+        total_epochs=10, saved_epochs=6,
+    )  # fmt: skip
+    early = StatusEvent(
+        simulation_id=sid, status="stopped", epoch=4, metrics={"accuracy": 0.1}, early_stop=note
+    )
+    assert projection.params(early)["test_metrics"].obj == {"accuracy": 0.1}
+    assert "test_metrics" not in projection.params(early)["early_stop"].obj  # one place
+    # the orchestrator's plain stop keeps the row's (None: COALESCE), a resume clears them
+    for status in ("stopped", "failed", "running", "queued"):
+        assert (
+            projection.params(StatusEvent(simulation_id=sid, status=status))["test_metrics"] is None
+        )
 
 
 def test_it_stores_the_one_line_as_message_and_the_full_text_as_error() -> None:

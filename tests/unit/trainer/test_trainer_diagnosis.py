@@ -100,7 +100,7 @@ def test_vanishing_gradients_show_after_two_logged_epochs_with_the_layers_and_th
     assert (d.problem, d.severity, d.layers, d.first_epoch, d.last_epoch) == (
         "vanishing_gradients", "warning", ["d0", "d1"], 1, 2,
     )  # fmt: skip
-    assert d.summary == "layers 1–2 (d0, d1): gradients 10⁻⁶ of the last layer's since epoch 1"
+    assert d.summary == "layers 1–2 (d0, d1): gradients 10⁻⁶ of the last layer's"
     assert "ReLU instead of sigmoid" in d.fix and "he_normal" in d.fix
 
 

@@ -65,6 +65,27 @@ def test_it_parses_test_metrics_of_finished_runs_only() -> None:
     assert summary.test_metrics("running", "test: accuracy=0.5") == {}
 
 
+def test_it_reads_the_stored_test_metrics_unrounded_over_the_message() -> None:
+    stored = {"accuracy": 0.913245678, "loss": 0.28714}
+    message = "test: accuracy=0.9132, loss=0.2871"
+    assert summary.final_test_metrics("finished", stored, message) == stored
+    assert summary.final_test_metrics("finished", {}, "finished; no test set") == {}
+    # a stopped run's stored metrics win over the ones an older projection kept in its note
+    note = {"problem": "divergence", "test_metrics": {"accuracy": 0.1}}
+    assert summary.final_test_metrics("stopped", {"accuracy": 0.25}, "", note) == {"accuracy": 0.25}
+
+
+def test_it_falls_back_for_rows_stored_before_the_column() -> None:
+    message = "test: accuracy=0.9132, loss=0.2871"
+    assert summary.final_test_metrics("finished", None, message) == {
+        "accuracy": 0.9132,
+        "loss": 0.2871,
+    }
+    note = {"problem": "divergence", "test_metrics": {"accuracy": 0.1}}
+    assert summary.final_test_metrics("stopped", None, "stopped early", note) == {"accuracy": 0.1}
+    assert summary.final_test_metrics("running", None, message, note) == {}
+
+
 def test_it_rebins_histograms_onto_one_grid() -> None:
     edges, density = rebin([[0.0, 1.0, 2.0], [1.0, 3.0], [5.0, 5.0]], [[10, 10], [4], [7]], bins=4)
     assert edges == [0.0, 1.25, 2.5, 3.75, 5.0]
