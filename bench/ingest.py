@@ -1,5 +1,7 @@
 """Sustained ingest of epoch-metric points: Kafka -> Faust worker -> PostgreSQL, against a raw
-binary COPY of the same rows into the same database, in the same run.
+binary COPY of the same rows into the same database, and against the trackers people would
+pick instead (bench/peers.py: MLflow's tracking store on the same PostgreSQL server, Aim's
+local repository) logging the same runs' points, in the same run.
 
 `python -m bench.ingest` prints one JSON line. The pipeline figure runs from the first
 message produced to the moment every row is in the database and the worker's committed
@@ -13,8 +15,9 @@ import json
 import os
 import tempfile
 import time
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,8 @@ import psycopg
 from bench.services import kafka, run_key
 from infra import timeseries
 from schemas import auth, topics
-from schemas.codecs import dumps
 from schemas.epochs import EpochEvent
+from schemas.epochs import encode as encode_epoch
 from stream_processors import rows as row_builder
 
 
@@ -48,6 +51,7 @@ def database() -> Iterator[str]:
             running.stop()
 
 
+PEER_SIMULATIONS = 20  # MLflow and Aim log the first 20 runs (60,000 points): they are slow
 GROUP = "nntracker-stream"  # the Faust app id is its consumer group
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "precision", "recall", "auc")
 
@@ -82,7 +86,7 @@ def signed(batch: list[EpochEvent]) -> list[Message]:
     keys = {sid: run_key(sid) for sid in {e.simulation_id for e in batch}}
     out = []
     for event in batch:
-        value = dumps(event)
+        value = encode_epoch(event)
         sig = auth.mac(keys[event.simulation_id], value).encode()
         out.append((str(event.simulation_id).encode(), value, [(auth.SIGNATURE_HEADER, sig)]))
     return out
@@ -180,13 +184,40 @@ def raw_copy(url: str, batch: list[EpochEvent]) -> float:
         return time.perf_counter() - t0
 
 
+def guarded(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A peer's figures, or the error that stopped it (our own figures still count)."""
+    try:
+        return measure()
+    except Exception:
+        return {"error": traceback.format_exc(limit=3)[-1500:]}
+
+
+def against_peers(url: str, batch: list[EpochEvent], ours: float) -> dict[str, Any]:
+    """MLflow and Aim logging the first PEER_SIMULATIONS runs of `batch` (they are slow: a
+    subsample, the same runs, epochs and metric names), and our points/s over theirs."""
+    from bench import peers
+
+    keep = set(list(dict.fromkeys(e.simulation_id for e in batch))[:PEER_SIMULATIONS])
+    sample = [e for e in batch if e.simulation_id in keep]
+    found = {
+        "mlflow": guarded(lambda: peers.mlflow_ingest(url, sample)),
+        "aim": guarded(lambda: peers.aim_ingest(sample)),
+    }
+    out: dict[str, Any] = {"peers": found}
+    for name, figures in found.items():
+        if "points_per_s" in figures:
+            out[f"ingest_vs_{name}_ratio"] = round(ours / figures["points_per_s"], 2)
+    return out
+
+
 def run(simulations: int = 200, epochs: int = 300) -> dict[str, Any]:
-    """Measure both; returns points/s of each and their ratio."""
+    """Measure ours, raw COPY and the peers; returns points/s of each and the ratios."""
     batch = events(simulations, epochs)
     points = sum(len(e.points()) for e in batch)
     with kafka() as bootstrap, database() as url, tempfile.TemporaryDirectory() as home:
         copy_s = raw_copy(url, batch)
         pipe_s, worker_cpu = pipeline(bootstrap, url, Path(home), batch, points)
+        peers = against_peers(url, batch, points / pipe_s)
     return {
         "bench": "ingest",
         "events": len(batch),
@@ -199,6 +230,7 @@ def run(simulations: int = 200, epochs: int = 300) -> dict[str, Any]:
         "raw_copy_s": round(copy_s, 2),
         "worker_cpu_us_per_point": round(worker_cpu / points * 1e6, 2),
         "load_average": os.getloadavg()[0],
+        **peers,
     }
 
 

@@ -100,7 +100,8 @@ def layer_rows(
             if i % flag_every == flag_every - 1 and epoch >= 5:
                 act[:, :6] = 0
             act_stats = stats.tensor_stats(act)
-            act_stats.flags += stats.activation_flags(act)
+            if (act == 0).all(axis=0).mean() >= 0.5:  # as the dead_units diagnosis names it
+                act_stats.flags += ["dead_units"]
             for kind, variable, value, st, full in (
                 ("kernel", f"{name}/kernel", kernel, stats.tensor_stats(kernel), i == 0),
                 ("bias", f"{name}/bias", bias, stats.tensor_stats(bias), i == 0),

@@ -373,8 +373,7 @@ def run_setup(setup: Setup, seed: int = 0) -> Outcome:
     """Train one set-up with the TrackerCallback; collect what its epochs diagnosed."""
     import keras
 
-    from schemas import topics
-    from schemas.epochs import EpochEvent
+    from schemas import epochs, topics
     from trainer.callback import TrackerCallback
     from trainer.publisher import MemoryPublisher
 
@@ -394,7 +393,7 @@ def run_setup(setup: Setup, seed: int = 0) -> Outcome:
                     batch_size=trial.batch_size, verbose=0, callbacks=[tracker])  # fmt: skip
     outcome = Outcome(setup, epochs=trial.epochs, wall_s=time.perf_counter() - started)
     for raw in publisher.on(topics.EPOCHS):
-        event = EpochEvent.model_validate_json(raw)
+        event = epochs.decode(raw)
         for d in event.diagnoses or []:  # when a user would first see it
             outcome.reported.setdefault(d.problem, event.epoch)
         if event.evidence is not None:

@@ -28,8 +28,8 @@ import psycopg
 from bench import timing
 from bench.ingest import database
 from schemas.tensors import TensorHeader, unpack
+from store.sink import Sink
 from stream_processors import rows
-from stream_processors.sink import Sink
 from trainer import stats
 from trainer.reporting import tensor_messages
 

@@ -21,8 +21,8 @@ import psycopg
 
 from bench.ingest import database
 from schemas.tensors import Compression, DType, TensorHeader, encode_array, pack, split, unpack
+from store.sink import Sink
 from stream_processors import downsample, rows
-from stream_processors.sink import Sink
 from trainer import stats
 from trainer.reporting import tensor_messages
 

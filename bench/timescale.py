@@ -10,7 +10,7 @@ runs are 40 days old, so TimescaleDB's policy would have compressed them; the be
 compresses every chunk itself. Then, side by side:
 - storage: `nntracker db status`'s table sizes (heap, TOAST, indexes), per full weight value
   stored and per run and epoch;
-- the web's chart queries, by their own SQL (web/simulations/metrics.py, tensors.py, run with
+- the web's chart queries, by their own SQL (store/metrics.py, tensors.py, run with
   psycopg: the database's share of a request), median of REPEATS after a warm-up: a run's
   epoch metrics, one layer's kernel statistics over its epochs (the layer history), one full
   kernel at one epoch, and that kernel at every epoch (the 3-D view).
@@ -36,12 +36,12 @@ import numpy as np
 import psycopg
 
 from bench import timing
-from infra import dbstatus, timeseries
+from infra import dbstatus
 from schemas.epochs import BatchPoint, EpochEvent
 from schemas.tensors import Kind, TensorHeader, decode_array, unpack
+from store.sink import Sink
+from store.tables import PARTITIONED, Row, Table
 from stream_processors import rows
-from stream_processors.rows import Row, Table
-from stream_processors.sink import Sink
 from trainer import stats
 from trainer.reporting import tensor_messages
 
@@ -172,7 +172,7 @@ def compress(url: str) -> float:
     """Every chunk of every hypertable into the columnstore; seconds taken."""
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        for table in timeseries.PARTITIONED:
+        for table in PARTITIONED:
             conn.execute(
                 "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks(%s) c",
                 (table,),
@@ -182,15 +182,16 @@ def compress(url: str) -> float:
 
 def queries(url: str, sid: uuid.UUID, epochs: int) -> dict[str, float]:
     """The web's chart reads of one run, by the web's own SQL, timed."""
-    from web.simulations import metrics, tensors  # their SQL; Django itself is not set up
+    from store import metrics, tensors  # the web's SQL
+    from web.simulations.metrics import unpack  # Django itself is not set up
 
     kernel = (sid, 0, "kernel", "dense_0/kernel")
     history_sql = tensors.STATS_SQL.format(stats="stats", clauses=tensors.KIND_CLAUSE)
     with psycopg.connect(url, autocommit=True) as conn:
 
         def chart() -> None:
-            for _, data in conn.execute(metrics.SQL, (sid,)).fetchall():
-                metrics.unpack(bytes(data), 2000)
+            for _, data in conn.execute(metrics.PACKED_SQL, (sid,)).fetchall():
+                unpack(bytes(data), 2000)
 
         def history() -> None:
             found = conn.execute(history_sql, (sid, "kernel")).fetchall()

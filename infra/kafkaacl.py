@@ -36,10 +36,10 @@ Pattern = Literal["literal", "prefixed"]
 # (no component uses transactions).
 Operation = Literal["Read", "Write", "Create", "Describe"]
 
-# The product's group names (each checked against its component by the unit tests).
-ORCHESTRATOR_GROUP = "nntracker-orchestrator"  # NNT_ORCHESTRATOR_GROUP's default
-STREAM_GROUP = "nntracker-stream"  # the Faust app id (stream_processors/app.py)
-WEB_PREFLIGHT_GROUP = "nnt.web.preflight"  # web/simulations/preflight.py: assigns, never joins
+# The product's group names (schemas.topics spells them for every component).
+ORCHESTRATOR_GROUP = topics.ORCHESTRATOR_GROUP  # NNT_ORCHESTRATOR_GROUP's default
+STREAM_GROUP = topics.STREAM_GROUP  # the Faust app id (stream_processors/app.py)
+WEB_PREFLIGHT_GROUP = topics.WEB_PREFLIGHT_GROUP  # web/simulations/preflight.py: never joins
 ADMIN = "nnt-admin"
 ADMIN_PROPERTIES = "admin.properties"
 EXAMPLE_BOOTSTRAP = "kafka.example.org:9092"
@@ -78,7 +78,7 @@ class Names:
     @property
     def stream_topics(self) -> str:
         """Prefix of the stream workers' own topics: Faust names its table changelogs
-        `<app id>-<table>-changelog`, and the tag points topic is `nntracker-stream-tag-points`."""
+        `<app id>-<table>-changelog`, and the tag points topic is `schemas.topics.TAG_POINTS`."""
         return f"{self.stream_group}-"
 
 

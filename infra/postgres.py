@@ -171,10 +171,10 @@ def ensure_database(home: Path, port: int) -> bool:
     """Create the product database when missing; True once the server accepts connections."""
     import psycopg
 
+    from store.database import create_database
+
     if not port_in_use(port):
         return False
     with psycopg.connect(url(home, port, "postgres"), autocommit=True, connect_timeout=3) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        create_database(conn, DB_NAME)
     return True

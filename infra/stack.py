@@ -22,6 +22,7 @@ from pathlib import Path
 from infra import kafka, postgres, process, timescale, timeseries
 from infra.process import ServiceSpec
 from infra.settings import InfraError, StackSettings
+from schemas import topics
 from schemas.kafkaauth import KafkaSecurity
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,14 @@ class Stack:
                 "stream_processors",
                 [],
                 self.env(),
-                lambda: group_has_members(boot, "nntracker-stream", s),
+                lambda: group_has_members(boot, topics.STREAM_GROUP, s),
             ),
             lambda: python_service(
                 "orchestrator",
                 "orchestrator",
                 [],
                 self.env(),
-                lambda: group_has_members(boot, "nntracker-orchestrator", s),
+                lambda: group_has_members(boot, topics.ORCHESTRATOR_GROUP, s),
             ),
             lambda: _with_env(web, self.env()),
         ]

@@ -31,16 +31,7 @@ class StatusPublisher:
 
     def __init__(self, bootstrap: str, security: KafkaSecurity, service_key: str = "") -> None:
         self.service_key = service_key  # signs its commands (`start`), statuses and samples
-        self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "message.max.bytes": topics.MAX_MESSAGE_BYTES,
-                **security.confluent_config(),
-            }
-        )
+        self.producer = Producer(topics.producer_config(bootstrap, security, {"linger.ms": 5}))
 
     def status(self, simulation_id: uuid.UUID | None, status: Status, **fields: Any) -> None:
         """Send one status event; the key keeps one simulation's events in order."""

@@ -27,9 +27,8 @@ from orchestrator.publisher import Publisher
 from orchestrator.rundirs import ACTIVE, RunDir, Runs, RunState
 from orchestrator.runtime import Handle, Runtime
 from orchestrator.settings import OrchestratorError, OrchestratorSettings
-from schemas import codecs
+from schemas import codecs, epochs
 from schemas.commands import CheckCommand, CreateCommand, ExperimentCommand, LifecycleCommand
-from schemas.epochs import EpochEvent
 from schemas.run import RunSpec
 from schemas.status import Status
 
@@ -361,8 +360,8 @@ class Orchestrator:
     def on_epoch(self, value: bytes | None) -> None:
         """An epoch event: progress for the stall rule; a NaN/inf loss stops the run."""
         try:
-            event = codecs.loads(EpochEvent, value or b"")
-        except ValidationError:
+            event = epochs.decode(value or b"")
+        except ValueError:  # pydantic's ValidationError is one
             return
         sid = event.simulation_id
         if sid not in self.handles:

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from schemas import topics
 from schemas.auth import CommandSecretSetting
 from schemas.common import variable_error
 from schemas.kafkaauth import KafkaSecurity
@@ -67,7 +68,7 @@ class OrchestratorSettings(KafkaSecurity, CommandSecretSetting):
     )
     nnt_runtime: str = Field(default="process", description="process | docker")
     nnt_orchestrator_group: str = Field(
-        default="nntracker-orchestrator",
+        default=topics.ORCHESTRATOR_GROUP,
         description="shared consumer group: `create` and `start` commands are split among members",
     )
     nnt_hostname: str = Field(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from schemas.commands import COMMAND_ADAPTER
 from schemas.experiment import ExperimentConfig
+from schemas.live import LiveUpdate
 from schemas.status import StatusEvent
 
 OUT = Path(__file__).parent / "json"
@@ -18,6 +19,7 @@ def documents() -> dict[str, dict]:
     return {
         "nnt.commands.schema.json": COMMAND_ADAPTER.json_schema(),
         "nnt.status.schema.json": StatusEvent.model_json_schema(),
+        "nnt.live.schema.json": LiveUpdate.model_json_schema(),
         "experiment.schema.json": ExperimentConfig.model_json_schema(),
     }
 

@@ -4,8 +4,9 @@ Wire format of one message: b"NNT1" | uint32 header length | header JSON | paylo
 The payload is one chunk of the zstd-compressed tensor bytes (little-endian float32 or
 float16, C order); with `compression="zstd-shuffle"` the bytes are byte-shuffled first
 (every value's first byte, then every second byte, ...), which groups the low-entropy
-sign/exponent bytes and lets zstd shrink floats by a further 4-7 %. Chunk 0's header carries the statistics and histogram; every chunk's
-header names the tensor, so chunks can be stored as they arrive and joined when read.
+sign/exponent bytes and lets zstd shrink floats by a further 4-7 %. Chunk 0's header
+carries the statistics and histogram; every chunk's header names the tensor, so chunks can
+be stored as they arrive and joined when read (join_chunks).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -137,3 +139,13 @@ def decode_array(
 def split(data: bytes, chunk_bytes: int = TENSOR_CHUNK_BYTES) -> list[bytes]:
     """Cut a compressed payload into chunks under the broker's message limit."""
     return [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] or [b""]
+
+
+def join_chunks(parts: Iterable[tuple[int, bytes]], chunks: int) -> bytes | None:
+    """Inverse of split: the payload of one tensor from its (chunk index, payload) parts in
+    any order; None unless every chunk 0..chunks-1 is there (a repeated index is one replayed
+    chunk: its last copy counts)."""
+    by_index = dict(parts)
+    if chunks < 1 or len(by_index) != chunks or any(i not in by_index for i in range(chunks)):
+        return None
+    return b"".join(by_index[i] for i in range(chunks))

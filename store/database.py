@@ -17,6 +17,18 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def create_database(conn: psycopg.Connection, name: str) -> bool:
+    """Create database `name` unless it exists; True when it was created. `conn`: an
+    autocommit connection to the server's maintenance database (CREATE DATABASE cannot run
+    inside a transaction)."""
+    from psycopg import sql
+
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        return False
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return True
+
+
 class StoreError(Exception):
     """The shared record cannot be read or written (the message names what and why)."""
 

@@ -5,7 +5,7 @@ text and layers of the latest epoch that carried it, the first and last epoch it
 and `active` when the run's latest diagnosed epoch still carries it. `nnt_run_health`'s
 `diagnosed_epoch` (with `diagnosed_at`) is that latest epoch, so a run diagnosed healthy
 differs from one never diagnosed. `nnt_epoch_evidence` keeps each logged epoch's evidence.
-The tables are created by infra/sql/timeseries.sql.
+The tables are created by store/sql/timeseries.sql.
 
 The stream workers merge a batch of epoch events in the transaction that stores their
 metrics (stream_processors/agents.py): keys are compared, never arrival order, so epochs

@@ -4,16 +4,18 @@
 epoch (`last`, ties broken by the later event time), the lowest and highest values with
 their epochs, and whether the metric was ever non-finite. `nnt_run_health` holds one row per
 simulation: the distinct tensor health flags of its latest epoch with tensors, and whether
-any epoch metric was non-finite. Both tables are created by infra/sql/timeseries.sql.
+any epoch metric was non-finite. Both tables are created by store/sql/timeseries.sql.
 
 Every statement here is a merge keyed by simulation: a batch folds into the row whatever
 came before it, in any order and any number of times, with the same result. The workers run
 them in the transaction that writes the rows they summarise (stream_processors/agents.py),
 and the same merges over the stored rows fill the tables once (`backfill`). The deletion of
-a simulation removes its rows from both tables (stream_processors/deletion.py).
+a simulation removes its rows from both tables (store/deletion.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import psycopg
 
@@ -137,3 +139,17 @@ def backfill(conn: psycopg.Connection) -> bool:
         conn.execute(BACKFILL_FLAGS)
         conn.execute(f"COMMENT ON TABLE nnt_run_metric IS '{FILLED}'")
     return True
+
+
+async def merge_metrics(conn: psycopg.AsyncConnection[Any], params: list[list[Any]]) -> None:
+    """Fold a batch's metric summaries (stream_processors.rows.metric_summaries: columns)
+    into nnt_run_metric, in the caller's transaction."""
+    if params and params[0]:
+        await conn.execute(MERGE_METRICS, params)
+
+
+async def merge_flags(conn: psycopg.AsyncConnection[Any], params: list[list[Any]]) -> None:
+    """Fold a batch's tensor health flags (stream_processors.rows.tensor_flags: columns) into
+    nnt_run_health, in the caller's transaction."""
+    if params and params[0]:
+        await conn.execute(MERGE_FLAGS, params)

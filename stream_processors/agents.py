@@ -8,7 +8,7 @@ COMMIT and the offset commit replays rows that ON CONFLICT DO NOTHING ignores, a
 before COMMIT replays rows never written: at-least-once delivery, exactly-once rows.
 Sink agents run with concurrency=1 (faust-streaming issue 606 loses messages otherwise).
 
-Every write first takes the deletion guard (stream_processors.deletion): rows of a simulation
+Every write first takes the deletion guard (store.deletion): rows of a simulation
 already deleted are skipped, and a `deleted` status purges the simulation's rows in its own
 transaction.
 """
@@ -31,8 +31,10 @@ from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader
-from store import diagnoses, summaries
-from stream_processors import aggregates, decoding, deletion, downsample, projection, rows
+from store import deletion, diagnoses, summaries
+from store import projection as run_rows
+from store.sink import SinkError
+from stream_processors import aggregates, decoding, downsample, projection, rows
 from stream_processors.app import (
     SINK_TOPICS,
     app,
@@ -52,7 +54,6 @@ from stream_processors.app import (
 from stream_processors.liveness import PartitionWatch, state_lines
 from stream_processors.outputs import DiagnosisLive, dead_letter, dead_letters, send_live
 from stream_processors.provenance import UNSIGNED, signature
-from stream_processors.sink import SinkError
 from stream_processors.throttle import live_point
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ async def write_epochs(conn: Conn, events: list[EpochEvent]) -> list[EpochEvent]
     events = await alive(conn, events, lambda e: e.simulation_id)
     await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_copy_text(events))
     await sink.copy(conn, rows.BATCH_METRIC, rows.batch_rows(events))
-    await summarise(conn, summaries.MERGE_METRICS, rows.metric_summaries(events))
+    await summaries.merge_metrics(conn, rows.metric_summaries(events))
     await sink.copy(conn, rows.EVIDENCE, rows.evidence_rows(events))
     batch = rows.diagnosis_rows(events)
     if batch.runs:
@@ -162,12 +163,6 @@ async def write_epochs(conn: Conn, events: list[EpochEvent]) -> list[EpochEvent]
         if changed:
             diagnosis_live.hold(changed, await diagnoses.run_facts(conn, changed))
     return events
-
-
-async def summarise(conn: Conn, merge: str, params: list[list[object]]) -> None:
-    """Fold a batch into the per-run summaries (store/summaries.py), in its transaction."""
-    if params[0]:
-        await conn.execute(merge, params)
 
 
 Chunk = tuple[TensorHeader, bytes]
@@ -179,7 +174,7 @@ async def write_tensors(conn: Conn, chunks: list[Chunk]) -> list[Chunk]:
     chunks = await alive(conn, chunks, lambda c: c[0].simulation_id)
     kept = downsample.thin_at_sink(chunks, policy.full_tensor_period)
     await sink.copy(conn, rows.TENSOR, [rows.tensor_row(h, p, r) for h, p, r in kept])
-    await summarise(conn, summaries.MERGE_FLAGS, rows.tensor_flags(h for h, _ in chunks))
+    await summaries.merge_flags(conn, rows.tensor_flags(h for h, _ in chunks))
     return chunks
 
 
@@ -203,7 +198,7 @@ async def write_status(conn: Conn, events: list[StatusEvent]) -> list[StatusEven
     )
     for event in events:
         if projection.is_lifecycle(event):
-            owner = await projection.project(conn, event)
+            owner = await run_rows.project(conn, event)
             # The orchestrator's events name no owner, and list pages listen by owner: without
             # the row's, its pause, stop, failure or delete never reached the owner's lists.
             if owner and not event.owner:
@@ -236,7 +231,7 @@ async def persist_epochs(stream: StreamT) -> None:
     """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, evidence and diagnoses, then
     throttled nnt.live points and the `diagnosis` updates of changed active sets."""
     async for batch in stream.take_events(BATCH, within=WITHIN):
-        items = await decode(batch, decoding.json_event(EpochEvent), _simulation)
+        items = await decode(batch, decoding.epoch_event, _simulation)
         written = await persist(items, write_epochs)
         for event in written:
             throttle.add(event.simulation_id, [live_point(event)])
@@ -313,7 +308,7 @@ def status_update(event: StatusEvent) -> LiveUpdate:
             "total_epochs": event.total_epochs,
             "message": event.message,
             # on `failed`: the full error behind the one-line message, for the page's details
-            **({"error": projection.failure_text(event)} if event.status == "failed" else {}),
+            **({"error": run_rows.failure_text(event)} if event.status == "failed" else {}),
         },
     )
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import cast
+from typing import TypeVar, cast
 
 import psycopg
 from faust.types import EventT, StreamT
@@ -23,6 +23,9 @@ from faust.types import EventT, StreamT
 from schemas.epochs import EpochEvent
 from schemas.live import LiveUpdate
 from schemas.status import StatusEvent
+from store import tags as store_tags
+from store.sink import SinkError
+from store.tables import TAG_AGGREGATE, TAG_AGGREGATE_KEY
 from stream_processors import tags
 from stream_processors.app import (
     app,
@@ -35,34 +38,17 @@ from stream_processors.app import (
     tag_throttle,
 )
 from stream_processors.outputs import dead_letter, send_live
-from stream_processors.rows import TAG_AGGREGATE, TAG_AGGREGATE_KEY
-from stream_processors.sink import SinkError
 
 log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[tuple]
-
-TAGS_SQL = "SELECT id::text, owner_name, tags FROM nnt_simulation WHERE id = ANY(%s::uuid[])"
-POINTS_SQL = (
-    "SELECT simulation_id, metric, epoch, value, at FROM nnt_epoch_metric "
-    "WHERE simulation_id = ANY(%s::uuid[])"
-)
+R = TypeVar("R")
 
 
-async def _read(sql: str, ids: list[str]) -> list[tuple]:
-    """Rows of one read query through the sink; none when the tables are missing (the web
-    may not have migrated yet: aggregates wait, ingestion does not)."""
-
-    async def work(conn: Conn) -> list[tuple]:
-        try:
-            async with conn.transaction():  # a savepoint: a missing table is an answer
-                cur = await conn.execute(sql, (ids,))
-                return await cur.fetchall()
-        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
-            log.warning("tag aggregates: cannot read (%s)", " ".join(str(exc).split()))
-            return []
-
+async def _read(read: Callable[[Conn, list[str]], Awaitable[list[R]]], ids: list[str]) -> list[R]:
+    """Rows of one store.tags read through the sink; none when the database refuses it (the
+    tables may be missing: aggregates wait, ingestion does not)."""
     try:
-        return await sink.run(work)
+        return await sink.run(lambda conn: read(conn, ids))
     except SinkError as exc:
         log.warning("tag aggregates: cannot read (%s)", exc)
         return []
@@ -90,7 +76,8 @@ async def lookup_tags(sids: Iterable[str]) -> dict[str, tags.Tagged]:
     missing = [sid for sid, hit in stored.items() if hit is None]
     if missing:
         found = {
-            sid: (owner or "", list(t or [])) for sid, owner, t in await _read(TAGS_SQL, missing)
+            sid: (owner or "", list(t or []))
+            for sid, owner, t in await _read(store_tags.simulation_tags, missing)
         }
         for sid in missing:
             answer: tags.Tagged = found.get(sid, ("", []))
@@ -149,7 +136,7 @@ async def remember_tags(items: Sequence[tuple[EventT, StatusEvent]]) -> None:
             if told is None or told[1] != doc["tags"]:
                 changed.append(sid)
     if changed:  # epochs may have arrived before the tags: fold in what is already stored
-        found = [tags.db_point(*r) for r in await _read(POINTS_SQL, changed)]
+        found = [tags.db_point(*r) for r in await _read(store_tags.epoch_points, changed)]
         await contribute([p for p in found if p is not None])
 
 

@@ -10,11 +10,11 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 
 from schemas import topics
 from schemas.topics import MAX_MESSAGE_BYTES
+from store.sink import Sink
 from stream_processors.consumer import RewindingConsumer
 from stream_processors.downsample import Maintenance, Policy
 from stream_processors.provenance import Provenance
 from stream_processors.settings import load
-from stream_processors.sink import Sink
 from stream_processors.tags import TagCache
 from stream_processors.throttle import KeyedThrottle, LiveThrottle
 
@@ -71,7 +71,7 @@ settings = load()
 settings.datadir.mkdir(parents=True, exist_ok=True)
 
 app = StreamApp(
-    "nntracker-stream",
+    topics.STREAM_GROUP,
     broker=f"kafka://{settings.nnt_kafka_bootstrap}",
     broker_credentials=settings.faust_credentials(),  # NNT_KAFKA_* SASL/TLS (schemas.kafkaauth)
     topic_replication_factor=settings.nnt_stream_replication_factor,
@@ -117,7 +117,7 @@ dead_letter_topic = topic(topics.DEAD_LETTER)
 
 # Internal (ours only, not part of the product contract): epoch points of tagged simulations,
 # re-keyed by tag so that every aggregate of one tag lives in one partition.
-TAG_POINTS = "nntracker-stream-tag-points"
+TAG_POINTS = topics.TAG_POINTS
 TAG_PARTITIONS = 3
 tag_points_topic = app.topic(
     TAG_POINTS, partitions=TAG_PARTITIONS, internal=True, key_type=bytes, value_type=bytes

@@ -16,14 +16,24 @@ yet acked at the head of a partition (`_new_offset`), and its seek to the commit
 after a rebalance wrote read offsets past a rewind still pending from before (`perform_seek`);
 together they lost one epoch of one run when a worker stopped and another took its
 partitions (tests/integration/stream_processors/test_stream_workers.py, under CPU load).
+
+And one cost: Faust's drain loop hands each message to the topic conductor inside
+`wait_first(callback, suspend_flow.wait())`, which creates four tasks and an `asyncio.wait`
+per message, about a third of the worker's CPU at ingest rates (profile in
+docs/stream-processing.md). The callback almost never waits (it puts the event into the
+stream's buffer without blocking unless the flow is suspended), so `_drain_messages` here
+drives it by hand first and falls back to Faust's `wait_first` only when it does wait
+(`drive`), with the same result either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Awaitable, Collection, Coroutine, Generator
+from typing import Any, cast
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaDriverConsumer
 from faust.types import TP
 
@@ -111,6 +121,44 @@ class Written:
         for tp in tps:
             self._done.pop(tp, None)
             self._gone.pop(tp, None)
+
+
+class _GoOn:
+    """Awaitable that goes on with a coroutine driven by hand until it first waited (it
+    yielded `pending`), exactly as the task awaiting this would have driven it."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self.coro, self.pending = coro, pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:  # cancellation and errors go into the coroutine
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coro.send(value)
+                except StopIteration as done:
+                    return done.value
+
+
+async def _go_on(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
+    return await _GoOn(coro, pending)
+
+
+def drive(coro: Coroutine[Any, Any, Any]) -> Awaitable[Any] | None:
+    """Run `coro` by hand up to its first wait: None when it finished without waiting, else
+    an awaitable that finishes it (to be awaited, or cancelled, by the caller)."""
+    try:
+        pending = coro.send(None)
+    except StopIteration:
+        return None
+    return _go_on(coro, pending)
 
 
 class RewindingConsumer(AIOKafkaDriverConsumer):
@@ -256,3 +304,70 @@ class RewindingConsumer(AIOKafkaDriverConsumer):
             for tp in self.assignment()
             if tp.topic in topics and tp not in active and tp not in self._paused_partitions
         }
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - worker loop
+        """faust-streaming 0.15.3's `Consumer._drain_messages` (faust/transport/consumer.py),
+        unchanged but for one line: the message callback runs by hand first (`drive`), and
+        only a callback that waits goes through `wait_first` as in Faust. Faust's own
+        version is fingerprinted in tests/unit/stream_processors/test_stream_consumer.py:
+        an upgrade that changes it fails there, and this copy is to be compared again."""
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = cast(Any, self)._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        flag_consumer_fetching = CONSUMER_FETCHING
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(flag_consumer_fetching)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            if self.suspend_flow.is_set():
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
+                            else:
+                                rest = drive(callback(message))
+                                if rest is not None:
+                                    await self.wait_first(rest, self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                        else:
+                            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset,
+                                         message.key, message.value)  # fmt: skip
+                    unset_flag(flag_consumer_fetching)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(flag_consumer_fetching)

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from schemas import epochs
+from schemas.epochs import EpochEvent
 from schemas.tensors import TensorHeader, unpack
 
 T = TypeVar("T")
@@ -46,6 +48,11 @@ def json_event(model: type[M]) -> Parse[M]:
         return stamp(model.model_validate_json(raw), timestamp)
 
     return parse
+
+
+def epoch_event(raw: bytes, timestamp: float | None) -> EpochEvent:
+    """One epoch event, binary (what trainers send) or JSON (schemas.epochs.decode)."""
+    return stamp(epochs.decode(raw), timestamp)
 
 
 def tensor_chunk(raw: bytes, timestamp: float | None) -> tuple[TensorHeader, bytes]:

@@ -9,10 +9,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from faust.types import EventT
+from pydantic import ValidationError
 
 from schemas import topics
 from schemas.codecs import dumps
-from schemas.live import LiveUpdate
+from schemas.diagnosis import Diagnosis
+from schemas.live import LiveHealth, LiveUpdate
 from store.diagnoses import verdict
 from stream_processors import deadletter
 from stream_processors.app import dead_letter_topic, live_topic
@@ -88,13 +90,22 @@ class DiagnosisLive:
         the same batch replaces it)."""
         for sid, active in changed.items():
             owner, status, flags = facts.get(sid, ("", "", []))
-            update = LiveUpdate(
-                kind="diagnosis",
-                simulation_id=sid,
-                owner=owner or None,
-                diagnoses=[{k: v for k, v in d.items() if k != "active"} for d in active],
-                health={"verdict": verdict(status, active), "flags": flags},
-            )
+            try:
+                update = LiveUpdate(
+                    kind="diagnosis",
+                    simulation_id=sid,
+                    owner=owner or None,
+                    diagnoses=[
+                        Diagnosis.model_validate({k: v for k, v in d.items() if k != "active"})
+                        for d in active
+                    ],
+                    health=LiveHealth.model_validate(
+                        {"verdict": verdict(status, active), "flags": flags}
+                    ),
+                )
+            except ValidationError as exc:  # a stored row the wire refuses: the pages wait
+                log.warning("simulation %s: diagnosis update not sent (%s)", sid, exc)
+                continue
             self.held[sid] = (signature(active), update)
 
     def release(self, committed: Iterable[uuid.UUID]) -> list[LiveUpdate]:

@@ -1,4 +1,4 @@
-"""Pure row building: decoded events to the rows of the time-series tables."""
+"""Pure row building: decoded events to the rows of the time-series tables (store.tables)."""
 
 from __future__ import annotations
 
@@ -17,105 +17,17 @@ from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader
 from store.diagnoses import clean
 
-Row = tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class Table:
-    """A target table: its columns and their PostgreSQL types (for binary COPY)."""
-
-    name: str
-    columns: tuple[str, ...]
-    types: tuple[str, ...]
-
-
-EPOCH_METRIC = Table(
-    "nnt_epoch_metric",
-    ("simulation_id", "epoch", "metric", "value", "at"),
-    ("uuid", "int4", "text", "float8", "timestamptz"),
-)
-BATCH_METRIC = Table(
-    "nnt_batch_metric",
-    ("simulation_id", "epoch", "step", "metric", "value", "at"),
-    ("uuid", "int4", "int4", "text", "float8", "timestamptz"),
-)
-TENSOR = Table(
-    "nnt_tensor",
-    (
-        "simulation_id",
-        "layer_index",
-        "layer_name",
-        "kind",
-        "variable",
-        "epoch",
-        "chunk",
-        "chunks",
-        "dtype",
-        "shape",
-        "compression",
-        "data",
-        "stats",
-        "reduced",
-        "at",
-    ),
-    (
-        "uuid",
-        "int4",
-        "text",
-        "text",
-        "text",
-        "int4",
-        "int4",
-        "int4",
-        "text",
-        "int4[]",
-        "text",
-        "bytea",
-        "jsonb",
-        "bool",
-        "timestamptz",
-    ),
-)
-STATUS_EVENT = Table(
-    "nnt_status_event",
-    ("simulation_id", "at", "status", "epoch", "message", "command_id"),
-    ("uuid", "timestamptz", "text", "int4", "text", "uuid"),
-)
-RESOURCE = Table(
-    "nnt_resource",
-    (
-        "simulation_id",
-        "at",
-        "cpu_percent",
-        "memory_bytes",
-        "memory_limit_bytes",
-        "gpu_percent",
-        "gpu_memory_bytes",
-    ),
-    ("uuid", "timestamptz", "float8", "int8", "int8", "float8", "int8"),
-)
-TAG_AGGREGATE = Table(
-    "nnt_tag_aggregate",
-    ("owner", "tag", "metric", "epoch", "count", "sum", "sumsq", "min", "max", "updated_at"),
-    (
-        "text",
-        "text",
-        "text",
-        "int4",
-        "int8",
-        "float8",
-        "float8",
-        "float8",
-        "float8",
-        "timestamptz",
-    ),
-)
-TAG_AGGREGATE_KEY = ("owner", "tag", "metric", "epoch")
-EVIDENCE = Table(
-    "nnt_epoch_evidence",
-    ("simulation_id", "epoch", "evidence", "at"),
-    ("uuid", "int4", "jsonb", "timestamptz"),
-)
+# The tables are defined in store.tables; `rows.TENSOR` and the others stay importable here.
+from store.tables import BATCH_METRIC as BATCH_METRIC
+from store.tables import EPOCH_METRIC as EPOCH_METRIC
+from store.tables import EVIDENCE as EVIDENCE
+from store.tables import RESOURCE as RESOURCE
+from store.tables import STATUS_EVENT as STATUS_EVENT
+from store.tables import TAG_AGGREGATE as TAG_AGGREGATE
+from store.tables import TAG_AGGREGATE_KEY as TAG_AGGREGATE_KEY
+from store.tables import TENSOR as TENSOR
+from store.tables import Row as Row
+from store.tables import Table as Table
 
 
 def epoch_rows(events: Iterable[EpochEvent]) -> list[Row]:
@@ -139,6 +51,10 @@ def copy_field(text: str) -> str:
     )
 
 
+# Metric name -> its COPY text field, escaped once (a run logs the same few names every epoch).
+_COPY_NAMES: dict[str, str] = {}
+
+
 def epoch_copy_text(events: Iterable[EpochEvent]) -> bytes:
     """The nnt_epoch_metric rows of epoch_rows() as COPY text, formatted in one pass.
 
@@ -146,10 +62,18 @@ def epoch_copy_text(events: Iterable[EpochEvent]) -> bytes:
     Floats use repr (shortest exact round trip); points() drops non-finite values.
     """
     out: list[str] = []
+    extend = out.extend
+    names = _COPY_NAMES
     for e in events:
         head = f"{e.simulation_id}\t{e.epoch}\t"
         tail = f"\t{e.at.isoformat()}\n"
-        out.extend(f"{head}{copy_field(m)}\t{v!r}{tail}" for m, v in e.points().items())
+        points = e.points()
+        for m in points:
+            if m not in names:
+                if len(names) >= 10_000:
+                    names.clear()
+                names[m] = copy_field(m)
+        extend([f"{head}{names[m]}\t{v!r}{tail}" for m, v in points.items()])
     return "".join(out).encode()
 
 

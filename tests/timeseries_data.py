@@ -20,9 +20,10 @@ from schemas.diagnosis import FATAL, TITLES, Diagnosis, Evidence, LayerEvidence,
 from schemas.epochs import EpochEvent
 from schemas.tensors import encode_array, split
 from store import diagnoses
+from store.schema import HYPERTABLES
+from store.sink import Sink
+from store.tables import Row, Table
 from stream_processors import rows
-from stream_processors.rows import Row, Table
-from stream_processors.sink import Sink
 
 # Months before any test runs: every chunk is older than every policy's age, so a test can
 # run a policy now and see it act on all of them.
@@ -233,7 +234,7 @@ def compress_everything(url: str) -> tuple[int, int]:
     """Turn every chunk of every hypertable columnar: (chunks in all, of them nnt_tensor's).
     Fails if any chunk stayed row-store."""
     with psycopg.connect(url, autocommit=True) as conn:
-        for table in timeseries.HYPERTABLES:
+        for table in HYPERTABLES:
             conn.execute(
                 "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks(%s) c",
                 (table,),
@@ -242,7 +243,7 @@ def compress_everything(url: str) -> tuple[int, int]:
             "SELECT count(*), count(*) FILTER (WHERE hypertable_name = 'nnt_tensor'), "
             "count(*) FILTER (WHERE NOT is_compressed) FROM timescaledb_information.chunks "
             "WHERE hypertable_name = ANY(%s)",
-            (list(timeseries.HYPERTABLES),),
+            (list(HYPERTABLES),),
         ).fetchone()
     assert row is not None and row[2] == 0, f"{row[2] if row else '?'} chunks not compressed"
     return int(row[0]), int(row[1])

@@ -8,7 +8,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from schemas import auth, codecs, kafkaauth, topics
+from schemas import auth, codecs, epochs, kafkaauth, topics
+from schemas.epochs import EpochEvent
 from schemas.topics import key_of as key_of  # re-exported: trainer.callback keys its chunks
 from trainer.settings import load_settings
 
@@ -28,8 +29,10 @@ class Publisher(Protocol):
 def send_event(
     publisher: Publisher, topic: str, simulation_id: uuid.UUID, event: BaseModel
 ) -> None:
-    """Serialise one JSON event and send it keyed by its simulation."""
-    publisher.send(topic, key_of(simulation_id), codecs.dumps(event))
+    """Serialise one event and send it keyed by its simulation: an epoch event in its binary
+    form (schemas.epochs.encode), any other as JSON."""
+    value = epochs.encode(event) if isinstance(event, EpochEvent) else codecs.dumps(event)
+    publisher.send(topic, key_of(simulation_id), value)
 
 
 class MemoryPublisher:
@@ -78,16 +81,11 @@ class KafkaPublisher:
             )
         self.failed = 0
         self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": client_id,
-                "message.max.bytes": topics.MAX_MESSAGE_BYTES,
-                "acks": "all",
-                "enable.idempotence": True,  # retries never reorder or duplicate a run's events
-                "linger.ms": 20,
-                "queue.buffering.max.kbytes": 512 * 1024,
-                **security.confluent_config(),
-            }
+            topics.producer_config(
+                bootstrap,
+                security,
+                {"client.id": client_id, "linger.ms": 20, "queue.buffering.max.kbytes": 512 * 1024},
+            )
         )
 
     def _delivered(self, err: object, msg: object) -> None:

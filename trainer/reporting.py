@@ -6,7 +6,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from schemas.tensors import TensorHeader, decode_array, encode_array, pack, split, unpack
+from schemas.tensors import (
+    TensorHeader,
+    decode_array,
+    encode_array,
+    join_chunks,
+    pack,
+    split,
+    unpack,
+)
 
 TensorKey = tuple[int, int, str, str]  # epoch, layer index, kind, variable
 
@@ -46,8 +54,8 @@ def join_tensors(messages: list[bytes]) -> dict[TensorKey, np.ndarray]:
     out: dict[TensorKey, np.ndarray] = {}
     for done, chunks in parts.items():
         head = heads[done]
-        if len(chunks) == head.chunks:
-            data = b"".join(chunks[i] for i in range(head.chunks))
+        data = join_chunks(chunks.items(), head.chunks)
+        if data is not None:
             out[done] = decode_array(data, head.dtype, head.shape, head.compression)
     return out
 

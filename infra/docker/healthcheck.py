@@ -21,10 +21,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+# Every image with a probe holds schemas beside its component (infra/docker/Dockerfile).
+from schemas.topics import STREAM_GROUP
+
 if TYPE_CHECKING:
     from schemas.kafkaauth import KafkaSecurity
 
-STREAM_GROUP = "nntracker-stream"  # the Faust app id (stream_processors/app.py)
 TIMEOUT_S = 5.0
 
 

@@ -2,8 +2,9 @@
 # Local container engine for the docker runtime and its tests: podman serving the Docker API.
 #
 # Idempotent; every step is skipped when already done. Needs root (apt-get, /etc, /run).
-#   1. apt-get install podman runc (only what is missing)
-#   2. /etc/containers/containers.conf: runtime runc (crun fails on hybrid cgroups here) and
+#   1. apt-get install podman runc catatonit netavark aardvark-dns (only what is missing)
+#   2. /etc/containers/containers.conf: runtime runc (crun fails on hybrid cgroups here), the
+#      netavark network backend (DNS on internal networks) and
 #      default ulimits at or below this host's hard limits (raising them is forbidden here)
 #   3. `podman system service` on $NNT_PODMAN_SOCKET unless it already answers
 # The images, the trainer's included, are built by `make images` (python -m infra.images).
@@ -17,6 +18,15 @@ MARK="# written by nntracker infra/podman/setup.sh"
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
+# Container names resolve on podman's networks only with a DNS server: netavark with
+# aardvark-dns answers on every network, internal ones included (the trainers' network,
+# docker-compose.yml `training`, is internal); the CNI backend's dnsname plugin skips internal
+# networks, so a trainer there could not resolve `kafka` (seen on a fresh machine: every run
+# stayed `starting`). containers.conf below selects netavark.
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
+# `init: true` services (docker-compose.yml) run under podman's container-init, catatonit.
+[ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "podman setup: installing ${need[*]}" >&2
   apt-get update -qq
@@ -32,11 +42,15 @@ want="$MARK
 [containers]
 default_ulimits = [\"nofile=${nofile}:${nofile}\", \"nproc=${nproc}:${nproc}\"]
 [engine]
-runtime = \"runc\""
+runtime = \"runc\"
+[network]
+network_backend = \"netavark\""
 if [ ! -f "$CONF" ] || { head -1 "$CONF" | grep -qF "$MARK" && [ "$(cat "$CONF")" != "$want" ]; }; then
   mkdir -p "$(dirname "$CONF")"
   printf '%s\n' "$want" > "$CONF"
   echo "podman setup: wrote $CONF" >&2
+  # A service started under the old settings keeps them: start it again below.
+  pkill -f "podman system service --time=0 unix://$SOCKET" 2>/dev/null && sleep 1 || true
 fi
 
 answering() { podman --remote --url "unix://$SOCKET" version >/dev/null 2>&1; }

@@ -99,7 +99,7 @@ class UpProcess:
     def ensure_user(self, name: str, password: str, staff: bool = False) -> None:
         """An account in this stack's database, made with `nntracker manage ensure_user`."""
         done = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "infra", "manage", "ensure_user", "--username", name,
+            [sys.executable, "-m", "client", "manage", "ensure_user", "--username", name,
              "--password-stdin", *(["--staff"] if staff else [])],
             input=password + "\n", cwd=ROOT, env=self.env, capture_output=True, text=True,
             timeout=120,
@@ -170,7 +170,7 @@ def start_up(home: Path, demo: bool = True) -> UpProcess:
     }
     env.pop("DATABASE_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra", "up", *(["--demo"] if demo else [])],
+        [sys.executable, "-m", "client", "up", *(["--demo"] if demo else [])],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

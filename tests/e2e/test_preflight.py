@@ -103,7 +103,7 @@ def test_the_cli_prints_the_field_and_the_fix(stack: UpProcess, base: str, demo:
     ).json()["token"]
     env = {**stack.env, "NNT_TOKEN": token, "NNT_URL": base}
     done = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "infra", "submit", str(folder / "bad.json"), "--model", str(model),
+        [sys.executable, "-m", "client", "submit", str(folder / "bad.json"), "--model", str(model),
          "--train", str(data["train"])],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip

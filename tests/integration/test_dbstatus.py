@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from infra import cli, dbstatus
-from infra.timeseries import PARTITIONED
-from stream_processors.rows import Row, Table
+from client import cli
+from infra import dbstatus
+from store.tables import PARTITIONED, Row, Table
 from tests.streamworker import WEB_TABLES
 from tests.timeseries_data import new_database, run_rows, write
 
@@ -234,7 +234,7 @@ def test_it_shares_bytes_by_rows_where_timescaledb_does_not_name_compressed_chun
     # TimescaleDB before compression_settings.compress_relid: no per-segment sizes to read
     written = populate(ts_url)
     compress_all(ts_url)
-    monkeypatch.setattr(dbstatus, "COMPRESS_RELID_SQL", "SELECT false")
+    monkeypatch.setattr("store.dbstatus.COMPRESS_RELID_SQL", "SELECT false")
 
     status = dbstatus.collect(ts_url)
 

@@ -24,8 +24,8 @@ import pytest
 
 from infra import postgres, timeseries
 from infra.settings import InfraError, TimescaleSettings
+from store.tables import Row
 from stream_processors import downsample, rows
-from stream_processors.rows import Row
 from tests import services
 from tests.streamworker import WEB_TABLES
 from tests.timeseries_data import (
@@ -258,7 +258,7 @@ def test_it_follows_changed_downsampling_ages_and_keeps_its_bucket_size(
     assert (thin["thin_after"], thin["keep_every"]) == ("10 days", 5)
     again = _all(ts_url, "SELECT job_id, config FROM timescaledb_information.jobs ORDER BY 1")
 
-    with caplog.at_level(logging.WARNING, logger="infra.timeseries"):
+    with caplog.at_level(logging.WARNING, logger="store.schema"):
         timeseries.apply(
             ts_url, downsampling=changed.model_copy(update={"nnt_batch_bucket_steps": 5})
         )
@@ -383,7 +383,7 @@ def test_it_purges_the_buckets_of_deleted_simulations(ts_url: str) -> None:
 
 
 async def _purge(url: str, sim: uuid.UUID) -> None:
-    from stream_processors import deletion
+    from store import deletion
 
     async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
         await deletion.purge(conn, sim)

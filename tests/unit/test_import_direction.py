@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"schemas", "store", "trainer", "orchestrator", "stream_processors", "web", "infra"}
+OURS = {
+    "schemas",
+    "store",
+    "trainer",
+    "orchestrator",
+    "stream_processors",
+    "web",
+    "infra",
+    "client",
+}
 FORBIDDEN = {
     "schemas": OURS - {"schemas"},
     "store": OURS - {"schemas", "store"} | {"django", "faust"},
@@ -24,7 +33,10 @@ FORBIDDEN = {
     },
     "orchestrator": {"web", "django", "faust"},
     "stream_processors": {"web", "django"},
-    "infra": {"web"},
+    # the local stack never drives the users' client; the client reaches the stack only
+    # for the commands that run it (`up`, `db`), and the servers only through their API
+    "infra": {"web", "client"},
+    "client": {"web", "django", "faust", "stream_processors", "orchestrator"},
 }
 
 

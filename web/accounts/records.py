@@ -55,13 +55,11 @@ class _Sender:
         from confluent_kafka import Producer
 
         self.producer = Producer(
-            {
-                "bootstrap.servers": settings.NNT_KAFKA_BOOTSTRAP,
-                "acks": "all",
-                "enable.idempotence": True,
-                "logger": logging.getLogger("web.kafka"),
-                **settings.NNT_KAFKA_SECURITY.confluent_config(),
-            }
+            topics.producer_config(
+                settings.NNT_KAFKA_BOOTSTRAP,
+                settings.NNT_KAFKA_SECURITY,
+                {"logger": logging.getLogger("web.kafka")},
+            )
         )
         atexit.register(self._at_exit)
 

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 
 from schemas.commands import LifecycleCommand
+from store import resources
 from web.accounts import keys
 from web.errors import Forbidden, NotFound
 from web.simulations import access, commands
@@ -113,16 +114,8 @@ def usage(user: Any) -> Usage:
     ids = list(simulations_of(user).filter(status="running").values_list("id", flat=True))
     if not ids:
         return Usage(0.0, 0, None, None, None, 0, None)
-    sql = """
-        SELECT sum(cpu_percent), sum(memory_bytes), sum(memory_limit_bytes), sum(gpu_percent),
-               sum(gpu_memory_bytes), count(*), min(at)
-        FROM (SELECT DISTINCT ON (simulation_id) *
-              FROM nnt_resource WHERE simulation_id = ANY(%s)
-              ORDER BY simulation_id, at DESC) AS latest
-    """
     with connection.cursor() as cur:
-        cur.execute(sql, [ids])
-        cpu, memory, limit, gpu, gpu_memory, n, oldest = cur.fetchone()
+        cpu, memory, limit, gpu, gpu_memory, n, oldest = resources.latest_sum(cur, ids)
     return Usage(
         float(cpu or 0.0),
         int(memory or 0),

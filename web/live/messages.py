@@ -8,6 +8,8 @@ import re
 import uuid
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.live import LiveUpdate
 
 # Channels group names: ASCII letters, digits, hyphens, underscores, periods; under 100 chars.
@@ -58,13 +60,20 @@ def payload(update: LiveUpdate) -> dict[str, Any]:
         points = [p.model_dump(mode="json", exclude_none=True) for p in update.points]
         return {"kind": "epochs", "simulation_id": sim, "points": points}
     if update.kind == "status":
-        return {"kind": "status", "simulation_id": sim, "status": update.status or {}}
+        return {"kind": "status", "simulation_id": sim, "status": _json(update.status)}
     if update.kind == "row":
-        return {"kind": "simulation", "simulation_id": sim, "simulation": update.row or {}}
+        return {"kind": "simulation", "simulation_id": sim, "simulation": _json(update.row)}
     if update.kind == "diagnosis":
-        return {"kind": "diagnosis", "simulation_id": sim, "diagnoses": update.diagnoses or [],
-                "health": update.health or {}}  # fmt: skip
-    return {"kind": "tag", "tag": update.tag, "aggregates": update.aggregates}
+        diagnoses = [_json(d) for d in update.diagnoses or []]
+        return {"kind": "diagnosis", "simulation_id": sim, "diagnoses": diagnoses,
+                "health": _json(update.health)}  # fmt: skip
+    return {"kind": "tag", "tag": update.tag, "aggregates": [_json(a) for a in update.aggregates]}
+
+
+def _json(record: BaseModel | None) -> dict[str, Any]:
+    """A record of an update as the browser reads it: the keys it travelled with
+    (schemas.live); {} when the update has none."""
+    return record.model_dump(mode="json", exclude_none=True) if record is not None else {}
 
 
 def routes(update: LiveUpdate) -> list[tuple[str, dict[str, Any]]]:

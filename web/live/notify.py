@@ -20,7 +20,7 @@ from django.conf import settings
 
 from schemas import topics
 from schemas.codecs import dumps
-from schemas.live import LiveUpdate
+from schemas.live import LiveUpdate, RunRow
 from web.live.messages import EVENT_TYPE, STAFF_GROUP, user_group
 
 log = logging.getLogger(__name__)
@@ -28,22 +28,27 @@ _lock = threading.Lock()
 _producer: Any = None
 
 
+def run_row(sim: Any) -> RunRow:
+    """One simulation's list row (the API's list fields)."""
+    return RunRow(
+        id=sim.id,
+        experiment_id=sim.experiment_id,
+        name=sim.name,
+        owner=sim.owner_name,
+        status=sim.status,
+        epoch=sim.epoch,
+        total_epochs=sim.total_epochs,
+        tags=list(sim.tags or []),
+        created_at=sim.created_at,
+    )
+
+
 def row(sim: Any) -> dict[str, Any]:
-    """The browser payload of one simulation's list row (the API's list fields)."""
+    """The browser payload of one simulation's list row."""
     return {
         "kind": "simulation",
         "simulation_id": str(sim.id),
-        "simulation": {
-            "id": str(sim.id),
-            "experiment_id": str(sim.experiment_id) if sim.experiment_id else None,
-            "name": sim.name,
-            "owner": sim.owner_name,
-            "status": sim.status,
-            "epoch": sim.epoch,
-            "total_epochs": sim.total_epochs,
-            "tags": list(sim.tags or []),
-            "created_at": sim.created_at.isoformat() if sim.created_at else None,
-        },
+        "simulation": run_row(sim).model_dump(mode="json"),
     }
 
 
@@ -92,10 +97,10 @@ def _delivered(err: object, msg: Any) -> None:
 
 def broadcast(sim: Any) -> None:
     """Queue one `row` update on `nnt.live` for the other web processes; never blocks."""
-    update = LiveUpdate(
-        kind="row", simulation_id=sim.id, owner=sim.owner_name or None, row=row(sim)["simulation"]
-    )
     try:
+        update = LiveUpdate(
+            kind="row", simulation_id=sim.id, owner=sim.owner_name or None, row=run_row(sim)
+        )
         producer = _live_producer()
         producer.produce(
             topics.LIVE, key=topics.key_of(sim.id), value=dumps(update), on_delivery=_delivered

@@ -4,11 +4,8 @@ Batch points are kept raw while young and later folded into buckets of N steps
 (docs/stream-processing.md): a reduced point stands for its bucket, with the bucket's min and
 max and its last value, at the bucket's last step. Clients draw the two differently.
 
-Where they are folded depends on the database's form (infra/timeseries.py): natively
-partitioned, the stream workers replace the raw rows of `nnt_batch_metric` by reduced ones
-(`reduced = true`); on TimescaleDB, the raw rows stay until a retention policy drops them and
-the continuous aggregate `nnt_batch_bucket` holds the buckets (an empty view on native
-tables). One query reads both: the buckets, and the raw rows of every event not folded yet.
+Where they are folded depends on the database's form (TimescaleDB or native partitions);
+store/batches.py reads the buckets and the raw rows not folded yet in one query.
 """
 
 from __future__ import annotations
@@ -22,42 +19,13 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import field_validator
 
+from store import batches as store
 from web.accounts.auth import API_AUTH
 from web.simulations import access
 
 log = logging.getLogger(__name__)
 router = Router(tags=["simulation data"], auth=API_AUTH)
 MAX_POINTS = 100_000
-
-# A raw row is left out once its event (simulation, metric, epoch, `at`) has buckets: the
-# aggregate folds all the rows of an event in one refresh, and a row arriving after it (a
-# replay) is one of them again. Events not refreshed yet (young, or late) are read raw.
-# Then the newest row per (metric, epoch, step): a resumed epoch shows its re-run; a raw point
-# replayed beside its bucket yields to the bucket's reduced row until the next pass folds it.
-SQL = """
-WITH buckets AS MATERIALIZED (
-    SELECT metric, epoch, step, value, value_min, value_max, at
-    FROM nnt_batch_bucket
-    WHERE simulation_id = %(sid)s
-      AND (%(metric)s::text IS NULL OR metric = %(metric)s::text)
-      AND epoch BETWEEN %(first)s AND %(last)s
-)
-SELECT DISTINCT ON (metric, epoch, step) metric, epoch, step, value, value_min, value_max,
-       reduced
-FROM (
-    SELECT metric, epoch, step, value, value_min, value_max, true AS reduced, at FROM buckets
-    UNION ALL
-    SELECT r.metric, r.epoch, r.step, r.value, r.value_min, r.value_max, r.reduced, r.at
-    FROM nnt_batch_metric r
-    WHERE r.simulation_id = %(sid)s
-      AND (%(metric)s::text IS NULL OR r.metric = %(metric)s::text)
-      AND r.epoch BETWEEN %(first)s AND %(last)s
-      AND NOT EXISTS (SELECT 1 FROM buckets b
-                      WHERE b.metric = r.metric AND b.epoch = r.epoch AND b.at = r.at)
-) AS points
-ORDER BY metric, epoch, step, reduced DESC, at DESC
-LIMIT %(limit)s
-"""
 
 
 class BatchPointsIn(Schema):
@@ -105,17 +73,16 @@ class BatchPointsOut(Schema):
 
 def read(simulation_id: uuid.UUID, params: BatchPointsIn) -> tuple[list[dict[str, Any]], bool]:
     """The points, grouped by metric, and whether the limit was reached."""
-    args = {
-        "sid": simulation_id,
-        "metric": params.metric,
-        "first": params.epoch_from,
-        "last": params.epoch_to,
-        "limit": params.limit + 1,
-    }
     try:
         with connection.cursor() as cursor:
-            cursor.execute(SQL, args)
-            rows = cursor.fetchall()
+            rows = store.read_points(
+                cursor,
+                simulation_id,
+                params.metric,
+                params.epoch_from,
+                params.epoch_to,
+                params.limit + 1,
+            )
     except DatabaseError:
         log.warning("simulation %s: cannot read batch points", simulation_id, exc_info=True)
         return [], False

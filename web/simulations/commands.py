@@ -27,19 +27,17 @@ class Publisher(Protocol):
 
 
 def producer_config(bootstrap: str, timeout_s: float, security: KafkaSecurity) -> dict[str, Any]:
-    """The web's producer settings: idempotent, acks=all, giving up after `timeout_s`."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "acks": "all",
-        "enable.idempotence": True,
-        # A `create` carries the model JSON (NNT_MAX_MODEL_BYTES); librdkafka's default of
-        # 1 000 000 bytes refused a 1 MB model. Broker and topics take MAX_MESSAGE_BYTES + 64 KiB.
-        "message.max.bytes": topics.MAX_MESSAGE_BYTES,
-        "message.timeout.ms": int(timeout_s * 1000),
-        "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
-        "logger": logging.getLogger("web.kafka"),
-        **security.confluent_config(),
-    }
+    """The web's producer settings: the product's (schemas.topics), giving up after `timeout_s`."""
+    timeout_ms = int(timeout_s * 1000)
+    return topics.producer_config(
+        bootstrap,
+        security,
+        {
+            "message.timeout.ms": timeout_ms,
+            "socket.connection.setup.timeout.ms": max(1000, timeout_ms),
+            "logger": logging.getLogger("web.kafka"),
+        },
+    )
 
 
 class KafkaPublisher:

@@ -7,25 +7,10 @@ import uuid
 
 from django.db import DatabaseError, connection
 
+from store import metrics as store
 from web.simulations import metrics
 
 log = logging.getLogger(__name__)
-
-# Aggregated on read over the caller's own runs carrying the tag (latest value per epoch), so
-# a group never mixes in other users' runs and always agrees with the stored epochs.
-TAG_SQL = """
-WITH latest AS (
-    SELECT DISTINCT ON (m.simulation_id, m.metric, m.epoch) m.metric, m.epoch, m.value
-    FROM nnt_epoch_metric m
-    WHERE m.simulation_id = ANY(%s)
-    ORDER BY m.simulation_id, m.metric, m.epoch, m.at DESC
-)
-SELECT metric, epoch, count(value), avg(value), min(value), max(value), stddev_pop(value)
-FROM latest
-WHERE value IS NOT NULL
-GROUP BY metric, epoch
-ORDER BY metric, epoch
-"""
 
 
 def difference(
@@ -52,13 +37,13 @@ def difference(
 def tag_group(
     simulation_ids: list[uuid.UUID], max_points: int | None = None
 ) -> dict[str, dict[str, list]]:
-    """`{metric: {epochs, count, mean, min, max, std}}` over the given runs."""
+    """`{metric: {epochs, count, mean, min, max, std}}` over the given runs: the caller's own
+    runs carrying the tag, aggregated on read (store.metrics.read_group)."""
     if not simulation_ids:
         return {}
     try:
         with connection.cursor() as cursor:
-            cursor.execute(TAG_SQL, [simulation_ids])
-            rows = cursor.fetchall()
+            rows = store.read_group(cursor, simulation_ids)
     except DatabaseError:
         log.warning("cannot aggregate %d simulations", len(simulation_ids), exc_info=True)
         return {}

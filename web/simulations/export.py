@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection
 
 from schemas.diagnosis import LayerEvidence, TrendEvidence
 from store import diagnoses
+from store import metrics as metric_store
 from web.simulations import metrics, summary, tensors
 from web.simulations.models import Simulation
 
@@ -383,22 +384,16 @@ JSON_RATIO = 0.25  # model.json and the configuration, deflated
 # entry (each with its zip64 extra); and an .npy header.
 MEMBER_BYTES = 30 + 20 + 24 + 46 + 28
 NPY_HEADER_BYTES = 128
-METRIC_COUNT_SQL = """
-SELECT count(DISTINCT epoch), count(DISTINCT metric) FROM nnt_epoch_metric
-WHERE simulation_id = %s
-"""
 
 
 def _metric_counts(sim: Simulation) -> tuple[int, int]:
     """(logged epochs, metric names) of a run."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(METRIC_COUNT_SQL, [sim.id])
-            row = cursor.fetchone()
+            return metric_store.count(cursor, sim.id)
     except DatabaseError:
         log.warning("simulation %s: cannot count its epoch metrics", sim.id, exc_info=True)
         return 0, 0
-    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def _summary_bytes(sim: Simulation, epochs: int, names: int) -> int:

@@ -1,4 +1,5 @@
-"""Epoch metrics of a simulation, read from `nnt_epoch_metric` (written by the stream processors)."""
+"""Epoch metrics of a simulation, read from `nnt_epoch_metric` (written by the stream processors)
+by store/metrics.py: series for the charts, downsampled, and live points."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 from django.db import DatabaseError, connection
 from tsdownsample import LTTBDownsampler
 
+from store import metrics as store
+
 log = logging.getLogger(__name__)
 Series = dict[str, dict[str, list]]
 
@@ -18,15 +21,7 @@ Series = dict[str, dict[str, list]]
 CORE = ("loss", "accuracy", "val_loss", "val_accuracy")
 RUN_INFO = ("learning_rate", "epoch_time_s", "samples_per_s")
 
-# Each metric's (epoch, value) rows packed by PostgreSQL into one bytea (big-endian int4 +
-# float8 per row, in primary-key order: oldest first within an epoch), which numpy reads in
-# one call: a 100,000-epoch series crosses as one value, not 100,000 rows.
-SQL = """
-SELECT metric,
-       string_agg(int4send(epoch) || float8send(coalesce(value, 'NaN'::float8)), ''::bytea
-                  ORDER BY epoch, at)
-FROM nnt_epoch_metric WHERE simulation_id = %s GROUP BY metric
-"""
+# How store.metrics.PACKED_SQL packs a metric's rows: one call of numpy reads them all.
 PACKED = np.dtype([("e", ">i4"), ("v", ">f8")])
 
 
@@ -92,21 +87,11 @@ def read(simulation_id: uuid.UUID, max_points: int | None = None) -> Series:
     """Every logged epoch metric of one simulation; empty if the table is not there yet."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(SQL, [simulation_id])
-            rows = cursor.fetchall()
+            rows = store.read_packed(cursor, simulation_id)
     except DatabaseError:
         log.warning("cannot read nnt_epoch_metric for simulation %s", simulation_id, exc_info=True)
         return {}
-    return {metric: unpack(bytes(data), max_points) for metric, data in sorted(rows)}
-
-
-SINCE_SQL = """
-SELECT DISTINCT ON (epoch, metric) epoch, metric, value
-FROM nnt_epoch_metric
-WHERE simulation_id = %s AND epoch > %s
-ORDER BY epoch, metric, at DESC
-LIMIT %s
-"""
+    return {metric: unpack(data, max_points) for metric, data in rows}
 
 
 def points_since(
@@ -115,8 +100,7 @@ def points_since(
     """Epochs after `since` as live points `[{"epoch": e, "values": {metric: value}}]`."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(SINCE_SQL, [simulation_id, since, limit])
-            rows = cursor.fetchall()
+            rows = store.read_since(cursor, simulation_id, since, limit)
     except DatabaseError:
         log.warning("cannot read nnt_epoch_metric for simulation %s", simulation_id, exc_info=True)
         return []

@@ -62,7 +62,7 @@ class KafkaChecker:
         consumer = Consumer(
             {
                 "bootstrap.servers": settings.NNT_KAFKA_BOOTSTRAP,
-                "group.id": "nnt.web.preflight",  # never joined: partitions are assigned
+                "group.id": topics.WEB_PREFLIGHT_GROUP,  # never joined: partitions are assigned
                 "enable.auto.commit": False,
                 "logger": logging.getLogger("web.kafka"),
                 **settings.NNT_KAFKA_SECURITY.confluent_config(),

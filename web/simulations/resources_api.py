@@ -3,6 +3,7 @@ when each logged epoch landed, both in seconds since the run began (one time axi
 
 `nnt_resource` is written by the stream workers from `nnt.resources` (the orchestrator samples
 every NNT_RESOURCE_PERIOD seconds); `nnt_epoch_metric` carries the trainer's time of each epoch.
+store/resources.py reads both.
 """
 
 from __future__ import annotations
@@ -11,45 +12,21 @@ import logging
 import math
 import statistics
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from store import resources as store
 from web.simulations import access
 from web.simulations.models import Simulation
 
 log = logging.getLogger(__name__)
 router = Router(tags=["simulation data"])
-ALL = 2**31 - 1  # ntile() with more buckets than rows: one bucket per row
-
-# Buckets of consecutive samples: the mean of the percentages, the peak of the memory (what
-# runs a process out of memory is its peak, never its mean), at the middle of the bucket.
-RESOURCES_SQL = """
-WITH s AS (
-    SELECT at, cpu_percent, memory_bytes, memory_limit_bytes, gpu_percent, gpu_memory_bytes,
-           ntile(%(buckets)s) OVER (ORDER BY at) AS bucket
-    FROM nnt_resource WHERE simulation_id = %(sid)s
-)
-SELECT min(at) + (max(at) - min(at)) / 2, avg(cpu_percent), max(memory_bytes),
-       max(memory_limit_bytes), avg(gpu_percent), max(gpu_memory_bytes), count(*)
-FROM s GROUP BY bucket ORDER BY bucket
-"""
-# The newest row of an epoch counts (a resumed epoch shows when its re-run ended).
-EPOCHS_SQL = """
-SELECT epoch, max(at) FROM nnt_epoch_metric WHERE simulation_id = %s GROUP BY epoch ORDER BY epoch
-"""
-SAMPLES_SQL = """
-SELECT s.value * t.value FROM nnt_epoch_metric s
-JOIN nnt_epoch_metric t ON t.simulation_id = s.simulation_id AND t.epoch = s.epoch
-WHERE s.simulation_id = %s AND s.metric = 'samples_per_s' AND t.metric = 'epoch_time_s'
-"""
-FIRST_SQL = """
-SELECT (SELECT min(at) FROM nnt_resource WHERE simulation_id = %(sid)s),
-       (SELECT min(at) FROM nnt_epoch_metric WHERE simulation_id = %(sid)s)
-"""
+T = TypeVar("T")
 
 
 class ResourcesIn(Schema):
@@ -91,21 +68,20 @@ class TimelineOut(Schema):
     )
 
 
-def _fetch(sql: str, args: Any, sim: Simulation, what: str) -> list[tuple[Any, ...]]:
-    """Rows of a time-series query; none when its table is not there yet."""
+def _read(read: Callable[..., T], sim: Simulation, what: str, *args: Any, empty: T) -> T:
+    """What a store read of the run answers; `empty` when its table is not there yet."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, args)
-            return cursor.fetchall()
+            return read(cursor, sim.id, *args)
     except DatabaseError:
         log.warning("simulation %s: cannot read %s", sim.id, what, exc_info=True)
-        return []
+        return empty
 
 
 def start_of(sim: Simulation) -> datetime | None:
     """Time zero of a run: the earliest of its start, first resource sample and first epoch."""
-    rows = _fetch(FIRST_SQL, {"sid": sim.id}, sim, "the first samples")
-    found = [t for t in (sim.started_at, *(rows[0] if rows else ())) if t is not None]
+    first = _read(store.read_first, sim, "the first samples", empty=())
+    found = [t for t in (sim.started_at, *first) if t is not None]
     return min(found) if found else None
 
 
@@ -115,8 +91,7 @@ def _seconds(at: datetime, t0: datetime | None) -> float:
 
 def resources(sim: Simulation, max_points: int) -> dict[str, Any]:
     """The run's samples, merged down to `max_points` (0: all)."""
-    args = {"sid": sim.id, "buckets": max_points or ALL}
-    rows = _fetch(RESOURCES_SQL, args, sim, "nnt_resource")
+    rows = _read(store.read_samples, sim, "nnt_resource", max_points, empty=[])
     t0 = start_of(sim)
     cols: dict[str, list[Any]] = {
         k: []
@@ -131,7 +106,7 @@ def resources(sim: Simulation, max_points: int) -> dict[str, Any]:
         cols["gpu_percent"].append(None if gpu is None else round(float(gpu), 3))
         cols["gpu_memory_bytes"].append(None if gpu_mem is None else int(gpu_mem))
     has_gpu = any(v is not None for v in cols["gpu_percent"] + cols["gpu_memory_bytes"])
-    samples = sum(int(r[6]) for r in rows)
+    samples = sum(int(r.samples) for r in rows)
     return {"simulation_id": sim.id, "t0": t0, "samples": samples, "has_gpu": has_gpu, **cols}
 
 
@@ -149,8 +124,8 @@ def steps_per_epoch(sim: Simulation) -> int | None:
     size = batch_size(sim)
     if size is None:
         return None
-    rows = _fetch(SAMPLES_SQL, [sim.id], sim, "throughput")
-    samples = [v for (v,) in rows if v is not None and math.isfinite(v) and v > 0]
+    found = _read(store.read_epoch_samples, sim, "throughput", empty=[])
+    samples = [v for v in found if v is not None and math.isfinite(v) and v > 0]
     if not samples:
         return None
     return max(1, math.ceil(round(statistics.median(samples)) / size))
@@ -159,7 +134,7 @@ def steps_per_epoch(sim: Simulation) -> int | None:
 def timeline(sim: Simulation) -> dict[str, Any]:
     """Each logged epoch's time since the run began, and the steps per epoch."""
     t0 = start_of(sim)
-    rows = _fetch(EPOCHS_SQL, [sim.id], sim, "nnt_epoch_metric")
+    rows = _read(store.read_epoch_times, sim, "nnt_epoch_metric", empty=[])
     return {
         "simulation_id": sim.id,
         "t0": t0,

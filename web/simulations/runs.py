@@ -1,11 +1,10 @@
 """The runs table's columns: hyperparameters, metric summaries, health and duration of each
 run, and sorting and filtering by any of them on the server.
 
-Every column is one SQL expression over the run's row: hyperparameters read the run's plan
-(`nnt_simulation.config`, the SimulationPlan dump) or its experiment's configuration, and
-metrics and health read the per-run summaries the stream workers keep
-(`nnt_run_metric`, `nnt_run_health`, store/summaries.py) by primary key. Sorting 10,000 runs
-by a metric thus reads 10,000 summary rows, never the epoch metrics themselves.
+Every column is one SQL expression over the run's row (store/runs_table.py): hyperparameters
+read the run's plan or its experiment's configuration, and metrics and health read the
+per-run summaries the stream workers keep, by primary key. Here they become Django
+expressions, so the ORM sorts, filters and lists runs by them.
 """
 
 from __future__ import annotations
@@ -40,7 +39,8 @@ from django.db.models.functions import Cast, Lower
 from django.utils.dateparse import parse_date, parse_datetime
 
 from schemas.status import EarlyStop
-from store import diagnoses
+from store import diagnoses, runs_table
+from store.runs_table import DURATION, HEALTH_FLAGS, HEALTH_RANK, HP_SQL
 from web.errors import Invalid
 from web.simulations import summary
 from web.simulations.models import Simulation
@@ -80,76 +80,6 @@ class Sql(Expression):
         return "(" + re.sub(r"@(\w+)", lambda m: cols[m[1]], self.sql) + ")", list(self.params)
 
 
-def _number(jsonb: str) -> str:
-    """A JSON number as float8, NULL for anything else or out of float8's range (a cast of
-    a string or of 1e400 would fail the whole query)."""
-    return (
-        f"CASE WHEN jsonb_typeof({jsonb}) = 'number' THEN CASE "
-        f"WHEN ({jsonb})::numeric = 0 THEN 0::float8 "
-        f"WHEN abs(({jsonb})::numeric) BETWEEN 1e-300 AND 1e300 THEN ({jsonb})::numeric::float8 "
-        "END END"
-    )
-
-
-def _single(doc: str, key: str) -> str:
-    """The only item of the grid list `key` of an experiment configuration, as jsonb: runs
-    created by a Kafka client keep the experiment's configuration rather than their plan."""
-    return (
-        f"CASE WHEN jsonb_typeof({doc} -> '{key}') = 'array' THEN "
-        f"CASE WHEN jsonb_array_length({doc} -> '{key}') = 1 THEN {doc} -> '{key}' -> 0 END END"
-    )
-
-
-_EXPERIMENT_BATCH = _number("e.config -> 'batch_size'")
-_LEARNING_RATE = _number("@config -> 'learning_rate'")
-_BATCH_SIZE = _number("@config -> 'batch_size'")
-HP_SQL: dict[str, tuple[str, Kind]] = {
-    "optimizer": (
-        "coalesce(@config #>> '{optimizer,optimizer}', "
-        f"({_single('@config', 'optimizers')}) ->> 'optimizer')",
-        "text",
-    ),
-    "loss": (
-        "coalesce(@config #>> '{loss,loss_function}', "
-        f"({_single('@config', 'loss_functions')}) ->> 'loss_function')",
-        "text",
-    ),
-    "learning_rate": (
-        f"coalesce({_LEARNING_RATE}, {_number(_single('@config', 'learning_rates'))})",
-        "number",
-    ),
-    "fold": (_number("@config -> 'fold'"), "number"),
-    # The plan has no batch size: the experiment's configuration (or the run's own, for a
-    # run created by a Kafka client) has it.
-    "batch_size": (
-        "coalesce((SELECT "
-        + _EXPERIMENT_BATCH
-        + " FROM nnt_experiment e WHERE e.id = @experiment_id), "
-        + _BATCH_SIZE
-        + ")",
-        "number",
-    ),
-    "epochs": ("nullif(@total_epochs, 0)::float8", "number"),
-}
-# A run the trainer diagnosed: its active diagnoses decide (store/diagnoses.py); one never
-# diagnosed (an older SDK): its latest tensors' health flags.
-HEALTH_RANK = f"""CASE WHEN @status = 'failed' THEN 2 ELSE (
-    SELECT CASE WHEN h.diagnosed_epoch IS NOT NULL THEN {diagnoses.DIAGNOSED_RANK}
-                WHEN h.nonfinite_metric OR 'nonfinite' = ANY(h.flags) THEN 2
-                WHEN cardinality(h.flags) > 0 THEN 1 ELSE 0 END
-    FROM nnt_run_health h WHERE h.simulation_id = @id) END"""
-HEALTH_FLAGS = """SELECT CASE WHEN h.nonfinite_metric THEN array_append(h.flags, 'nonfinite_metric')
-                   ELSE h.flags END
-    FROM nnt_run_health h WHERE h.simulation_id = @id"""
-DURATION = (
-    "CASE WHEN @started_at IS NOT NULL THEN "
-    "greatest(0, extract(epoch FROM coalesce(@finished_at, now()) - @started_at))::float8 END"
-)
-METRIC = "SELECT m.{column} FROM nnt_run_metric m WHERE m.simulation_id = @id AND m.metric = %s"
-METRICS_OF = """
-SELECT simulation_id, metric, last, last_epoch, best_min, min_epoch, best_max, max_epoch
-FROM nnt_run_metric WHERE simulation_id = ANY(%s::uuid[])
-"""
 TEXT, NUMBER = CharField(), FloatField()
 SORT_FORMS = (
     "name, status, created, progress, epoch, duration, health, hp.optimizer, hp.loss, "
@@ -182,8 +112,9 @@ def _metric(key: str) -> Column | None:
     name, _, which = key.removeprefix("metric.").rpartition(".")
     if not name or which not in ("last", "best") or len(name) > 128 or not name.isprintable():
         return None
-    column = "last" if which == "last" else f"best_{goal(name)}"
-    return Column(Sql(METRIC.format(column=column), [name], NUMBER), "number")
+    best: runs_table.SummaryColumn = "best_min" if goal(name) == "min" else "best_max"
+    sql = runs_table.metric_sql("last" if which == "last" else best)
+    return Column(Sql(sql, [name], NUMBER), "number")
 
 
 def column(key: str) -> Column | None:
@@ -412,17 +343,17 @@ def _metrics(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, dict[str, An
     """Each run's metric summaries, as the API shows them."""
     out: dict[uuid.UUID, dict[str, dict[str, Any]]] = {}
     with connection.cursor() as cur:
-        cur.execute(METRICS_OF, [list(ids)])
-        for sid, metric, last, last_epoch, low, low_epoch, high, high_epoch in cur.fetchall():
-            aim = goal(metric)
-            best, best_epoch = (low, low_epoch) if aim == "min" else (high, high_epoch)
-            out.setdefault(sid, {})[metric] = {
-                "last": last,
-                "best": best,
-                "best_epoch": best_epoch,
-                "epoch": last_epoch,
-                "goal": aim,
-            }
+        rows = runs_table.read_summaries(cur, ids)
+    for sid, metric, last, last_epoch, low, low_epoch, high, high_epoch in rows:
+        aim = goal(metric)
+        best, best_epoch = (low, low_epoch) if aim == "min" else (high, high_epoch)
+        out.setdefault(sid, {})[metric] = {
+            "last": last,
+            "best": best,
+            "best_epoch": best_epoch,
+            "epoch": last_epoch,
+            "goal": aim,
+        }
     return {
         sid: dict(sorted(m.items(), key=lambda kv: _metric_order(kv[0]))) for sid, m in out.items()
     }
@@ -443,10 +374,7 @@ def columns(qs: QuerySet[Simulation]) -> dict[str, list[str]]:
         **{k: Count(column(f"hp.{k}").expr) for k in HPARAMS}  # type: ignore[union-attr]
     )
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT DISTINCT metric FROM nnt_run_metric WHERE simulation_id IN ({sql})", params
-        )
-        names = [row[0] for row in cur.fetchall()]
+        names = runs_table.read_metric_names(cur, sql, params)
     return {
         "hparams": [k for k in HPARAMS if counts[k]],
         "metrics": sorted(names, key=_metric_order),

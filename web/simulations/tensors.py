@@ -1,19 +1,22 @@
-"""Per-layer tensors of a simulation from `nnt_tensor`: statistics, histograms, sampled values."""
+"""Per-layer tensors of a simulation from `nnt_tensor`: statistics, histograms, sampled values.
+
+The rows are read by store/tensors.py; a table not there yet reads as no tensors.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from django.db import DatabaseError, connection
 
-from schemas.tensors import TensorCodecError, decode_array
+from schemas.tensors import TensorCodecError, decode_array, join_chunks
+from store import tensors as store
+from store.tensors import Chunk, StatRow, TensorRef, ValueSize
 
 log = logging.getLogger(__name__)
 KINDS = ("kernel", "bias", "weight", "gradient", "activation")
@@ -21,67 +24,7 @@ STAT_NAMES = ("mean", "std", "min", "max", "norm", "zero_fraction", "nonfinite",
 HEATMAP_BINS = 32
 
 MAX_KEYS = 200  # variables per /tensors?key=… request: a screenful of layers, several times over
-
-# Chunk 0 of the newest copy of each (tensor, epoch) carries the statistics and the histogram;
-# without histograms their two arrays, most of each row, are dropped in the database.
-STATS_SQL = """
-SELECT DISTINCT ON (layer_index, kind, variable, epoch)
-       layer_index, layer_name, kind, variable, epoch, shape, {stats}
-FROM nnt_tensor
-WHERE simulation_id = %s AND chunk = 0 {clauses}
-ORDER BY layer_index, kind, variable, epoch, at DESC
-"""
-STATS_ONLY = "stats - 'hist_edges' - 'hist_counts'"
-KIND_CLAUSE = "AND kind = %s"
-KEYS_CLAUSE = """AND (layer_index, kind, variable) IN
-    (SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[]))"""
-EPOCHS_SQL = """
-SELECT DISTINCT epoch FROM nnt_tensor
-WHERE simulation_id = %s AND layer_index = %s AND kind = %s AND variable = %s AND chunks > 0
-ORDER BY epoch
-"""
-CHUNKS_SQL = """
-SELECT chunk, chunks, dtype, shape, compression, data, at FROM nnt_tensor
-WHERE simulation_id = %s AND layer_index = %s AND kind = %s AND variable = %s AND epoch = %s
-  AND chunks > 0
-ORDER BY at DESC, chunk
-"""
-VARIABLES_SQL = """
-SELECT DISTINCT layer_index, layer_name, kind, variable FROM nnt_tensor
-WHERE simulation_id = %s AND chunks > 0 AND kind = ANY(%s)
-ORDER BY layer_index, kind, variable
-"""
-# One row per recorded variable with values: how many epochs hold them and the newest shape
-# (text: array_agg cannot stack shapes of different ranks). The export's size estimate.
-SIZES_SQL = """
-SELECT layer_index, min(layer_name), kind, variable, count(DISTINCT epoch),
-       (array_agg(array_to_string(shape, ',') ORDER BY epoch DESC))[1]
-FROM nnt_tensor
-WHERE simulation_id = %s AND chunk = 0 AND chunks > 0 AND kind = ANY(%s)
-GROUP BY layer_index, kind, variable
-ORDER BY layer_index, kind, variable
-"""
-STAT_COUNT_SQL = """
-SELECT count(*) FROM (
-    SELECT DISTINCT layer_index, kind, variable, epoch FROM nnt_tensor
-    WHERE simulation_id = %s AND chunk = 0) AS rows
-"""
-SHAPES_SQL = """
-SELECT DISTINCT ON (layer_index, kind, variable) layer_index, layer_name, kind, variable, shape
-FROM nnt_tensor
-WHERE simulation_id = %s AND chunk = 0 AND kind IN ('kernel', 'bias', 'weight')
-ORDER BY layer_index, kind, variable, epoch DESC
-"""
-
-
-@dataclass(frozen=True)
-class TensorRef:
-    """One recorded variable of one layer."""
-
-    layer_index: int
-    layer_name: str
-    kind: str
-    variable: str
+T = TypeVar("T")
 
 
 def parse_key(key: str) -> tuple[int, str, str]:
@@ -96,24 +39,14 @@ def parse_key(key: str) -> tuple[int, str, str]:
     return int(index), kind, variable
 
 
-def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def _read(read: Callable[..., T], simulation_id: uuid.UUID, *args: Any, empty: T) -> T:
+    """What a store read answers, or `empty` when nnt_tensor cannot be read."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+            return read(cursor, simulation_id, *args)
     except DatabaseError:
-        log.warning("cannot read nnt_tensor (params %s)", params[:1], exc_info=True)
-        return []
-
-
-def _json(value: Any) -> dict[str, Any]:
-    """A jsonb column as a dict (Django's psycopg setup hands jsonb to raw SQL as text)."""
-    if isinstance(value, str | bytes):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
+        log.warning("simulation %s: cannot read nnt_tensor", simulation_id, exc_info=True)
+        return empty
 
 
 def rebin(
@@ -164,21 +97,6 @@ def _series(ref: TensorRef, shape: list[int]) -> dict[str, Any]:
     }
 
 
-def _history_query(
-    simulation_id: uuid.UUID, kind: str | None, histograms: bool, keys: list[str] | None
-) -> tuple[str, list[Any]]:
-    clauses, params = [], [simulation_id]
-    if kind:
-        clauses.append(KIND_CLAUSE)
-        params.append(kind)
-    if keys is not None:
-        parts = [parse_key(k) for k in keys]
-        clauses.append(KEYS_CLAUSE)
-        params += [[p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts]]
-    sql = STATS_SQL.format(stats="stats" if histograms else STATS_ONLY, clauses=" ".join(clauses))
-    return sql, params
-
-
 def history(
     simulation_id: uuid.UUID,
     kind: str | None = None,
@@ -187,13 +105,11 @@ def history(
 ) -> list[dict[str, Any]]:
     """Per-epoch statistics, flags and (unless `histograms` is False: `hist` None) a
     common-grid histogram of every recorded tensor, or only of the variables named in `keys`."""
+    parts = None if keys is None else [parse_key(k) for k in keys]
     out: dict[TensorRef, dict[str, Any]] = {}
-    for index, name, kd, variable, epoch, shape, stats in _fetch(
-        *_history_query(simulation_id, kind, histograms, keys)
-    ):
-        ref = TensorRef(index, name, kd, variable)
+    rows = _read(store.read_stats, simulation_id, kind, histograms, parts, empty=[])
+    for ref, shape, epoch, stats in rows:
         series = out.setdefault(ref, _series(ref, shape))
-        stats = _json(stats)
         series["epochs"].append(epoch)
         series["flags"].append(list(stats.get("flags") or []))
         for stat in STAT_NAMES:
@@ -210,16 +126,16 @@ def history(
     return list(out.values())
 
 
-def _join(rows: list[tuple[Any, ...]]) -> np.ndarray | None:
+def _join(rows: list[Chunk]) -> np.ndarray | None:
     """The newest complete copy among one epoch's chunk rows, decoded; None if incomplete."""
-    newest = rows[0][6] if rows else None
-    parts = [r for r in rows if r[6] == newest]
-    if not parts or len(parts) != parts[0][1]:
+    newest = rows[0].at if rows else None
+    parts = [r for r in rows if r.at == newest]
+    data = join_chunks(((r.chunk, r.data) for r in parts), parts[0].chunks) if parts else None
+    if data is None:
         return None
-    _, _, dtype, shape, compression, _, _ = parts[0]
-    data = b"".join(bytes(r[5] or b"") for r in sorted(parts, key=lambda r: r[0]))
+    first = parts[0]
     try:
-        return decode_array(data, dtype, list(shape), compression)
+        return decode_array(data, first.dtype, first.shape, first.compression)
     except (TensorCodecError, ValueError) as exc:
         log.warning("undecodable tensor chunks (%s)", exc)
         return None
@@ -227,8 +143,7 @@ def _join(rows: list[tuple[Any, ...]]) -> np.ndarray | None:
 
 def epochs_with_values(simulation_id: uuid.UUID, ref: TensorRef) -> list[int]:
     """Epochs at which the whole tensor (not only its statistics) was recorded."""
-    params = [simulation_id, ref.layer_index, ref.kind, ref.variable]
-    return [row[0] for row in _fetch(EPOCHS_SQL, params)]
+    return _read(store.read_epochs, simulation_id, ref, empty=[])
 
 
 def arrays(
@@ -236,8 +151,7 @@ def arrays(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(epoch, values) of one tensor, one epoch read at a time (bounded memory)."""
     for epoch in epochs if epochs is not None else epochs_with_values(simulation_id, ref):
-        rows = _fetch(CHUNKS_SQL, [simulation_id, ref.layer_index, ref.kind, ref.variable, epoch])
-        array = _join(rows)
+        array = _join(_read(store.read_chunks, simulation_id, ref, epoch, empty=[]))
         if array is not None:
             yield epoch, array
 
@@ -286,44 +200,34 @@ def sample(
 
 def variables(simulation_id: uuid.UUID, kinds: tuple[str, ...] = KINDS) -> list[TensorRef]:
     """Every tensor with recorded values (not only statistics), by layer."""
-    return [TensorRef(*row) for row in _fetch(VARIABLES_SQL, [simulation_id, list(kinds)])]
+    return _read(store.read_variables, simulation_id, kinds, empty=[])
 
 
-def stat_rows(simulation_id: uuid.UUID) -> Iterator[tuple[TensorRef, list[int], int, dict]]:
+def stat_rows(simulation_id: uuid.UUID) -> Iterator[StatRow]:
     """(tensor, shape, epoch, statistics with the raw histogram) of every recorded epoch (the
     export's tensor_stats.csv and histograms.npz)."""
-    sql = STATS_SQL.format(stats="stats", clauses="")
-    for index, name, kind, variable, epoch, shape, stats in _fetch(sql, [simulation_id]):
-        yield TensorRef(index, name, kind, variable), list(shape or []), epoch, _json(stats)
+    yield from _read(store.read_stats, simulation_id, empty=[])
 
 
-def value_sizes(
-    simulation_id: uuid.UUID, kinds: tuple[str, ...] = KINDS
-) -> list[tuple[TensorRef, int, list[int]]]:
+def value_sizes(simulation_id: uuid.UUID, kinds: tuple[str, ...] = KINDS) -> list[ValueSize]:
     """(tensor, epochs with values, newest shape) of every tensor with recorded values."""
-    out = []
-    for index, name, kind, variable, epochs, shape in _fetch(
-        SIZES_SQL, [simulation_id, list(kinds)]
-    ):
-        dims = [int(d) for d in (shape or "").split(",") if d.strip()]
-        out.append((TensorRef(index, name, kind, variable), int(epochs), dims))
-    return out
+    return _read(store.read_value_sizes, simulation_id, kinds, empty=[])
 
 
 def stat_count(simulation_id: uuid.UUID) -> int:
     """How many (tensor, epoch) statistics rows are recorded."""
-    rows = _fetch(STAT_COUNT_SQL, [simulation_id])
-    return int(rows[0][0]) if rows else 0
+    return _read(store.count_stats, simulation_id, empty=0)
 
 
 def parameter_counts(simulation_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     """Per layer name: its variables' shapes and total parameter count, from recorded shapes."""
     out: dict[str, dict[str, Any]] = {}
-    for index, name, kind, variable, shape in _fetch(SHAPES_SQL, [simulation_id]):
-        layer = out.setdefault(name, {"layer_index": index, "params": 0, "variables": {}})
-        count = int(np.prod(shape)) if shape else 0
-        layer["params"] += count
-        layer["variables"][variable.rsplit("/", 1)[-1] or kind] = list(shape or [])
+    for ref, shape in _read(store.read_shapes, simulation_id, empty=[]):
+        layer = out.setdefault(
+            ref.layer_name, {"layer_index": ref.layer_index, "params": 0, "variables": {}}
+        )
+        layer["params"] += int(np.prod(shape)) if shape else 0
+        layer["variables"][ref.variable.rsplit("/", 1)[-1] or ref.kind] = shape
     return out
 
 

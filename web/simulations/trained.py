@@ -14,14 +14,15 @@ import json
 import logging
 import tarfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from store import exports
 from store.blobs import PART_BYTES
 from web.errors import NotFound
 from web.simulations.models import Simulation
@@ -32,7 +33,7 @@ READ_BYTES = 1 << 20
 BLOCK = tarfile.BLOCKSIZE
 MAX_MEMBERS = 64  # a checkpoint holds a handful of files
 ACTIVE = ("queued", "starting", "running", "paused")
-SLICE_SQL = "SELECT substring(data from %s for %s) FROM nnt_blob WHERE name = %s AND part = %s"
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,15 +44,14 @@ class KerasFile:
     chunks: Iterator[bytes]
 
 
-def _one(sql: str, params: list[Any]) -> Any:
+def _one(read: Callable[..., T], *args: object) -> T | None:
+    """What a store read of nnt_blob answers; None when it cannot be read."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+            return read(cursor, *args)
     except DatabaseError:
-        log.warning("cannot read nnt_blob (%s)", params[-2:], exc_info=True)
+        log.warning("cannot read nnt_blob (%s)", args[:2], exc_info=True)
         return None
-    return row[0] if row else None
 
 
 def _read(name: str, offset: int, length: int) -> bytes:
@@ -60,10 +60,10 @@ def _read(name: str, offset: int, length: int) -> bytes:
     while length > 0:
         part, at = divmod(offset, PART_BYTES)
         n = min(length, PART_BYTES - at)
-        data = _one(SLICE_SQL, [at + 1, n, name, part])
+        data = _one(exports.read_slice, name, part, at, n)
         if data is None:
             break
-        out += bytes(data)
+        out += data
         if len(data) < n:
             break
         offset, length = offset + n, length - n
@@ -99,7 +99,7 @@ def _blob_chunks(name: str, offset: int, size: int) -> Iterator[bytes]:
 
 
 def _from_database(simulation_id: uuid.UUID) -> KerasFile | None:
-    if not _one("SELECT to_regclass('nnt_blob') IS NOT NULL", []):
+    if not _one(exports.has_blobs):
         return None
     name = f"checkpoint/{simulation_id}"
     found = _locate(name)

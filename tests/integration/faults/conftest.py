@@ -7,7 +7,6 @@ disturbs the session services other folders use.
 
 from __future__ import annotations
 
-import json
 import signal
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from schemas import codecs, topics
 from schemas.commands import CreateCommand
 from schemas.epochs import EpochEvent
+from schemas.epochs import decode as decode_epoch
 from schemas.experiment import simulation_id
 from tests import services
 from tests.integration.orchestrator.conftest import Client, Orch, demo_experiment
@@ -282,7 +282,7 @@ def where(bootstrap: str, sid: uuid.UUID, epochs: list[int]) -> str:
         while (batch := reader.consume(1000, 2.0)) and len(found) < len(epochs):
             for msg in batch:
                 if msg.error() is None and msg.key() == str(sid).encode():
-                    epoch = json.loads(msg.value())["epoch"]
+                    epoch = decode_epoch(msg.value()).epoch
                     if epoch in epochs:
                         found[epoch] = int(msg.offset() or 0)
         return f"offsets {found} in {topics.EPOCHS}[{part.partition}], committed {committed}"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from infra.client import ApiClient
+from client.api import ApiClient
 from tests.e2e.stack import (
     ROOT,
     UpProcess,
@@ -47,7 +47,7 @@ def submit_long_run(up: UpProcess) -> str:
     from trainer.demo import write_demo
 
     made = subprocess.run(
-        [sys.executable, "-m", "infra", "manage", "ensure_user", "--username", USER,
+        [sys.executable, "-m", "client", "manage", "ensure_user", "--username", USER,
          "--password-stdin"], input=PASSWORD + "\n", cwd=ROOT, env=up.env, capture_output=True,
         text=True, timeout=120,
     )  # fmt: skip

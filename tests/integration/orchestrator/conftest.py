@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra import podman
-from schemas import auth, codecs, topics
+from schemas import auth, codecs, epochs, topics
 from schemas.commands import CreateCommand, LifecycleCommand, command_key
 from tests import polling, standins
 from tests.accounts import TEST_SECRET, USERS, publish_accounts, sign_as
@@ -34,6 +34,13 @@ ROOT = Path(__file__).resolve().parents[3]
 def until(check: Callable[[], T | None], timeout: float, what: str, orch: Orch | None = None) -> T:
     """Poll `check` until it returns a truthy value; fail naming `what` (and the log)."""
     return polling.until(check, timeout, what, context=orch.log_tail if orch else lambda: "")
+
+
+def as_doc(raw: bytes) -> dict[str, Any]:
+    """A message as JSON data: epoch events in their binary form (schemas.epochs) too."""
+    if raw.startswith(epochs.MAGIC):
+        return epochs.decode(raw).model_dump(mode="json")
+    return json.loads(raw)  # type: ignore[no-any-return]
 
 
 class Tap:
@@ -60,7 +67,7 @@ class Tap:
         for msg in self.consumer.consume(500, 0.2):
             if msg.error() is None:
                 with contextlib.suppress(ValueError):
-                    self.events.append(json.loads(msg.value()))
+                    self.events.append(as_doc(msg.value()))
         return self.events
 
     def of(self, sid: uuid.UUID | str) -> list[dict[str, Any]]:

@@ -70,7 +70,7 @@ def updates(reader: Reader, sid: uuid.UUID) -> list[LiveUpdate]:
 
 def active_sets(found: list[LiveUpdate]) -> list[tuple[str, list[str]]]:
     return [
-        ((u.health or {}).get("verdict", ""), [d["problem"] for d in u.diagnoses or []])
+        (u.health.verdict if u.health else "", [d.problem for d in u.diagnoses or []])
         for u in found
     ]
 
@@ -111,8 +111,8 @@ def test_it_keeps_a_runs_diagnoses_and_tells_the_pages_once_per_change(
     ]
     assert all(u.owner == "ada" for u in found), "the owner's list pages listen by owner"
     last = found[-1].diagnoses or []
-    assert last[0]["title"] == "Diverging loss" and last[0]["first_epoch"] == 5
-    assert last[0]["fix"] == "try something else" and "active" not in last[0]
+    assert last[0].title == "Diverging loss" and last[0].first_epoch == 5
+    assert last[0].fix == "try something else" and "active" not in last[0].model_dump()
     evidence = rows(web_tables, EVIDENCE, sid)
     assert [e for e, _ in evidence] == [1, 2, 3, 4, 5]
     assert evidence[1][1]["layers"][0] == {

@@ -124,7 +124,7 @@ def test_it_aggregates_a_tag_live_and_counts_replays_once(
             got = {}
             for value in reader.poll(tag):
                 update = LiveUpdate.model_validate_json(value)
-                got.update({(a["metric"], a["epoch"]): a for a in update.aggregates})
+                got.update({(a.metric, a.epoch): a.model_dump() for a in update.aggregates})
             return (
                 got
                 if got and all(a["count"] == 4 for a in got.values()) and len(got) == 6
@@ -168,7 +168,7 @@ def live_by_owner(reader: Reader, tag: str) -> dict[str | None, dict[tuple[str, 
     for value in reader.poll(tag):
         update = LiveUpdate.model_validate_json(value)
         got.setdefault(update.owner, {}).update(
-            {(a["metric"], a["epoch"]): a for a in update.aggregates}
+            {(a.metric, a.epoch): a.model_dump() for a in update.aggregates}
         )
     return got
 

@@ -42,7 +42,7 @@ def test_a_deleted_run_reaches_its_owners_lists(
     finally:
         reader.close()
     [update] = updates
-    assert update.status is not None and update.status["status"] == "deleted"
+    assert update.status is not None and update.status.status == "deleted"
     assert update.owner == "ada", "the owner's list pages listen on the owner's group"
     status = "SELECT status FROM nnt_simulation WHERE id = %s"
     assert rows(web_tables, status, sid) == [("deleted",)]
@@ -68,7 +68,8 @@ def test_a_late_running_in_the_same_batch_does_not_undelete_the_pages(
 
         def last() -> str | None:
             updates = _statuses(reader, sid)
-            return (updates[-1].status or {}).get("status") if updates else None
+            newest = updates[-1].status if updates else None
+            return newest.status if newest else None
 
         until(lambda: last() == "deleted", 60, worker)  # the pages' last word: deleted
     finally:

@@ -28,9 +28,9 @@ MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
 
 
 def _nntracker() -> list[str]:
-    """The installed console script, as users run it (python -m infra from a bare checkout)."""
+    """The installed console script, as users run it (python -m client from a bare checkout)."""
     script = Path(sys.executable).with_name("nntracker")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "infra"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "client"]
 
 
 class Cli:

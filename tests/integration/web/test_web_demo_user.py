@@ -31,7 +31,7 @@ def _demo(url: str, home: Path) -> tuple[subprocess.CompletedProcess[str], list[
     env |= {"NNT_URL": url, "NNT_HOME": str(home)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infra", "demo"], cwd=ROOT, env=env, stdout=out, stderr=err
+            [sys.executable, "-m", "client", "demo"], cwd=ROOT, env=env, stdout=out, stderr=err
         )
         seen: set[str] = set()
         while proc.poll() is None:

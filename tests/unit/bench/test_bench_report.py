@@ -9,9 +9,11 @@ from bench.__main__ import FIGURES, headline, report
 pytestmark = pytest.mark.unit
 
 KEYS = {
-    "training_overhead_ratio", "tensorboard_overhead_ratio", "diagnosis_cost_ratio",
-    "live_latency_p95_s",
-    "ingest_points_per_s", "ingest_vs_copy_ratio", "bytes_per_weight_fp16",
+    "training_overhead_ratio", "tensorboard_overhead_ratio", "mlflow_overhead_ratio",
+    "large_model_overhead_ratio", "large_model_selected_overhead_ratio", "diagnosis_cost_ratio",
+    "live_latency_p95_s", "live_latency_p95_20_runs_s",
+    "ingest_points_per_s", "ingest_vs_copy_ratio", "ingest_vs_mlflow_ratio", "ingest_vs_aim_ratio",
+    "bytes_per_weight_fp16",
     "bytes_per_weight_lossless", "layer_history_query_s", "chart_query_s",
     "concurrent_runs_lag_ok",
 }  # fmt: skip

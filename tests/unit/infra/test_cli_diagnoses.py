@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra import cli
+from client import cli
 from infra.settings import InfraError
 
 SID = str(uuid.uuid4())

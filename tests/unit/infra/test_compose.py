@@ -519,11 +519,11 @@ def test_it_leaves_the_secrets_empty_in_the_example() -> None:
 def test_it_probes_the_consumer_groups_the_components_join() -> None:
     app = ast.parse((ROOT / "stream_processors" / "app.py").read_text())
     faust_ids = [
-        c.args[0].value
+        ast.unparse(c.args[0])
         for c in ast.walk(app)
         if isinstance(c, ast.Call) and ast.unparse(c.func) in ("faust.App", "StreamApp")
     ]
-    assert faust_ids == [healthcheck.STREAM_GROUP]
+    assert faust_ids == ["topics.STREAM_GROUP"] and healthcheck.STREAM_GROUP == topics.STREAM_GROUP
     consumer = (ROOT / "orchestrator" / "consumer.py").read_text()
     assert '"client.id": f"nnt-orchestrator-{settings.nnt_hostname}"' in consumer
     web_fields = WebSettings.model_fields

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from infra import cli
-from infra.client import ApiClient, _describe
+from client import cli
+from client.api import ApiClient, _describe
 from infra.settings import InfraError
 
 

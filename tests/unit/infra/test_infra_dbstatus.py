@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import cli, dbstatus
+from client import cli
+from infra import dbstatus
 from infra.dbstatus import SimulationUsage, Status, TableUsage, Usage, UserUsage
 
 SECRET = "s3cret-pw"

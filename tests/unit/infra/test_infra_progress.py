@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.progress import describe
+from client.progress import describe
 
 pytestmark = pytest.mark.unit
 SID = "0d7c4e6a-0000-4000-8000-000000000000"

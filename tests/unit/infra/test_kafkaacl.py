@@ -66,7 +66,8 @@ def test_its_group_names_are_the_components_own(
     default = OrchestratorSettings.model_fields["nnt_orchestrator_group"].default
     assert default == kafkaacl.ORCHESTRATOR_GROUP
     preflight = (ROOT / "web" / "simulations" / "preflight.py").read_text()
-    assert f'"group.id": "{kafkaacl.WEB_PREFLIGHT_GROUP}"' in preflight
+    assert '"group.id": topics.WEB_PREFLIGHT_GROUP' in preflight
+    assert kafkaacl.WEB_PREFLIGHT_GROUP == topics.WEB_PREFLIGHT_GROUP
     monkeypatch.setenv("DATABASE_URL", "postgresql://nnt:nnt@127.0.0.1:9/nnt")
     monkeypatch.setenv("NNT_HOME", str(tmp_path))
     app_module = importlib.import_module("stream_processors.app")

@@ -99,11 +99,20 @@ def test_it_round_trips_tensor_chunks(dtype: str) -> None:
         for i, c in enumerate(chunks)
     ]
     assert max(len(m) for m in messages) < topics.MAX_MESSAGE_BYTES
-    parts = [tensors.unpack(m) for m in messages]
-    joined = b"".join(p for _, p in sorted(parts, key=lambda hp: hp[0].chunk))
+    parts = [tensors.unpack(m) for m in reversed(messages)]  # in any order
+    joined = tensors.join_chunks(((h.chunk, p) for h, p in parts), len(chunks))
+    assert joined is not None
     decoded = tensors.decode_array(joined, dtype, [300, 700])
     expected = array.astype(dtype)
     assert decoded.tobytes() == expected.tobytes()
+
+
+def test_it_joins_a_tensor_only_when_every_chunk_is_there() -> None:
+    assert tensors.join_chunks([(1, b"cd"), (0, b"ab"), (2, b"e")], 3) == b"abcde"
+    assert tensors.join_chunks([(0, b"ab"), (0, b"ab"), (1, b"c")], 2) == b"abc"  # replayed
+    assert tensors.join_chunks([(0, b"ab"), (2, b"e")], 3) is None  # chunk 1 missing
+    assert tensors.join_chunks([(0, b"ab"), (1, b"c"), (5, b"x")], 2) is None  # not this copy's
+    assert tensors.join_chunks([(0, b"")], 0) is None  # statistics only: no values
 
 
 def test_it_refuses_a_malformed_tensor_message() -> None:

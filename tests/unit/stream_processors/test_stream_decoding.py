@@ -14,8 +14,8 @@ from schemas.epochs import EpochEvent
 from schemas.resources import ResourceSample
 from schemas.status import StatusEvent
 from schemas.tensors import TensorHeader, pack
+from store.sink import is_schema_error
 from stream_processors import decoding, rows
-from stream_processors.sink import is_schema_error
 
 pytestmark = pytest.mark.unit
 

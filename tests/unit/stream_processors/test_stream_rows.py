@@ -11,7 +11,9 @@ import pytest
 from schemas.epochs import BatchPoint, EpochEvent
 from schemas.status import EarlyStop, StatusEvent
 from schemas.tensors import TensorHeader, TensorStats
-from stream_processors import deadletter, projection, rows
+from store import projection
+from stream_processors import deadletter, rows
+from stream_processors.projection import is_lifecycle as lifecycle_event
 
 pytestmark = pytest.mark.unit
 
@@ -71,9 +73,9 @@ def test_it_projects_lifecycle_events_only() -> None:
         params["terminal"] and params["finished_at"] == failed.at and params["started_at"] is None
     )
     assert params["default_name"] == f"simulation {str(sid)[:8]}"
-    assert projection.is_lifecycle(failed)
-    assert not projection.is_lifecycle(StatusEvent(simulation_id=sid, status="accepted"))
-    assert not projection.is_lifecycle(StatusEvent(status="running"))
+    assert lifecycle_event(failed)
+    assert not lifecycle_event(StatusEvent(simulation_id=sid, status="accepted"))
+    assert not lifecycle_event(StatusEvent(status="running"))
 
 
 def test_it_stores_the_final_test_metrics_of_a_run_that_ended_by_training() -> None:

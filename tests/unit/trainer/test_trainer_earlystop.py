@@ -12,7 +12,7 @@ import pytest
 
 from schemas import topics
 from schemas.diagnosis import TITLES, Diagnosis
-from schemas.epochs import EpochEvent
+from schemas.epochs import decode as decode_epoch
 from schemas.experiment import EarlyStopSpec
 from schemas.run import RUN_SPEC_FILE
 from schemas.status import EARLY_STOP_FILE, StatusEvent
@@ -139,7 +139,7 @@ def statuses(pub: MemoryPublisher) -> list[StatusEvent]:
 
 
 def epochs(pub: MemoryPublisher) -> list[int]:
-    return [EpochEvent.model_validate_json(v).epoch for v in pub.on(topics.EPOCHS)]
+    return [decode_epoch(v).epoch for v in pub.on(topics.EPOCHS)]
 
 
 @pytest.fixture

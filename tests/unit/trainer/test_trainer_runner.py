@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from schemas import topics
-from schemas.epochs import EpochEvent
+from schemas.epochs import decode as decode_epoch
 from schemas.run import RUN_SPEC_FILE
 from schemas.status import StatusEvent
 from trainer.__main__ import main
@@ -28,7 +28,7 @@ def statuses(pub: MemoryPublisher) -> list[StatusEvent]:
 
 
 def epochs(pub: MemoryPublisher) -> list[int]:
-    return [EpochEvent.model_validate_json(v).epoch for v in pub.on(topics.EPOCHS)]
+    return [decode_epoch(v).epoch for v in pub.on(topics.EPOCHS)]
 
 
 def edit_spec(run_dir: Path, **config: object) -> None:
@@ -114,7 +114,7 @@ def test_it_trains_one_fold_of_the_training_file(tmp_path: Path) -> None:
     spec["plan"].update(fold=2, folds=3)
     (run_dir / RUN_SPEC_FILE).write_text(json.dumps(spec))
     assert run(run_dir, pub) == 0
-    event = EpochEvent.model_validate_json(pub.on(topics.EPOCHS)[0])
+    event = decode_epoch(pub.on(topics.EPOCHS)[0])
     assert event.samples_per_s is not None and "val_loss" in event.metrics
 
 

@@ -62,7 +62,7 @@ def test_it_orders_metrics_and_builds_tables() -> None:
 
 
 def packed(rows: list[tuple[int, float]]) -> bytes:
-    """What metrics.SQL packs: int4send(epoch) || float8send(value) per row."""
+    """What store.metrics.PACKED_SQL packs: int4send(epoch) || float8send(value) per row."""
     return b"".join(struct.pack(">id", e, v) for e, v in rows)
 
 

@@ -17,18 +17,19 @@ from collections.abc import Iterable
 import psycopg
 
 from store import diagnoses, summaries
-from stream_processors.sink import one_line
+from store.database import one_line
+from store.tables import BATCH_METRIC, EPOCH_METRIC, RESOURCE, STATUS_EVENT, TENSOR
 
 log = logging.getLogger(__name__)
 
 # Namespace of the two-key advisory locks (the one-key space holds the maintenance lock).
 LOCK_SPACE = 0x4E4E5453  # "NNTS"
 TABLES = (
-    "nnt_epoch_metric",
-    "nnt_batch_metric",
-    "nnt_tensor",
-    "nnt_resource",
-    "nnt_status_event",
+    EPOCH_METRIC.name,
+    BATCH_METRIC.name,
+    TENSOR.name,
+    RESOURCE.name,
+    STATUS_EVENT.name,
     *summaries.TABLES,
     *diagnoses.TABLES,
 )

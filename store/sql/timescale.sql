@@ -1,9 +1,9 @@
--- TimescaleDB only (applied by infra.timeseries after the hypertables exist). Idempotent.
+-- TimescaleDB only (applied by store.schema after the hypertables exist). Idempotent.
 --
 -- Full tensor values are the bulk of the database, and their statistics and histograms
 -- (the charts) are a tiny part of the same rows, so a chunk-dropping retention policy
 -- would take the charts with them. These jobs drop values and keep the statistics in the
--- same form the sink and the native thinning leave (stream_processors/downsample.py):
+-- same form the sink and the native thinning leave (store/maintenance.py):
 -- chunk 0 keeps stats and shape with data NULL, chunks 0 and reduced true; chunks 1.. go.
 -- They work a whole TimescaleDB chunk at a time, once: chunks entirely older than the
 -- cutoff that still hold values to drop. Their `chunks` and `epoch` columns are all that
@@ -59,7 +59,7 @@ END
 $$;
 
 -- A deleted simulation's raw rows go in the stream workers' purge
--- (stream_processors/deletion.py), and the refresh policy then removes its coarse batch
+-- (store/deletion.py), and the refresh policy then removes its coarse batch
 -- points wherever raw rows are still kept; older coarse points have no raw rows left to
 -- refresh from, so this job deletes them: those of every simulation whose deleted status
 -- is younger than config.deleted_within (the longest a deleted status can take to reach

@@ -1,5 +1,5 @@
 -- Time-series tables written only by the stream processors (Faust agents).
--- Applied by infra.timeseries.apply(): :partition_clause is "PARTITION BY RANGE (at)" for
+-- Applied by store.schema.apply(): :partition_clause is "PARTITION BY RANGE (at)" for
 -- native partitioning, or empty when TimescaleDB turns each table into a hypertable.
 -- Every primary key makes replays harmless (INSERT ... ON CONFLICT DO NOTHING).
 
@@ -101,7 +101,7 @@ END $$;
 
 -- Per-run summaries for the runs table (store/summaries.py): kept by the stream workers in
 -- the transaction of the rows they summarise, filled once from the stored rows by
--- infra.timeseries. Plain tables, one row per run (and metric): sorting 10,000 runs by a
+-- store.schema. Plain tables, one row per run (and metric): sorting 10,000 runs by a
 -- metric reads 10,000 of these rows by primary key, never nnt_epoch_metric.
 CREATE TABLE IF NOT EXISTS nnt_run_metric (
     simulation_id uuid             NOT NULL,
@@ -165,7 +165,7 @@ CREATE TABLE IF NOT EXISTS nnt_epoch_evidence (
 
 -- Tensor payloads are zstd-compressed by the trainer: storing them EXTERNAL (out of line,
 -- never pglz'd) saves the futile second compression attempt on every write and read.
--- Applied to partitions by infra.timeseries after they exist (TimescaleDB's chunks inherit
+-- Applied to partitions by store.schema after they exist (TimescaleDB's chunks inherit
 -- it). Only when not yet so: TimescaleDB refuses the ALTER once the columnstore is enabled.
 DO $$
 BEGIN

@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from infra import progress
+from client import progress
+from client.api import ApiClient, default_client
 from infra import settings as settings_mod
-from infra.client import ApiClient, default_client
 from infra.settings import InfraError, StackSettings
 
 DEMO_USER = "demo"

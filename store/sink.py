@@ -1,4 +1,5 @@
-"""The one database sink: a single async psycopg connection, COPY into staging, then upsert.
+"""The stream workers' one database sink: a single async psycopg connection, COPY into
+staging, then upsert.
 
 Every batch is COPYed (binary) straight into its table; a batch that holds an already
 stored key (a replay) is COPYed instead into a session-local TEMP staging table and moved
@@ -14,17 +15,12 @@ from typing import TypeVar
 
 import psycopg
 
-from stream_processors.errors import StreamError
-from stream_processors.rows import Row, Table
+from store.database import StoreError, one_line
+from store.tables import Row, Table
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Work = Callable[["psycopg.AsyncConnection[tuple]"], Awaitable[T]]
-
-
-def one_line(exc: BaseException) -> str:
-    """psycopg's multi-line messages as one log line."""
-    return " ".join(str(exc).split())
 
 
 def is_schema_error(exc: psycopg.Error) -> bool:
@@ -39,7 +35,7 @@ def is_schema_error(exc: psycopg.Error) -> bool:
     return isinstance(exc, (psycopg.ProgrammingError, psycopg.errors.ReadOnlySqlTransaction))
 
 
-class SinkError(StreamError):
+class SinkError(StoreError):
     """The database refused a batch for its content (not for being unreachable)."""
 
 
