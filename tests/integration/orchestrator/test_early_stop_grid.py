@@ -25,7 +25,6 @@ from tests.integration.orchestrator.conftest import (
     until,
 )
 from tests.integration.orchestrator.test_orchestrator_containers import container_host
-from tests.integration.web.conftest import django_ready, web_db_url  # noqa: F401 - fixtures
 from tests.streamworker import Worker
 
 EPOCHS = 16
@@ -40,7 +39,7 @@ def box(home: Path, kafka_bootstrap: str, docker_host: str, trainer_image: str) 
 
 
 @pytest.fixture
-def web_worker(kafka_bootstrap: str, web_db_url: str, tmp_path: Path) -> Iterator[Worker]:  # noqa: F811
+def web_worker(kafka_bootstrap: str, web_db_url: str, tmp_path: Path) -> Iterator[Worker]:
     """The stream workers writing into the web's own (migrated) database."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NNT_STREAM_REPORT_S", "1")
@@ -82,8 +81,8 @@ def owned_experiment(experiment_id: uuid.UUID, experiment: dict[str, Any]) -> An
 
 
 def test_the_rule_stops_the_bad_run_early_and_the_experiment_reports_the_epochs_saved(
-    django_ready: Path,  # noqa: F811
-    web_db_url: str,  # noqa: F811
+    django_ready: Path,
+    web_db_url: str,
     box: Orch,
     web_worker: Worker,
     home: Path,

@@ -1,7 +1,6 @@
-"""Django against a real PostgreSQL: a fresh database on the session's server, migrated.
-
-Uses the session `pg_url` of tests/conftest.py and creates its own database on that server, so
-other components' test tables never meet the web's migrations. `real_kafka` publishes commands
+"""Django against a real PostgreSQL: a fresh database on the session's server, migrated
+(`web_db_url` and `django_ready` live in tests/integration/conftest.py: the orchestrator's
+early-stop test reads the web's API too, and Django's test set-up runs once per session). `real_kafka` publishes commands
 to the session's broker and `command_log` reads them back; `live_web` serves the product's web
 server (daphne) on the same database for clients that need HTTP, such as the CLI.
 """
@@ -21,56 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
-from infra import timeseries
 from schemas.kafkaauth import KafkaSecurity
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-@pytest.fixture(scope="session")
-def web_db_url(pg_url: str) -> str:
-    """A new, empty database for the web on the session's PostgreSQL server."""
-    name = f"nnt_web_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(pg_url, name)
-    timeseries.apply(url)  # as the product does: hypertables on TimescaleDB (CI), else native
-    return url
-
-
-@pytest.fixture(scope="session")
-def django_ready(web_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Configure Django from the environment, as the product does, and migrate."""
-    home = tmp_path_factory.mktemp("nnt-web-home")
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "web.settings",
-            "DATABASE_URL": web_db_url,
-            "NNT_HOME": str(home),
-            "NNT_ALLOWED_HOSTS": "testserver,localhost",
-            "NNT_KAFKA_BOOTSTRAP": "127.0.0.1:9",  # nothing listens: publishing must fail cleanly
-            "NNT_KAFKA_TIMEOUT_S": "1",
-            "NNT_LIVE_BRIDGE": "false",
-        }
-    )
-    import django
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
-
-    django.setup()
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    yield home
 
 
 class Approving:
