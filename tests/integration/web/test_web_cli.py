@@ -159,10 +159,11 @@ def test_it_logs_in_submits_with_upload_progress_and_lists(
     listed = cli("ls")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "EPOCH", "NAME"]
+    assert lines[0].split() == ["ID", "STATUS", "EPOCH", "HEALTH", "NAME"]
     for sid in ids:
         [line] = [ln for ln in lines if ln.startswith(sid)]
         assert "queued" in line and "0/3" in line and "[from-cli]" in line
+        assert line.split()[3] == "unknown", "no epoch yet: nothing diagnosed"
     assert cli("ls", "--tag", "from-cli", "--status", "queued").stdout.count("queued") == 2
     none = cli("ls", "--tag", "no-such-tag")
     assert none.returncode == 0 and "no simulation matches" in none.stdout
