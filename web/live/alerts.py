@@ -21,8 +21,7 @@ from django.utils import timezone
 
 from store import diagnoses as store
 from web.accounts import alerts
-from web.live import sessions
-from web.live.consumers import FORBIDDEN, AccountBound
+from web.live.consumers import OneGroup
 from web.live.messages import alert_group
 
 log = logging.getLogger(__name__)
@@ -51,33 +50,15 @@ def _reported(user: Any, simulation_id: str, after: datetime) -> list[dict[str, 
 TOAST = ("problem", "severity", "title", "summary", "fix", "first_epoch")
 
 
-class AlertConsumer(AccountBound):
+class AlertConsumer(OneGroup):
     """One page's alert socket: the user's own runs' new diagnoses, filtered by their level
     as it is when each arrives (a change on the settings page applies at once)."""
 
-    group: str | None = None
-
-    async def connect(self) -> None:
-        """Accept signed-in, active users only."""
-        user = self.scope.get("user")
-        if not sessions.allowed(user):
-            await self.close(code=FORBIDDEN)
-            return
+    def group_for(self, user: Any) -> str:
+        """The user's alert group; what was announced starts empty, from a little before now."""
         self.announced: set[tuple[str, str]] = set()
         self.opened = timezone.now() - GRACE
-        self.group = alert_group(user.get_username())
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.bind_account()
-        await self.accept()
-
-    async def leave_groups(self) -> None:
-        """Leave the alert group."""
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Browsers only listen."""
+        return alert_group(user.get_username())
 
     async def live_message(self, event: dict[str, Any]) -> None:
         """A run's diagnoses changed: announce its new rows the level wants, once each."""

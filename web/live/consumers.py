@@ -195,12 +195,14 @@ class SimulationConsumer(AccountBound):
         await self.send_json(answer)
 
 
-class UserConsumer(AccountBound):
-    """The simulation list: joins `user-<username>`, which gets the status and row changes of
-    all their runs; staff join the staff group instead, which gets those of every run (their
-    list shows all runs, and one group means no duplicates)."""
+class OneGroup(AccountBound):
+    """A page that listens on one group chosen from its user (`group_for`) and never speaks."""
 
     group: str | None = None
+
+    def group_for(self, user: Any) -> str:
+        """The group this user's page joins."""
+        raise NotImplementedError
 
     async def connect(self) -> None:
         """Accept signed-in, active users only."""
@@ -208,16 +210,25 @@ class UserConsumer(AccountBound):
         if not sessions.allowed(user):
             await self.close(code=FORBIDDEN)
             return
-        self.group = STAFF_GROUP if user.is_staff else user_group(user.get_username())
+        self.group = self.group_for(user)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.bind_account()
         await self.accept()
 
     async def leave_groups(self) -> None:
-        """Leave the list's group."""
+        """Leave the group."""
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Browsers only listen."""
+
+
+class UserConsumer(OneGroup):
+    """The simulation list: joins `user-<username>`, which gets the status and row changes of
+    all their runs; staff join the staff group instead, which gets those of every run (their
+    list shows all runs, and one group means no duplicates)."""
+
+    def group_for(self, user: Any) -> str:
+        return STAFF_GROUP if user.is_staff else user_group(user.get_username())

@@ -68,6 +68,14 @@ def client(django_ready: Path) -> Any:
 
 
 @pytest.fixture()
+def user(client: Any, make_user: Any) -> Any:
+    """A new user, signed in on `client`."""
+    user = make_user()
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture()
 def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
     """Publish through the real producer to the session's broker."""
     from web.simulations import commands

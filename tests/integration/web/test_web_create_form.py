@@ -7,14 +7,11 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from schemas.kafkaauth import KafkaSecurity
 from tests.streamworker import find_command
 
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
@@ -97,22 +94,6 @@ def _form(**extra: Any) -> dict[str, Any]:
         "model": _model(),
     }
     return base | extra
-
-
-@pytest.fixture()
-def user(client: Any, make_user: Any) -> Any:
-    user = make_user()
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture()
-def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
-    from web.simulations import commands
-
-    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10, KafkaSecurity()))
-    yield kafka_bootstrap
-    commands.set_publisher(None)
 
 
 def _create_command(bootstrap: str, experiment_id: str) -> Any:

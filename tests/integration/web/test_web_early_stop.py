@@ -6,33 +6,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from schemas.kafkaauth import KafkaSecurity
 from tests.streamworker import find_command
 
 MODEL = {"class_name": "Sequential", "config": {"name": "m", "layers": []}}
 FATAL = ["nonfinite", "divergence", "dead_network"]
-
-
-@pytest.fixture()
-def user(client: Any, make_user: Any) -> Any:
-    user = make_user()
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture()
-def real_kafka(kafka_bootstrap: str) -> Iterator[str]:
-    from web.simulations import commands
-
-    commands.set_publisher(commands.KafkaPublisher(kafka_bootstrap, 10, KafkaSecurity()))
-    yield kafka_bootstrap
-    commands.set_publisher(None)
 
 
 def _submit(client: Any, **fields: Any) -> Any:
