@@ -104,32 +104,41 @@ FIGURES: dict[str, tuple[str, str, str, str, str]] = {
     "large_model_overhead_ratio": ("large_model", "large_model_overhead_ratio", "<= 1.05",
         "the same ResNet50 fit() (about 23.6M parameters, 32x32 images) uninstrumented, "
         "interleaved",
-        "per epoch, whole weights and gradients (about 2 x 23.6M float32 values: statistics, "
-        "zstd, HMAC, Kafka) and the diagnosis of every kernel: a fixed cost per epoch, set "
-        "against epochs of 2,304 images here (profile in the raw numbers)"),
+        "per epoch, whole weights and gradients (about 2 x 23.6M float32 values, 131 MB "
+        "compressed: float32 statistics, zstd, HMAC, Kafka, and the broker on the same two "
+        "cores) and the traced probe pass; the probe's trace at the first logged epoch; spectral "
+        "fits every 6th logged epoch: a fixed cost per epoch, set against epochs of 2,304 "
+        "images here (profile in the raw numbers)"),
     "large_model_selected_overhead_ratio": ("large_model",
         "large_model_selected_overhead_ratio",
         "< large_model_overhead_ratio",
         "the same ResNet50 fit() uninstrumented; the collection a user chose "
         "(CollectSpec: the last residual block and the classifier, full tensors every 5th epoch)",
-        "the probe batch's forward/backward pass and the diagnosis still cover every layer"),
+        "only the chosen layers are read, diagnosed and sent (plus the classifier, the "
+        "gradient ratios' reference): the probe's forward pass through the whole network (its "
+        "trace, about 1.5 s, at the first logged epoch), and the last epoch's full tensors"),
     "diagnosis_cost_ratio": ("overhead", "diagnosis_cost_ratio", "<= 1.02",
         "our callback with collect.diagnose=false, same data and models",
         "one eigen-decomposition per kernel (the spectral evidence) and the rules, per logged "
         "epoch; the gradients and activations are computed anyway"),
     "live_latency_p95_s": ("latency", "live_latency_p95_s", "<= 0.5",
         "TensorBoard reloads every 5 s, MLflow's UI every 30 s (their refresh periods)",
-        "the 0.1 s live throttle, the worker's 0.2 s batch window (NNT_STREAM_BATCH_WITHIN) and the broker's linger"),
+        "the 0.1 s live throttle (a run logging faster than 10 epochs/s is coalesced), the "
+        "worker's 10 ms quiet wait (NNT_STREAM_BATCH_IDLE) and the trainer producer's 20 ms linger"),
     "live_latency_p95_20_runs_s": ("latency", "live_latency_p95_20_runs_s", "<= 0.25",
         "the same path with one run (live_latency_p95_s); TensorBoard's 5 s and MLflow's 30 s "
         "refresh",
         "20 TensorFlow trainers, Kafka, the worker, the web and Chromium share the 2 cores; "
-        "then the live throttle and batch window as above"),
+        "then the live throttle and batching as above"),
     "ingest_points_per_s": ("ingest", "ingest_points_per_s", ">= 100000",
         "a raw binary COPY of the same rows into the same database",
-        "one Faust worker is one core: 17-23 us of its CPU per point (Faust's per-message "
-        "bookkeeping and JSON parsing of 10-point events), while PostgreSQL shares the other "
-        "core; nnt.epochs has 6 partitions, so workers on more cores add up"),
+        "one Faust worker spends 10-11 us of CPU per point of 10-point events, 40% of it "
+        "Faust moving each message from the fetcher to the batch (profile in "
+        "docs/stream-processing.md); PostgreSQL and the broker share the other core"),
+    "ingest_two_workers_points_per_s": ("ingest", "ingest_two_workers_points_per_s", "> ingest_points_per_s",
+        "one worker (ingest_points_per_s), same events of fresh runs",
+        "two workers, PostgreSQL, the broker and the producer on 2 cores: nnt.epochs has 6 "
+        "partitions, so workers on more cores add up"),
     "ingest_vs_copy_ratio": ("ingest", "ingest_vs_raw_copy_ratio", ">= 0.3",
         "a raw binary COPY of the same rows into the same database", "as above"),
     "ingest_vs_mlflow_ratio": ("ingest", "ingest_vs_mlflow_ratio", "> 1",

@@ -108,21 +108,48 @@ def produce(bootstrap: str, messages: list[Message]) -> None:
     assert producer.flush(60) == 0
 
 
-def lag(bootstrap: str, topic: str = topics.EPOCHS) -> int:
-    """Messages of `topic` not yet committed by the worker's group."""
-    consumer = confluent_kafka.Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False}
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        parts = [confluent_kafka.TopicPartition(topic, p) for p in meta.partitions]
+class Lag:
+    """Messages of `topic` not yet committed by the worker's group, asked through one
+    consumer (a new one per question took longer than the commit interval it measures)."""
+
+    def __init__(self, bootstrap: str, topic: str = topics.EPOCHS) -> None:
+        self.consumer = confluent_kafka.Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False}
+        )
+        meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+        self.parts = [confluent_kafka.TopicPartition(topic, p) for p in meta.partitions]
+
+    def __call__(self) -> int:
         total = 0
-        for tp in consumer.committed(parts, timeout=10):
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        for tp in self.consumer.committed(self.parts, timeout=10):
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
             total += high - max(tp.offset, low)
         return total
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def lag(bootstrap: str, topic: str = topics.EPOCHS) -> int:
+    """One question to a fresh consumer (Lag): for benchmarks that ask seldom."""
+    asked = Lag(bootstrap, topic)
+    try:
+        return asked()
     finally:
-        consumer.close()
+        asked.close()
+
+
+def soon(probe: Callable[[], bool], timeout: float, worker: Any) -> None:
+    """Poll `probe` every 50 ms (tests.streamworker.until polls every 200 ms: a fifth of a
+    second on a figure of a few seconds); fail with the worker's log after `timeout`."""
+    from tests.streamworker import until
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.05)
+    until(probe, 1, worker)
 
 
 def count(url: str, sims: list[uuid.UUID]) -> int:
@@ -138,27 +165,45 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settled(bootstrap: str, members: int) -> bool:
+    """Whether the worker group is stable with `members` members (a rebalance is over)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    group = admin.describe_consumer_groups([GROUP])[GROUP].result(timeout=10)
+    return (
+        group.state == confluent_kafka.ConsumerGroupState.STABLE and len(group.members) == members
+    )
+
+
 def pipeline(
-    bootstrap: str, url: str, home: Path, batch: list[EpochEvent], points: int
+    bootstrap: str, url: str, home: Path, batch: list[EpochEvent], points: int, workers: int = 1
 ) -> tuple[float, float]:
     """Seconds from the first produced message to every row stored and lag zero, and the
-    worker's CPU seconds meanwhile (the 2-core machine is shared: CPU is the steadier figure)."""
+    workers' CPU seconds meanwhile (the 2-core machine is shared: CPU is the steadier figure)."""
     from tests.streamworker import Worker, until
 
     sims = sorted({e.simulation_id for e in batch})
-    messages = signed(batch)  # before the worker starts: it reads the same secret
-    worker = Worker(bootstrap, url, home / "worker")
+    messages = signed(batch)  # before the workers start: they read the same secret
+    running: list[Any] = []
     try:
-        worker.wait_ready()
-        until(lambda: lag(bootstrap) == 0, 120, worker)  # leftovers of earlier runs first
-        t0, c0 = time.perf_counter(), cpu_s(worker.proc.pid)
+        for n in range(workers):
+            running.append(Worker(bootstrap, url, home / f"worker-{workers}-{n}"))
+            running[-1].wait_ready()
+        worker = running[0]
+        until(lambda: settled(bootstrap, workers), 120, worker)
+        lag = Lag(bootstrap)
+        until(lambda: lag() == 0, 120, worker)  # leftovers of earlier runs first
+        t0, c0 = time.perf_counter(), sum(cpu_s(w.proc.pid) for w in running)
         produce(bootstrap, messages)
-        until(lambda: count(url, sims) >= points, 600, worker)
-        t1, c1 = time.perf_counter(), cpu_s(worker.proc.pid)
-        until(lambda: lag(bootstrap) == 0, 60, worker)
+        soon(lambda: count(url, sims) >= points, 600, worker)
+        t1, c1 = time.perf_counter(), sum(cpu_s(w.proc.pid) for w in running)
+        soon(lambda: lag() == 0, 60, worker)
         t2 = time.perf_counter()
+        lag.close()
     finally:
-        worker.stop()
+        for w in running:
+            w.stop()
     # Offsets are committed every second: lag reaching zero up to 1 s after the rows is the
     # commit interval, not ingest work.
     return max(t1, t2 - 1.0) - t0, c1 - c0
@@ -217,6 +262,9 @@ def run(simulations: int = 200, epochs: int = 300) -> dict[str, Any]:
     with kafka() as bootstrap, database() as url, tempfile.TemporaryDirectory() as home:
         copy_s = raw_copy(url, batch)
         pipe_s, worker_cpu = pipeline(bootstrap, url, Path(home), batch, points)
+        # The same events of fresh runs through two workers: nnt.epochs has 6 partitions.
+        again = events(simulations, epochs)
+        two_s, _ = pipeline(bootstrap, url, Path(home), again, points, workers=2)
         peers = against_peers(url, batch, points / pipe_s)
     return {
         "bench": "ingest",
@@ -229,6 +277,8 @@ def run(simulations: int = 200, epochs: int = 300) -> dict[str, Any]:
         "ingest_s": round(pipe_s, 2),
         "raw_copy_s": round(copy_s, 2),
         "worker_cpu_us_per_point": round(worker_cpu / points * 1e6, 2),
+        "ingest_two_workers_points_per_s": round(points / two_s),
+        "two_workers_vs_one_ratio": round(pipe_s / two_s, 2),
         "load_average": os.getloadavg()[0],
         **peers,
     }

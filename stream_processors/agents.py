@@ -1,6 +1,7 @@
 """Faust agents: decode, persist through the one sink, then feed nnt.live.
 
-Offsets versus rows: `Stream.take_events` (faust/streams.py, 0.15.3) disables the stream's
+Offsets versus rows: `take_batches` (stream_processors.consumer: Faust 0.15.3's
+`Stream.take_events`, handing a batch over once the stream is quiet) disables the stream's
 automatic acks and acks the events of a batch in the `finally` after its `yield`, i.e. only
 when the agent asks for the next batch, after our `sink.run(...)` returned from COMMIT. The
 consumer commits only acked offsets (every `broker_commit_interval`), so a crash between
@@ -51,6 +52,7 @@ from stream_processors.app import (
     tensors_topic,
     throttle,
 )
+from stream_processors.consumer import take_batches
 from stream_processors.liveness import PartitionWatch, state_lines
 from stream_processors.outputs import DiagnosisLive, dead_letter, dead_letters, send_live
 from stream_processors.provenance import UNSIGNED, signature
@@ -63,6 +65,7 @@ Write = Callable[[Conn, list[T]], Awaitable[list[T]]]
 
 BATCH = settings.nnt_stream_batch_size
 WITHIN = settings.nnt_stream_batch_within
+IDLE = settings.nnt_stream_batch_idle
 # Events stored (or skipped as deleted) per (topic, partition) since the last report.
 stored: Counter[tuple[str, int]] = Counter()
 diagnosis_live = DiagnosisLive()
@@ -226,32 +229,77 @@ def _chunk_simulation(chunk: Chunk) -> uuid.UUID:
     return chunk[0].simulation_id
 
 
+class OneInFlight:
+    """An agent's writes, one at a time, each going on while the agent reads and decodes its
+    next batch: the worker's CPU and PostgreSQL's overlap instead of taking turns.
+
+    Safe because a sink partition's commit follows rows, not Faust's acks
+    (stream_processors.consumer.Written): the batch acked when the agent asks for the next
+    one is committed to Kafka only once its write has marked it done. Writes still happen
+    in batch order (the next starts after the previous one's COMMIT)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Future[None] | None = None
+
+    async def submit(self, write: Awaitable[None]) -> None:
+        """Wait for the write in flight (its error is raised here), then start `write`."""
+        await self.drain()
+        self.task = asyncio.ensure_future(write)
+
+    async def drain(self) -> None:
+        """Wait for the write in flight, if any."""
+        task, self.task = self.task, None
+        if task is not None:
+            await task
+
+
+async def store_epochs(items: list[tuple[EventT, EpochEvent]]) -> None:
+    """Write a batch of epoch events, then its live points, diagnosis updates and tag
+    contributions."""
+    written = await persist(items, write_epochs)
+    for event in written:
+        throttle.add(event.simulation_id, [live_point(event)])
+    await flush_live()
+    for update in diagnosis_live.release({e.simulation_id for e in written}):
+        await send_live(update)
+    await aggregates.contribute_events(written)
+
+
 @app.agent(epochs_topic, concurrency=1)
 async def persist_epochs(stream: StreamT) -> None:
     """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, evidence and diagnoses, then
     throttled nnt.live points and the `diagnosis` updates of changed active sets."""
-    async for batch in stream.take_events(BATCH, within=WITHIN):
-        items = await decode(batch, decoding.epoch_event, _simulation)
-        written = await persist(items, write_epochs)
-        for event in written:
-            throttle.add(event.simulation_id, [live_point(event)])
-        await flush_live()
-        for update in diagnosis_live.release({e.simulation_id for e in written}):
-            await send_live(update)
-        await aggregates.contribute_events(written)
+    writes = OneInFlight()
+    try:
+        async for batch in take_batches(stream, BATCH, WITHIN, IDLE):
+            await writes.submit(
+                store_epochs(await decode(batch, decoding.epoch_event, _simulation))
+            )
+    finally:
+        await writes.drain()
+
+
+async def store_tensors(items: list[tuple[EventT, Chunk]]) -> None:
+    """Write a batch of tensor chunks."""
+    await persist(items, write_tensors)
 
 
 @app.agent(tensors_topic, concurrency=1)
 async def persist_tensors(stream: StreamT) -> None:
     """nnt.tensors -> nnt_tensor, one row per chunk."""
-    async for batch in stream.take_events(BATCH, within=WITHIN):
-        await persist(await decode(batch, decoding.tensor_chunk, _chunk_simulation), write_tensors)
+    writes = OneInFlight()
+    try:
+        async for batch in take_batches(stream, BATCH, WITHIN, IDLE):
+            items = await decode(batch, decoding.tensor_chunk, _chunk_simulation)
+            await writes.submit(store_tensors(items))
+    finally:
+        await writes.drain()
 
 
 @app.agent(resources_topic, concurrency=1)
 async def persist_resources(stream: StreamT) -> None:
     """nnt.resources -> nnt_resource."""
-    async for batch in stream.take_events(BATCH, within=WITHIN):
+    async for batch in take_batches(stream, BATCH, WITHIN, IDLE):
         # Signed by an orchestrator only: a run's trainer cannot report its own use.
         items = await decode(
             batch, decoding.json_event(ResourceSample), _sample_simulation, service=True, runs=False
@@ -262,7 +310,7 @@ async def persist_resources(stream: StreamT) -> None:
 @app.agent(status_topic, concurrency=1)
 async def persist_status(stream: StreamT) -> None:
     """nnt.status -> nnt_status_event history, the nnt_simulation projection, live status."""
-    async for batch in stream.take_events(BATCH, within=WITHIN):
+    async for batch in take_batches(stream, BATCH, WITHIN, IDLE):
         items = await decode(batch, decoding.json_event(StatusEvent), _simulation, service=True)
         for _, event in items:
             if event.simulation_id is None:
@@ -319,9 +367,10 @@ async def open_database() -> None:
     await sink.open()
 
 
-@app.timer(0.1)
+@app.timer(settings.live_interval / 4)
 async def live_timer() -> None:
-    """Flush coalesced live points so the last ones go out even when epochs stop coming."""
+    """Flush coalesced live points so the last ones go out even when epochs stop coming
+    (four ticks per live interval: a held point waits at most a quarter interval more)."""
     if throttle.pending():
         await flush_live()
     if tag_throttle.pending():

@@ -37,6 +37,7 @@ from stream_processors.app import (
     tag_points_topic,
     tag_throttle,
 )
+from stream_processors.consumer import take_batches
 from stream_processors.outputs import dead_letter, send_live
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,11 @@ async def write_aggregates(conn: Conn, rows: list[tuple]) -> int:
 @app.agent(tag_points_topic, concurrency=1)
 async def aggregate_tags(stream: StreamT) -> None:
     """tag points -> the tag-aggregates table -> nnt_tag_aggregate (upsert) -> nnt.live."""
-    async for batch in stream.take_events(
-        settings.nnt_stream_batch_size, within=settings.nnt_stream_batch_within
+    async for batch in take_batches(
+        stream,
+        settings.nnt_stream_batch_size,
+        settings.nnt_stream_batch_within,
+        settings.nnt_stream_batch_idle,
     ):
         touched, changed = fold(await valid(batch))
         now = datetime.now(UTC)

@@ -24,13 +24,18 @@ docs/stream-processing.md). The callback almost never waits (it puts the event i
 stream's buffer without blocking unless the flow is suspended), so `_drain_messages` here
 drives it by hand first and falls back to Faust's `wait_first` only when it does wait
 (`drive`), with the same result either way.
+
+And one wait: Faust's `Stream.take_events` hands a partial batch over only after `within`
+seconds, so a lone epoch waited up to 0.2 s before it was written and pushed to the pages.
+`take_batches` hands it over once the stream has been quiet for `idle` seconds; a busy
+stream still fills its batches by size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Collection, Coroutine, Generator
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -371,3 +376,85 @@ class RewindingConsumer(AIOKafkaDriverConsumer):
             raise
         finally:
             unset_flag(flag_consumer_fetching)
+
+
+async def take_batches(  # pragma: no cover - worker loop (tests/integration/stream_processors)
+    stream: Any, max_: int, within: float, idle: float
+) -> AsyncGenerator[list[Any], None]:
+    """faust-streaming 0.15.3's `Stream.take_events` (faust/streams.py), with one change: a
+    batch is handed over as soon as the stream has been quiet for `idle` seconds, not only
+    when `max_` events came or `within` seconds passed. A lone event (a run's epoch) waits
+    `idle` instead of up to `within` (the live latency), while a busy stream keeps filling
+    its batch up to `max_` or `within` (the ingest rate). Acks are Faust's: the events of a
+    batch are acked when the agent asks for the next one, after its rows are committed.
+    Faust's own version is fingerprinted in tests/unit/stream_processors/
+    test_stream_consumer.py: an upgrade that changes it fails there."""
+    buffer: list[Any] = []
+    events: list[Any] = []
+    added = asyncio.Event()  # set by every event put in the buffer
+    buffer_full = asyncio.Event()
+    buffer_consumed = asyncio.Event()
+    stream_enable_acks: bool = stream.enable_acks
+    buffer_consuming: asyncio.Future[None] | None = None
+    loop = asyncio.get_running_loop()
+    channel_it = aiter(stream.channel)
+
+    async def add_to_buffer(value: Any) -> Any:
+        try:
+            nonlocal buffer_consuming
+            if buffer_consuming is not None:
+                try:
+                    await buffer_consuming
+                finally:
+                    buffer_consuming = None
+            buffer.append(value)
+            event = stream.current_event
+            if event is None:
+                raise RuntimeError("Take buffer found current_event is None")
+            events.append(event)
+            added.set()
+            if len(buffer) >= max_:
+                buffer_full.set()
+                buffer_consumed.clear()
+                await stream.wait(buffer_consumed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stream.log.exception("Error adding to take buffer: %r", exc)
+            await stream.crash(exc)
+        return value
+
+    stream.enable_acks = False
+    stream.add_processor(add_to_buffer)
+    stream._enable_passive(channel_it)
+    try:
+        while not stream.should_stop:
+            if not buffer:  # wait for a first event
+                added.clear()
+                await stream.wait_for_stopped(added, timeout=within)
+            deadline = loop.time() + within
+            while buffer and not buffer_full.is_set():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                seen = len(buffer)
+                added.clear()
+                await stream.wait_for_stopped(added, timeout=min(idle, left))
+                if len(buffer) == seen:
+                    break  # quiet for `idle`: hand the batch over now
+            if buffer:
+                buffer_consuming = loop.create_future()
+                try:
+                    yield list(events)
+                finally:
+                    buffer.clear()
+                    for event in events:
+                        await stream.ack(event)
+                    events.clear()
+                    if not buffer_consuming.done():
+                        buffer_consuming.set_result(None)
+                    buffer_full.clear()
+                    buffer_consumed.set()
+    finally:
+        stream.enable_acks = stream_enable_acks
+        stream._processors.remove(add_to_buffer)

@@ -41,6 +41,13 @@ class StreamSettings(KafkaSecurity, CommandSecretSetting, DownsamplingSetting):
         description="seconds a partial batch waits (part of the live latency: under load "
         "batches fill by size first)",
     )
+    nnt_stream_batch_idle: float = Field(
+        default=0.01,
+        gt=0,
+        le=60,
+        description="seconds without a new event after which a partial batch is written "
+        "(a lone epoch waits this long, not batch_within)",
+    )
     nnt_live_rate: float = Field(
         default=10.0, gt=0, le=1000, description="max nnt.live messages/s per simulation"
     )

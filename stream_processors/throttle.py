@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from schemas.common import built
 from schemas.epochs import EpochEvent
 from schemas.live import LivePoint
 
@@ -13,7 +14,7 @@ from schemas.live import LivePoint
 def live_point(event: EpochEvent) -> LivePoint:
     """What a chart draws of one logged epoch (built without validation: the event's points
     are already checked floats; once per event on the ingest path)."""
-    return LivePoint.model_construct(epoch=event.epoch, values=event.points(), at=event.at)
+    return built(LivePoint, {"epoch": event.epoch, "values": event.points(), "at": event.at})
 
 
 class LiveThrottle:

@@ -113,3 +113,14 @@ def test_the_fast_build_equals_pydantics_model_construct() -> None:
     assert fast.model_dump() == slow.model_dump() and fast.points() == slow.points()
     fast.at = datetime(2027, 1, 1, tzinfo=UTC)  # the worker stamps events: still assignable
     assert fast.at.year == 2027
+
+
+def test_the_fast_build_of_a_live_point_equals_model_construct() -> None:
+    from schemas.common import built
+    from schemas.live import LivePoint
+
+    fields = {"epoch": 3, "values": {"loss": 0.5}, "at": datetime(2027, 1, 1, tzinfo=UTC)}
+    fast, slow = built(LivePoint, dict(fields)), LivePoint.model_construct(**fields)
+    assert fast == slow and fast.model_fields_set == slow.model_fields_set
+    assert fast.__pydantic_private__ == slow.__pydantic_private__
+    assert fast.model_dump_json() == slow.model_dump_json()

@@ -19,6 +19,19 @@ pytestmark = pytest.mark.unit
 DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
+# sha256 of faust-streaming 0.15.3's Stream.take_events source, which take_batches copies
+# (with one change: a batch is handed over once the stream is quiet for `idle` seconds).
+TAKE_EVENTS_SHA256 = "607d48aead118ba8ea868718a0df87de1c5fcecd10ec542c659b448796728e08"
+
+
+def test_fausts_take_events_is_the_one_copied() -> None:
+    from faust.streams import Stream
+
+    take_events = getattr(Stream.take_events, "__wrapped__", Stream.take_events)
+    source = inspect.getsource(take_events)
+    assert hashlib.sha256(source.encode()).hexdigest() == TAKE_EVENTS_SHA256
+
+
 def test_fausts_drain_loop_is_the_one_copied() -> None:
     from faust.transport.consumer import Consumer
 
