@@ -132,7 +132,7 @@ FIGURES: dict[str, tuple[str, str, str, str, str]] = {
         "then the live throttle and batching as above"),
     "ingest_points_per_s": ("ingest", "ingest_points_per_s", ">= 100000",
         "a raw binary COPY of the same rows into the same database",
-        "one Faust worker spends 10-11 us of CPU per point of 10-point events, 40% of it "
+        "one Faust worker spends about 10 us of CPU per point of 10-point events, 40% of it "
         "Faust moving each message from the fetcher to the batch (profile in "
         "docs/stream-processing.md); PostgreSQL and the broker share the other core"),
     "ingest_two_workers_points_per_s": ("ingest", "ingest_two_workers_points_per_s", "> ingest_points_per_s",

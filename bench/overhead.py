@@ -35,7 +35,7 @@ SAMPLES = int(os.environ.get("NNT_BENCH_SAMPLES", "60000"))
 # train and 256 to validate are whole batches of 64 (a partial one would trace again).
 LARGE_SAMPLES = int(os.environ.get("NNT_BENCH_LARGE_SAMPLES", "2560"))
 LARGE_EPOCHS = 3
-LARGE_REPEATS = 2
+LARGE_REPEATS = 3
 # What a user watching a large model may choose (schemas.experiment.CollectSpec): the last
 # residual block and the classifier, full tensors every 5th logged epoch (and the last).
 SELECTED = {
@@ -229,8 +229,7 @@ def measure(bootstrap: str) -> dict[str, Any]:
 PHASES = {
     "weights to NumPy": ("keras/src/ops/core.py", "convert_to_numpy"),
     "statistics and histograms": ("trainer/stats.py", "tensor_stats"),
-    "probe gradients": ("trainer/probes.py", "probe_gradients"),
-    "probe activations": ("trainer/probes.py", "__call__"),
+    "probe gradients and activations": ("trainer/probes.py", "__call__"),
     "diagnosis": ("trainer/diagnosis/watch.py", "diagnose"),
     "tensor encoding (zstd) and chunking": ("trainer/reporting.py", "tensor_messages"),
     "Kafka produce and HMAC": ("trainer/publisher.py", "send"),

@@ -38,11 +38,20 @@ def built(model: type[B], fields: dict[str, object]) -> B:
     pydantic's model_construct builds it, at a fraction of its cost (the ingest hot path:
     epoch events, live points). tests/unit/schemas/test_epoch_codec.py compares the two, so
     a pydantic upgrade that changes a model's inner attributes fails there."""
+    private = _PRIVATE.get(model, _UNKNOWN)
+    if private is _UNKNOWN:
+        attrs = model.__private_attributes__
+        private = _PRIVATE[model] = (
+            {name: attr.get_default() for name, attr in attrs.items()} if attrs else None
+        )
     obj = object.__new__(model)
     object.__setattr__(obj, "__dict__", fields)
     object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
     object.__setattr__(obj, "__pydantic_extra__", None)
-    private = model.__private_attributes__
-    defaults = {name: attr.get_default() for name, attr in private.items()} if private else None
-    object.__setattr__(obj, "__pydantic_private__", defaults)
+    object.__setattr__(obj, "__pydantic_private__", None if private is None else dict(private))
     return obj
+
+
+# Each model's private attributes with their defaults (immutable ones: None, numbers), once.
+_UNKNOWN: dict[str, object] = {}
+_PRIVATE: dict[type[BaseModel], dict[str, object] | None] = {}

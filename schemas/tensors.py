@@ -111,12 +111,15 @@ def encode_array(
     array: np.ndarray, dtype: DType = "float32", level: int = 3, compression: Compression = "zstd"
 ) -> bytes:
     """Compress a tensor's values in the chosen dtype (float32 is lossless)."""
-    raw = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+    values = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
     if compression == "none":
-        return raw
+        return values.tobytes()
     if compression == "zstd-shuffle":
-        raw = shuffle(raw, np.dtype(dtype).itemsize)
-    return zstandard.ZstdCompressor(level=level).compress(raw)
+        return zstandard.ZstdCompressor(level=level).compress(
+            shuffle(values.tobytes(), np.dtype(dtype).itemsize)
+        )
+    # zstd reads the array's own buffer: no copy of a tensor of millions of values
+    return zstandard.ZstdCompressor(level=level).compress(values.reshape(-1).view(np.uint8).data)
 
 
 def decode_array(

@@ -97,7 +97,8 @@ class TrackerCallback(keras.callbacks.Callback):
         self._batches = 0
         self._last: tuple[dict[str, Any], float, int] = ({}, 0.0, 0)
         self._prev_grads: dict[str, np.ndarray] = {}
-        self._activations: probes.ActivationProbe | None = None
+        self._probe_pass: probes.Probe | None = None
+        self._watched: set[str] | None = None  # layers the diagnosis reads; None: all
         self._probe_broken = False
         self._probe_warned = False
         self._outbox: list[
@@ -113,12 +114,13 @@ class TrackerCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Check the layer names, find a probe batch, learn the epoch count, announce the run."""
         check_layers(self.model, self.collect.layers)
+        self._watched = watched_layers(self.model, self.collect.layers)
         if self.probe is None and (self.collect.gradients or self.collect.activations):
             self._fallback_probe()
         self.total_epochs = self.total_epochs or int(self.params.get("epochs") or 0)
         if self.watch is not None:  # the weights before training: growth and updates start here
             for var in probes.owners(self.model, trainable_only=True):
-                if kind_of(var.path) == "kernel":
+                if kind_of(var.path) == "kernel" and self._watches(var.layer_name):
                     self.watch.initial(var.layer_name, keras.ops.convert_to_numpy(var.value))
         if self.announce:
             self.status("running", self.completed)
@@ -249,19 +251,21 @@ class TrackerCallback(keras.callbacks.Callback):
 
     def publish_tensors(self, epoch: int) -> None:
         """Weights and biases, then gradients and activations on the probe batch: computed
-        now, queued, sent by `_flush_tensors` after the epoch event."""
+        now, queued, sent by `_flush_tensors` after the epoch event. Only the variables of
+        the chosen layers (collect.layers) and of the layers the diagnosis reads are read."""
         full = self.full_tensors(epoch)
         for var in probes.owners(self.model, trainable_only=False):
             kind = kind_of(var.path)
             wanted = self.collect.biases if kind == "bias" else self.collect.weights
-            if (wanted and self._wanted(var.layer_name)) or (
-                self.watch is not None and kind == "kernel"
-            ):
-                array = keras.ops.convert_to_numpy(var.value)
-                if self.watch is not None and kind == "kernel":
-                    self.watch.kernel(var.layer_index, var.layer_name, array)
-                if wanted and self._wanted(var.layer_name):
-                    self._send(epoch, var, kind, array, stats.tensor_stats(array), full)
+            wanted = wanted and self._wanted(var.layer_name)
+            watched = kind == "kernel" and self._watches(var.layer_name)
+            if not (wanted or watched):
+                continue
+            array = keras.ops.convert_to_numpy(var.value)
+            if watched and self.watch is not None:
+                self.watch.kernel(var.layer_index, var.layer_name, array)
+            if wanted:
+                self._send(epoch, var, kind, array, stats.tensor_stats(array), full)
         if self.probe is not None and not self._probe_broken:
             try:
                 self._publish_probe(epoch, full)
@@ -273,24 +277,47 @@ class TrackerCallback(keras.callbacks.Callback):
                 self._probe_broken = True
 
     def _publish_probe(self, epoch: int, full: bool) -> None:
+        if not (self.collect.gradients or self.collect.activations):
+            return
         x, y = self.probe  # type: ignore[misc]
-        if self.collect.gradients:
-            for var, grad in probes.probe_gradients(self.model, x, y):
-                if self.watch is not None and kind_of(var.path) == "kernel":
-                    self.watch.gradient(var.layer_name, grad)
-                if self._wanted(var.layer_name):
-                    st = stats.tensor_stats(grad, self._prev_grads.get(var.path))
-                    self._prev_grads[var.path] = grad
-                    self._send(epoch, var, "gradient", grad, st, full)
-        if self.collect.activations:
-            self._activations = self._activations or probes.ActivationProbe(self.model)
-            for index, name, act in self._activations(x):
-                if self.watch is not None:
-                    self.watch.output(index, name, act)
-                if self._wanted(name):
-                    st = stats.tensor_stats(act)
-                    var = probes.Variable(index, name, f"{name}/output", None)
-                    self._send(epoch, var, "activation", None, st, False)
+        self._probe_pass = self._probe_pass or self._make_probe()
+        grads, outputs = self._probe_pass(x, y)
+        for var, grad in grads:
+            if self.watch is not None and kind_of(var.path) == "kernel":
+                self.watch.gradient(var.layer_name, grad)
+            if self._wanted(var.layer_name):
+                st = stats.tensor_stats(grad, self._prev_grads.get(var.path))
+                self._prev_grads[var.path] = grad
+                self._send(epoch, var, "gradient", grad, st, full)
+        for index, name, act in outputs:
+            if self.watch is not None and self._watches(name):
+                self.watch.output(index, name, act)
+            if self._wanted(name):
+                var = probes.Variable(index, name, f"{name}/output", None)
+                self._send(epoch, var, "activation", None, stats.tensor_stats(act), False)
+
+    def _make_probe(self) -> probes.Probe:
+        """The probe pass over the variables and layers that are sent or diagnosed; gradients
+        alone for a model whose layer outputs cannot be extracted (a subclassed model)."""
+        variables = [
+            var
+            for var in probes.owners(self.model, trainable_only=True)
+            if self._wanted(var.layer_name)
+            or (kind_of(var.path) == "kernel" and self._watches(var.layer_name))
+        ]
+        variables = variables if self.collect.gradients else []
+        layers = [
+            i
+            for i, layer in enumerate(self.model.layers)
+            if self._wanted(layer.name) or self._watches(layer.name)
+        ]
+        try:
+            return probes.Probe(self.model, variables, layers if self.collect.activations else [])
+        except (AttributeError, ValueError, TypeError):
+            if not variables:
+                raise
+            log.exception("simulation %s: no activations from this model", self.simulation_id)
+            return probes.Probe(self.model, variables, [])
 
     def _flag_tensors(self, diagnoses: list[Diagnosis]) -> None:
         """Mark the gradients and activations of the layers a diagnosis names with its
@@ -308,6 +335,12 @@ class TrackerCallback(keras.callbacks.Callback):
 
     def _wanted(self, layer_name: str) -> bool:
         return self.collect.layers is None or layer_name in self.collect.layers
+
+    def _watches(self, layer_name: str) -> bool:
+        """Whether the diagnosis reads this layer's arrays."""
+        if self.watch is None:
+            return False
+        return self._watched is None or layer_name in self._watched
 
     def _send(
         self,
@@ -377,6 +410,20 @@ def check_layers(model: keras.Model, layers: list[str] | None) -> None:
             f"collect.layers: no layer named {', '.join(map(repr, unknown))} in the model; "
             f"use names among: {', '.join(names)}"
         )
+
+
+def watched_layers(model: keras.Model, layers: list[str] | None) -> set[str] | None:
+    """The layers the diagnosis reads: all (None) by default; with `collect.layers`, those
+    plus the last trainable layer with a kernel (the reference of the gradient ratios) and
+    the last layer (its output range)."""
+    if layers is None:
+        return None
+    with_kernel = [
+        layer.name
+        for layer in model.layers
+        if any(kind_of(v.path) == "kernel" for v in layer.trainable_weights)
+    ]
+    return set(layers) | set(with_kernel[-1:]) | {model.layers[-1].name}
 
 
 def _scalars(logs: dict[str, Any]) -> dict[str, float | None]:

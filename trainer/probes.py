@@ -80,41 +80,74 @@ def _loss_fn(model: keras.Model) -> Any:
     return keras.losses.get(loss) if isinstance(loss, (str, dict)) else loss
 
 
-def probe_gradients(
-    model: keras.Model, x: np.ndarray, y: np.ndarray
-) -> list[tuple[Variable, np.ndarray]]:
-    """Gradient of the compiled loss (plus regularisation) w.r.t. every trainable variable."""
-    import tensorflow as tf
-
-    loss_fn = _loss_fn(model)
-    variables = owners(model, trainable_only=True)
-    with tf.GradientTape() as tape:
-        pred = model(x, training=False)
-        loss = loss_fn(y, pred)
-        if model.losses:
-            loss = loss + tf.add_n([tf.cast(term, loss.dtype) for term in model.losses])
-    grads = tape.gradient(loss, [v.value for v in variables])
-    return [(v, np.asarray(g)) for v, g in zip(variables, grads, strict=True) if g is not None]
+# Models this large get their probe pass traced (Probe): about ResNet18's size.
+TRACED_PARAMS = 10_000_000
 
 
-class ActivationProbe:
-    """Outputs of every non-input layer on the probe batch, through one extractor model."""
+class Probe:
+    """The probe batch's pass: the gradient of the compiled loss (plus regularisation) w.r.t.
+    the chosen variables and the outputs of the chosen layers, from one forward pass.
 
-    def __init__(self, model: keras.Model) -> None:
+    The backward pass stops at the earliest chosen variable, and the extractor model outputs
+    only the chosen layers (and the model's output, which the loss needs): watching the last
+    block of a ResNet50 costs one forward pass and a short backward one. On a model of
+    TRACED_PARAMS parameters or more the pass is traced once (tf.function; the probe batch
+    never changes shape): on a ResNet50 the trace costs about one second at the first logged
+    epoch, and each later pass 0.1-0.3 s instead of the 0.6 s of Keras's eager layer calls.
+    A smaller model runs eagerly: its trace would cost more than all its passes save.
+    """
+
+    def __init__(self, model: keras.Model, variables: list[Variable], layers: list[int]) -> None:
+        self.model, self.variables = model, variables
         self.layers = [
-            (i, layer)
-            for i, layer in enumerate(model.layers)
-            if not isinstance(layer, keras.layers.InputLayer)
+            (i, model.layers[i])
+            for i in layers
+            if not isinstance(model.layers[i], keras.layers.InputLayer)
         ]
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        self.extractor = keras.Model(inputs, [layer.output for _, layer in self.layers])
+        self.loss_fn = _loss_fn(model) if variables else None
+        self.extractor: keras.Model | None = None
+        if self.layers:
+            inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+            outputs = [layer.output for _, layer in self.layers]
+            self.extractor = keras.Model(inputs, [*outputs, model.outputs[0]])
+        self._traced = self._pass
+        if model.count_params() >= TRACED_PARAMS:
+            import tensorflow as tf
 
-    def __call__(self, x: np.ndarray) -> list[tuple[int, str, np.ndarray]]:
-        """(layer index, layer name, activation) of every layer for batch `x`."""
-        outputs = self.extractor(x, training=False)
-        if not isinstance(outputs, (list, tuple)):
-            outputs = [outputs]
-        return [
-            (i, layer.name, np.asarray(out))
-            for (i, layer), out in zip(self.layers, outputs, strict=True)
-        ]
+            self._traced = tf.function(self._pass)
+
+    def __call__(
+        self, x: np.ndarray, y: np.ndarray
+    ) -> tuple[list[tuple[Variable, np.ndarray]], list[tuple[int, str, np.ndarray]]]:
+        """(variable, gradient) of the chosen variables that have one, and (layer index,
+        layer name, output) of the chosen layers, for the batch `x`, `y`."""
+        outputs, grads = self._traced(x, y)
+        return (
+            [
+                (v, np.asarray(g))
+                for v, g in zip(self.variables, grads, strict=True)
+                if g is not None
+            ],
+            [
+                (i, layer.name, np.asarray(out))
+                for (i, layer), out in zip(self.layers, outputs, strict=True)
+            ],
+        )
+
+    def _pass(self, x: Any, y: Any) -> tuple[list[Any], list[Any]]:
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=self.loss_fn is not None) as tape:
+            if self.extractor is not None:
+                *outputs, pred = self.extractor(x, training=False)
+            else:
+                outputs, pred = [], self.model(x, training=False)
+            loss = None
+            if self.loss_fn is not None:
+                loss = self.loss_fn(y, pred)
+                if self.model.losses:
+                    loss = loss + tf.add_n(
+                        [tf.cast(term, loss.dtype) for term in self.model.losses]
+                    )
+        grads = tape.gradient(loss, [v.value for v in self.variables]) if loss is not None else []
+        return list(outputs), list(grads)

@@ -10,7 +10,7 @@ import numpy as np
 
 from schemas.diagnosis import Diagnosis, Evidence
 from trainer.diagnosis import facts
-from trainer.diagnosis.evidence import EvidenceTracker, LayerArrays
+from trainer.diagnosis.evidence import EvidenceTracker, LayerArrays, spectral_period
 from trainer.diagnosis.rules import Context, Diagnoser
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ class Watch:
                 self._facts,
             )
             layers = sorted(self._layers.values(), key=lambda a: a.index)
+            if self.tracker.logged == 0:  # the model's size sets how often spectra are fitted
+                sizes = [a.kernel.size for a in layers if a.kernel is not None]
+                self.tracker.spectral_every = spectral_period(sum(sizes))
             for layer in layers:
                 layer.activation = self._activations.get(layer.name, layer.activation)
             evidence = self.tracker.evidence(epoch, layers, {**self._facts, **_range(layers)})

@@ -314,3 +314,39 @@ def test_a_failure_to_diagnose_costs_only_the_diagnoses(monkeypatch: pytest.Monk
 def test_diagnosing_can_be_switched_off() -> None:
     _, pub, tracker = fit(epochs=1, collect=CollectSpec(diagnose=False))
     assert tracker.watch is None and epochs_of(pub)[0].diagnoses is None
+
+
+def watch_chosen(dead: bool) -> tuple[MemoryPublisher, TrackerCallback]:
+    """Four layers, `collect.layers=["chosen"]`; that layer's ReLUs all dead if `dead`."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4)),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(8, activation="relu", name="first"),
+            keras.layers.Dense(8, activation="relu", name="chosen"),
+            keras.layers.Dense(3, name="logits"),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    (x, y), pub = tiny_data(), MemoryPublisher()
+    if dead:
+        model.get_layer("chosen").bias.assign(np.full(8, -50.0, dtype=np.float32))
+    tracker = TrackerCallback(publisher=pub, probe=(x, y), collect=CollectSpec(layers=["chosen"]))
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[tracker])
+    return pub, tracker
+
+
+def test_named_layers_limit_what_is_read_sent_and_diagnosed_and_keep_the_references() -> None:
+    pub, _ = watch_chosen(dead=False)
+    sent = {(h.layer_name, h.kind) for h in tensor_headers(pub.on(topics.TENSORS))}
+    assert sent == {("chosen", k) for k in ("kernel", "bias", "gradient", "activation")}
+    evidence = epochs_of(pub)[-1].evidence
+    assert evidence is not None
+    # "logits" is read, never sent: the last trainable layer is the gradient ratios' reference
+    assert [x.layer_name for x in evidence.layers] == ["chosen", "logits"]
+    assert evidence.layers[1].grad_ratio == 1.0 and evidence.layers[0].grad_ratio is not None
+    assert evidence.layers[0].weight_growth is not None
+
+    _, tracker = watch_chosen(dead=True)
+    assert [(d.problem, d.layers) for d in tracker.diagnoses] == [("dead_network", ["chosen"])]
