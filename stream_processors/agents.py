@@ -8,6 +8,8 @@ consumer commits only acked offsets (every `broker_commit_interval`), so a crash
 COMMIT and the offset commit replays rows that ON CONFLICT DO NOTHING ignores, and a crash
 before COMMIT replays rows never written: at-least-once delivery, exactly-once rows.
 Sink agents run with concurrency=1 (faust-streaming issue 606 loses messages otherwise).
+nnt.epochs, the busiest topic, reaches its agent past Faust's streams (consumer.Direct): its
+batches carry the same `.message` as Faust's events, and its commits follow rows alike.
 
 Every write first takes the deletion guard (store.deletion): rows of a simulation
 already deleted are skipped, and a `deleted` status purges the simulation's rows in its own
@@ -27,6 +29,7 @@ from typing import TypeVar
 import psycopg
 from faust.types import EventT, StreamT
 
+from schemas import topics
 from schemas.epochs import EpochEvent
 from schemas.live import LiveUpdate
 from schemas.resources import ResourceSample
@@ -269,12 +272,14 @@ async def store_epochs(items: list[tuple[EventT, EpochEvent]]) -> None:
 async def persist_epochs(stream: StreamT) -> None:
     """nnt.epochs -> nnt_epoch_metric, nnt_batch_metric, evidence and diagnoses, then
     throttled nnt.live points and the `diagnosis` updates of changed active sets."""
+    direct = app.consumer.direct[topics.EPOCHS]  # its messages come this way, not `stream`
     writes = OneInFlight()
     try:
-        async for batch in take_batches(stream, BATCH, WITHIN, IDLE):
-            await writes.submit(
-                store_epochs(await decode(batch, decoding.epoch_event, _simulation))
-            )
+        while True:
+            batch = await direct.take(BATCH, WITHIN, IDLE)
+            if batch:
+                items = await decode(batch, decoding.epoch_event, _simulation)
+                await writes.submit(store_epochs(items))
     finally:
         await writes.drain()
 

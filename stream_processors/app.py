@@ -11,7 +11,7 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from schemas import topics
 from schemas.topics import MAX_MESSAGE_BYTES
 from store.sink import Sink
-from stream_processors.consumer import RewindingConsumer
+from stream_processors.consumer import Direct, RewindingConsumer
 from stream_processors.downsample import Maintenance, Policy
 from stream_processors.provenance import Provenance
 from stream_processors.settings import load
@@ -64,6 +64,8 @@ class StreamApp(faust.App):
             beacon=self.beacon,
         )
         consumer.written.topics.update(SINK_TOPICS)  # commits follow rows on these
+        # nnt.epochs, the busiest, reaches its agent past Faust's streams (consumer.Direct)
+        consumer.direct[topics.EPOCHS] = Direct(2 * settings.nnt_stream_batch_size)
         return consumer
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+from types import SimpleNamespace
 
 import pytest
+from faust.types import TP
 
-from stream_processors.consumer import drive
+from stream_processors.consumer import Direct, Written, drive
 
 pytestmark = pytest.mark.unit
 
@@ -110,3 +112,73 @@ def test_an_error_before_the_first_wait_is_raised_at_once() -> None:
 
     with pytest.raises(ValueError, match="bad message"):
         drive(callback())
+
+
+def _message(partition: int, offset: int) -> SimpleNamespace:
+    return SimpleNamespace(tp=TP("nnt.epochs", partition), offset=offset)
+
+
+def test_a_direct_topic_hands_over_what_came_once_the_stream_is_quiet() -> None:
+    async def main() -> list[int]:
+        direct = Direct(maxsize=10)
+        for offset in range(3):
+            direct.put(_message(0, offset))
+        batch = await direct.take(100, within=5.0, idle=0.01)
+        return [d.message.offset for d in batch]
+
+    assert asyncio.run(main()) == [0, 1, 2]
+
+
+def test_a_direct_topic_gives_at_most_max_and_holds_the_drain_loop_when_full() -> None:
+    async def main() -> tuple[list[int], bool, bool, list[int]]:
+        direct = Direct(maxsize=4)
+        for offset in range(5):
+            direct.put(_message(0, offset))
+        full = not direct.room.is_set()
+        first = await direct.take(3, within=5.0, idle=0.01)
+        rest = await direct.take(3, within=5.0, idle=0.01)
+        return (
+            [d.message.offset for d in first],
+            full,
+            direct.room.is_set(),
+            [d.message.offset for d in rest],
+        )
+
+    first, full, room, rest = asyncio.run(main())
+    assert full and room
+    assert first == [0, 1, 2] and rest == [3, 4]
+
+
+def test_a_direct_topic_forgets_the_messages_of_revoked_partitions() -> None:
+    async def main() -> list[tuple[int, int]]:
+        direct = Direct(maxsize=3)
+        for partition, offset in ((0, 0), (1, 0), (0, 1)):
+            direct.put(_message(partition, offset))
+        direct.drop({TP("nnt.epochs", 0)})
+        assert direct.room.is_set()
+        batch = await direct.take(10, within=5.0, idle=0.01)
+        return [(d.message.tp.partition, d.message.offset) for d in batch]
+
+    assert asyncio.run(main()) == [(1, 0)]
+
+
+def test_a_direct_topic_waits_for_a_first_message() -> None:
+    async def main() -> list[int]:
+        direct = Direct(maxsize=10)
+        task = asyncio.ensure_future(direct.take(10, within=5.0, idle=0.01))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        direct.put(_message(2, 7))
+        return [d.message.offset for d in await task]
+
+    assert asyncio.run(main()) == [7]
+
+
+def test_written_offsets_are_offered_for_a_commit() -> None:
+    written = Written()
+    written.topics.add("nnt.epochs")
+    written.add(TP("nnt.epochs", 1), 5)
+    written.add(TP("other", 0), 1)
+    assert written.pending() == {TP("nnt.epochs", 1)}
+    assert written.mark(TP("nnt.epochs", 1), 5) == 6
+    assert written.pending() == set()
