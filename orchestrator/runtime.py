@@ -196,10 +196,12 @@ class ProcessRuntime:
         if handle.pid is None:
             return None
         try:
-            procs = _tree(handle.pid)
+            procs = [p for p in _tree(handle.pid) if p.status() != psutil.STATUS_ZOMBIE]
             cpu = sum(p.cpu_percent(None) for p in procs)
             rss = sum(p.memory_info().rss for p in procs)
         except psutil.Error:
+            return None
+        if not rss:  # exited between the check and the read (a zombie's memory reads 0)
             return None
         percent, gpu_memory = gpus.usage({p.pid for p in procs}) if handle.gpu else (None, None)
         return ResourceSample(

@@ -486,11 +486,13 @@ def test_a_stream_worker_as_nnt_stream_stores_what_a_trainer_as_nnt_trainer_publ
     letters = Reader(kafka_bootstrap, topics.DEAD_LETTER, f"acl-{forged}")
     try:
         assert until(lambda: live.poll(str(sid)), 60, worker)
-        [letter] = until(lambda: letters.poll(str(forged)), 60, worker)
+        # nnt.deadletter is at-least-once: a partition read again after a stall (liveness)
+        # dead-letters its refused events again (docs/stream-processing.md)
+        found = until(lambda: letters.poll(str(forged)), 60, worker)
     finally:
         live.close()
         letters.close()
-    assert json.loads(letter)["reason"] == "unsigned event"
+    assert found and all(json.loads(letter)["reason"] == "unsigned event" for letter in found)
     # ... and its health probe, with its own principal, finds it in its group.
     assert healthcheck().member_of(acl_bootstrap, login(STREAM), STREAM_GROUP) is None
     assert "Authorization" not in worker.text() and "authorization" not in worker.text()
