@@ -38,12 +38,10 @@ def built(model: type[B], fields: dict[str, object]) -> B:
     pydantic's model_construct builds it, at a fraction of its cost (the ingest hot path:
     epoch events, live points). tests/unit/schemas/test_epoch_codec.py compares the two, so
     a pydantic upgrade that changes a model's inner attributes fails there."""
-    private = _PRIVATE.get(model, _UNKNOWN)
-    if private is _UNKNOWN:
+    if model not in _PRIVATE:
         attrs = model.__private_attributes__
-        private = _PRIVATE[model] = (
-            {name: attr.get_default() for name, attr in attrs.items()} if attrs else None
-        )
+        _PRIVATE[model] = {name: attr.get_default() for name, attr in attrs.items()} or None
+    private = _PRIVATE[model]
     obj = object.__new__(model)
     object.__setattr__(obj, "__dict__", fields)
     object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
@@ -53,5 +51,4 @@ def built(model: type[B], fields: dict[str, object]) -> B:
 
 
 # Each model's private attributes with their defaults (immutable ones: None, numbers), once.
-_UNKNOWN: dict[str, object] = {}
 _PRIVATE: dict[type[BaseModel], dict[str, object] | None] = {}

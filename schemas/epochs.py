@@ -167,7 +167,7 @@ def decode(raw: bytes) -> EpochEvent:
     if size:
         extras = _Extras.model_validate_json(raw[offset:])
         fields.update(batches=extras.batches, evidence=extras.evidence, diagnoses=extras.diagnoses)
-    return _built(fields)
+    return built(EpochEvent, fields)
 
 
 _IDS: dict[bytes, uuid.UUID] = {}
@@ -181,8 +181,3 @@ def _uuid(raw: bytes) -> uuid.UUID:
             _IDS.clear()
         found = _IDS[raw] = uuid.UUID(bytes=raw)
     return found
-
-
-def _built(fields: dict[str, object]) -> EpochEvent:
-    """An EpochEvent of already valid `fields`, every field given (schemas.common.built)."""
-    return built(EpochEvent, fields)

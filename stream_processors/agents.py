@@ -242,9 +242,9 @@ class OneInFlight:
     in batch order (the next starts after the previous one's COMMIT)."""
 
     def __init__(self) -> None:
-        self.task: asyncio.Future[None] | None = None
+        self.task: asyncio.Future[object] | None = None
 
-    async def submit(self, write: Awaitable[None]) -> None:
+    async def submit(self, write: Awaitable[object]) -> None:
         """Wait for the write in flight (its error is raised here), then start `write`."""
         await self.drain()
         self.task = asyncio.ensure_future(write)
@@ -284,11 +284,6 @@ async def persist_epochs(stream: StreamT) -> None:
         await writes.drain()
 
 
-async def store_tensors(items: list[tuple[EventT, Chunk]]) -> None:
-    """Write a batch of tensor chunks."""
-    await persist(items, write_tensors)
-
-
 @app.agent(tensors_topic, concurrency=1)
 async def persist_tensors(stream: StreamT) -> None:
     """nnt.tensors -> nnt_tensor, one row per chunk."""
@@ -296,7 +291,7 @@ async def persist_tensors(stream: StreamT) -> None:
     try:
         async for batch in take_batches(stream, BATCH, WITHIN, IDLE):
             items = await decode(batch, decoding.tensor_chunk, _chunk_simulation)
-            await writes.submit(store_tensors(items))
+            await writes.submit(persist(items, write_tensors))
     finally:
         await writes.drain()
 

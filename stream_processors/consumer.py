@@ -49,6 +49,7 @@ import logging
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
+    Callable,
     Collection,
     Coroutine,
     Generator,
@@ -190,6 +191,35 @@ def drive(coro: Coroutine[Any, Any, Any]) -> Awaitable[Any] | None:
     return _go_on(coro, pending)
 
 
+async def until_quiet(
+    arrived: asyncio.Event,
+    size: Callable[[], int],
+    max_: int,
+    within: float,
+    idle: float,
+    wait: Callable[[asyncio.Event, float], Awaitable[object]],
+) -> None:
+    """Return once a batch of `size()` items is to be handed over: `max_` of them, `within`
+    seconds from now, or no new one (`arrived`) for `idle` seconds; `wait(event, timeout)`
+    waits for an arrival."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while size() < max_:
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        seen = size()
+        arrived.clear()
+        await wait(arrived, min(idle, left))
+        if size() == seen:
+            return  # quiet for `idle`: hand the batch over now
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
 class Delivered:
     """A message handed to an agent straight from the drain loop (`Direct`), shaped like the
     Faust event the agents otherwise get: `.message`."""
@@ -234,18 +264,7 @@ class Direct:
         while not self.messages:
             self.arrived.clear()
             await self.arrived.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(self.messages) < max_:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            seen = len(self.messages)
-            self.arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.arrived.wait(), min(idle, left))
-            if len(self.messages) == seen:
-                break
+        await until_quiet(self.arrived, lambda: len(self.messages), max_, within, idle, _wait)
         batch, self.messages = self.messages[:max_], self.messages[max_:]
         if len(self.messages) < self.maxsize:
             self.room.set()
@@ -534,6 +553,9 @@ async def take_batches(  # pragma: no cover - worker loop (tests/integration/str
             await stream.crash(exc)
         return value
 
+    def stopped_or(event: asyncio.Event, timeout: float) -> Awaitable[bool]:
+        return cast(Awaitable[bool], stream.wait_for_stopped(event, timeout=timeout))
+
     stream.enable_acks = False
     stream.add_processor(add_to_buffer)
     stream._enable_passive(channel_it)
@@ -542,17 +564,8 @@ async def take_batches(  # pragma: no cover - worker loop (tests/integration/str
             if not buffer:  # wait for a first event
                 added.clear()
                 await stream.wait_for_stopped(added, timeout=within)
-            deadline = loop.time() + within
-            while buffer and not buffer_full.is_set():
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                seen = len(buffer)
-                added.clear()
-                await stream.wait_for_stopped(added, timeout=min(idle, left))
-                if len(buffer) == seen:
-                    break  # quiet for `idle`: hand the batch over now
             if buffer:
+                await until_quiet(added, buffer.__len__, max_, within, idle, stopped_or)
                 buffer_consuming = loop.create_future()
                 try:
                     yield list(events)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.codecs import dumps
-from schemas.epochs import MAGIC, EpochEvent, _built, decode, encode
+from schemas.common import built
+from schemas.epochs import MAGIC, EpochEvent, decode, encode
 
 pytestmark = pytest.mark.unit
 
@@ -107,7 +108,7 @@ def test_the_fast_build_equals_pydantics_model_construct() -> None:
     changes a model's inner attributes must fail here."""
     sent = event()
     fields = {name: getattr(sent, name) for name in EpochEvent.model_fields}
-    fast, slow = _built(dict(fields)), EpochEvent.model_construct(**fields)
+    fast, slow = built(EpochEvent, dict(fields)), EpochEvent.model_construct(**fields)
     assert fast == slow and fast.model_fields_set == slow.model_fields_set
     assert fast.__pydantic_private__ == slow.__pydantic_private__
     assert fast.model_dump() == slow.model_dump() and fast.points() == slow.points()
@@ -116,7 +117,6 @@ def test_the_fast_build_equals_pydantics_model_construct() -> None:
 
 
 def test_the_fast_build_of_a_live_point_equals_model_construct() -> None:
-    from schemas.common import built
     from schemas.live import LivePoint
 
     fields = {"epoch": 3, "values": {"loss": 0.5}, "at": datetime(2027, 1, 1, tzinfo=UTC)}
