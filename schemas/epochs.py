@@ -81,6 +81,7 @@ _HEAD = struct.Struct("<3s16siiqdddHI")
 _TAIL = struct.Struct("<I")
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
 _NAN = float("nan")
+_finite = math.isfinite
 
 
 class _Extras(BaseModel):
@@ -136,12 +137,12 @@ def decode(raw: bytes) -> EpochEvent:
     try:
         _, sid, epoch, total, micros, lr, took, speed, count, size = _HEAD.unpack_from(raw)
         offset = _HEAD.size + size
-        names = raw[_HEAD.size : offset].decode().split("\x00") if count else []
-        values = struct.unpack_from(f"<{count}d", raw, offset)
-        offset += 8 * count
+        names, values_of = _layout(raw[_HEAD.size : offset], count)
+        values = values_of.unpack_from(raw, offset)
+        offset += values_of.size
         (size,) = _TAIL.unpack_from(raw, offset)
         offset += 4
-        if offset + size != len(raw) or len(names) != count:
+        if offset + size != len(raw):
             raise ValueError("its lengths do not match its content")
         at = _EPOCH0 + timedelta(microseconds=micros)
     except (struct.error, UnicodeDecodeError, OverflowError, ValueError) as exc:
@@ -149,16 +150,16 @@ def decode(raw: bytes) -> EpochEvent:
     if epoch < 0 or total < 0:
         raise ValueError(f"epoch {epoch} and total_epochs {total} must be >= 0")
     metrics: dict[str, float | None] = dict(zip(names, values, strict=True))
-    if not all(map(math.isfinite, values)):
+    if not all(map(_finite, values)):
         metrics = {k: _opt(v) for k, v in zip(names, values, strict=True)}
     fields: dict[str, object] = {
         "simulation_id": _uuid(sid),
         "epoch": epoch,
         "total_epochs": total,
         "metrics": metrics,
-        "learning_rate": _opt(lr),
-        "epoch_time_s": _opt(took),
-        "samples_per_s": _opt(speed),
+        "learning_rate": lr if _finite(lr) else None,
+        "epoch_time_s": took if _finite(took) else None,
+        "samples_per_s": speed if _finite(speed) else None,
         "at": at,
         "batches": [],
         "evidence": None,
@@ -168,6 +169,25 @@ def decode(raw: bytes) -> EpochEvent:
         extras = _Extras.model_validate_json(raw[offset:])
         fields.update(batches=extras.batches, evidence=extras.evidence, diagnoses=extras.diagnoses)
     return built(EpochEvent, fields)
+
+
+# Metric names as sent (NUL-separated UTF-8) -> the names and the struct of their values:
+# a run sends the same names every epoch.
+_LAYOUTS: dict[tuple[bytes, int], tuple[tuple[str, ...], struct.Struct]] = {}
+
+
+def _layout(names: bytes, count: int) -> tuple[tuple[str, ...], struct.Struct]:
+    """The metric names of a binary event and the struct of their `count` values (ValueError
+    when the names are not `count` UTF-8 strings)."""
+    found = _LAYOUTS.get((names, count))
+    if found is None:
+        split = tuple(names.decode().split("\x00")) if count else ()
+        if len(split) != count:
+            raise ValueError("its lengths do not match its content")
+        if len(_LAYOUTS) >= 4096:
+            _LAYOUTS.clear()
+        found = _LAYOUTS[(names, count)] = (split, struct.Struct(f"<{count}d"))
+    return found
 
 
 _IDS: dict[bytes, uuid.UUID] = {}

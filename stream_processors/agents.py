@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import TypeVar
 
 import psycopg
@@ -56,8 +57,9 @@ from stream_processors.app import (
     throttle,
 )
 from stream_processors.consumer import take_batches
+from stream_processors.inflight import OneInFlight
 from stream_processors.liveness import PartitionWatch, state_lines
-from stream_processors.outputs import DiagnosisLive, dead_letter, dead_letters, send_live
+from stream_processors.outputs import DiagnosisLive, Held, dead_letter, dead_letters, send_live
 from stream_processors.provenance import UNSIGNED, signature
 from stream_processors.throttle import live_point
 
@@ -154,21 +156,28 @@ async def alive(conn: Conn, objs: list[T], sid: Callable[[T], uuid.UUID]) -> lis
     return kept
 
 
-async def write_epochs(conn: Conn, events: list[EpochEvent]) -> list[EpochEvent]:
+async def write_epochs(
+    conn: Conn,
+    events: list[EpochEvent],
+    built: rows.EpochRows | None = None,
+    held: Held | None = None,
+) -> list[EpochEvent]:
     """Epoch metrics and raw batch points of a batch of epoch events, their runs' metric
-    summaries, evidence and diagnoses; the live updates of changed diagnoses are kept for
-    after COMMIT (diagnosis_live)."""
-    events = await alive(conn, events, lambda e: e.simulation_id)
-    await sink.copy(conn, rows.EPOCH_METRIC, rows.epoch_copy_text(events))
-    await sink.copy(conn, rows.BATCH_METRIC, rows.batch_rows(events))
-    await summaries.merge_metrics(conn, rows.metric_summaries(events))
-    await sink.copy(conn, rows.EVIDENCE, rows.evidence_rows(events))
-    batch = rows.diagnosis_rows(events)
+    summaries, evidence and diagnoses; the live updates of changed diagnoses are kept in the
+    batch's `held` for after COMMIT (diagnosis_live). `built`: these events' rows, built
+    beforehand (used only if they are the rows of exactly the events written)."""
+    kept = await alive(conn, events, lambda e: e.simulation_id)
+    out = built if built is not None and built.holds(kept) else rows.EpochRows.of(kept)
+    await sink.copy(conn, rows.EPOCH_METRIC, out.metrics)
+    await sink.copy(conn, rows.BATCH_METRIC, out.batches)
+    await summaries.merge_metrics(conn, out.summaries)
+    await sink.copy(conn, rows.EVIDENCE, out.evidence)
+    batch = out.diagnosed
     if batch.runs:
         changed = diagnosis_live.changed(await diagnoses.merge(conn, batch.runs, batch.rows))
-        if changed:
-            diagnosis_live.hold(changed, await diagnoses.run_facts(conn, changed))
-    return events
+        if changed and held is not None:
+            diagnosis_live.hold(held, changed, await diagnoses.run_facts(conn, changed))
+    return kept
 
 
 Chunk = tuple[TensorHeader, bytes]
@@ -232,38 +241,28 @@ def _chunk_simulation(chunk: Chunk) -> uuid.UUID:
     return chunk[0].simulation_id
 
 
-class OneInFlight:
-    """An agent's writes, one at a time, each going on while the agent reads and decodes its
-    next batch: the worker's CPU and PostgreSQL's overlap instead of taking turns.
-
-    Safe because a sink partition's commit follows rows, not Faust's acks
-    (stream_processors.consumer.Written): the batch acked when the agent asks for the next
-    one is committed to Kafka only once its write has marked it done. Writes still happen
-    in batch order (the next starts after the previous one's COMMIT)."""
-
-    def __init__(self) -> None:
-        self.task: asyncio.Future[object] | None = None
-
-    async def submit(self, write: Awaitable[object]) -> None:
-        """Wait for the write in flight (its error is raised here), then start `write`."""
-        await self.drain()
-        self.task = asyncio.ensure_future(write)
-
-    async def drain(self) -> None:
-        """Wait for the write in flight, if any."""
-        task, self.task = self.task, None
-        if task is not None:
-            await task
+async def store_epochs(items: list[tuple[EventT, EpochEvent]], writes: OneInFlight) -> None:
+    """Submit a batch of epoch events to `writes`, its rows built now, while the previous
+    write is in flight (an event the tables cannot hold leaves them to be built, and
+    refused, in the write); once committed, its live points and diagnosis updates go out."""
+    try:
+        built: rows.EpochRows | None = rows.EpochRows.of([e for _, e in items])
+    except SinkError:
+        built = None
+    held: Held = {}
+    await writes.submit(
+        persist(items, partial(write_epochs, built=built, held=held)),
+        partial(publish_epochs, held=held),
+    )
 
 
-async def store_epochs(items: list[tuple[EventT, EpochEvent]]) -> None:
-    """Write a batch of epoch events, then its live points, diagnosis updates and tag
+async def publish_epochs(written: list[EpochEvent], held: Held) -> None:
+    """After a batch of epoch events committed: its live points, diagnosis updates and tag
     contributions."""
-    written = await persist(items, write_epochs)
     for event in written:
         throttle.add(event.simulation_id, [live_point(event)])
     await flush_live()
-    for update in diagnosis_live.release({e.simulation_id for e in written}):
+    for update in diagnosis_live.release(held, {e.simulation_id for e in written}):
         await send_live(update)
     await aggregates.contribute_events(written)
 
@@ -279,7 +278,7 @@ async def persist_epochs(stream: StreamT) -> None:
             batch = await direct.take(BATCH, WITHIN, IDLE)
             if batch:
                 items = await decode(batch, decoding.epoch_event, _simulation)
-                await writes.submit(store_epochs(items))
+                await store_epochs(items, writes)
     finally:
         await writes.drain()
 

@@ -115,8 +115,12 @@ async def contribute_events(events: Sequence[EpochEvent]) -> None:
     """The points of the tagged simulations among `events` (see contribute)."""
     if not events:
         return
-    known = await lookup_tags(str(e.simulation_id) for e in events)
-    tagged = [e for e in events if known[str(e.simulation_id)][1]]
+    sids = {e.simulation_id for e in events}  # a batch holds many epochs of few runs
+    known = await lookup_tags(str(sid) for sid in sids)
+    with_tags = {sid for sid in sids if known[str(sid)][1]}
+    if not with_tags:
+        return
+    tagged = [e for e in events if e.simulation_id in with_tags]
     await contribute(tags.points(tagged), known)
 
 

@@ -77,13 +77,14 @@ class ReadOffsets(dict[TP, int | None]):
         return None
 
     def __setitem__(self, tp: TP, offset: int | None) -> None:
-        target = self.rewinds.get(tp)
-        if target is not None and offset is not None:
-            if offset > target:
-                return
-            if offset == target:
-                del self.rewinds[tp]  # the first skipped message has been read again
-        super().__setitem__(tp, offset)
+        if self.rewinds:  # seldom: the drain loop sets an offset per message
+            target = self.rewinds.get(tp)
+            if target is not None and offset is not None:
+                if offset > target:
+                    return
+                if offset == target:
+                    del self.rewinds[tp]  # the first skipped message has been read again
+        dict.__setitem__(self, tp, offset)
 
     def pop(self, tp: TP, *default: int | None) -> int | None:  # type: ignore[override]
         """A revoked partition forgets its pending rewind too (Faust pops revoked ones)."""

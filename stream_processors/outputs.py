@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -65,29 +66,37 @@ def signature(active: Iterable[dict[str, Any]]) -> Signature:
     return tuple(sorted((d["problem"], d["severity"], tuple(d["layers"])) for d in active))
 
 
+# One batch's diagnosis updates, held until its rows are committed: run -> (set, update).
+Held = dict[uuid.UUID, tuple["Signature", LiveUpdate]]
+
+
 class DiagnosisLive:
     """`diagnosis` live updates: one when a run's active set differs from the last one this
-    worker sent for it (and at its first diagnosed epoch). Held while the batch is written,
-    sent after COMMIT; a restarted worker, having forgotten, may send a set once more."""
+    worker sent for it (and at its first diagnosed epoch). A batch's write holds its updates
+    (`hold`, in a `Held` of that batch only), and they are sent after its COMMIT; a
+    restarted worker, having forgotten, may send a set once more. The memory of what was
+    sent is shared by the sink's thread (store.sink) and the agent's: it is locked."""
 
     def __init__(self, remember: int = 50_000) -> None:
         self.remember = remember
         self.sent: OrderedDict[uuid.UUID, Signature] = OrderedDict()
-        self.held: dict[uuid.UUID, tuple[Signature, LiveUpdate]] = {}
+        self._lock = threading.Lock()
 
     def changed(
         self, sets: dict[uuid.UUID, list[dict[str, Any]]]
     ) -> dict[uuid.UUID, list[dict[str, Any]]]:
         """The runs among `sets` whose active set is not the last one sent."""
-        return {sid: a for sid, a in sets.items() if self.sent.get(sid) != signature(a)}
+        with self._lock:
+            return {sid: a for sid, a in sets.items() if self.sent.get(sid) != signature(a)}
 
+    @staticmethod
     def hold(
-        self,
+        held: Held,
         changed: dict[uuid.UUID, list[dict[str, Any]]],
         facts: dict[uuid.UUID, tuple[str, str, list[str]]],
     ) -> None:
-        """Keep each changed run's update until its batch is committed (a later attempt at
-        the same batch replaces it)."""
+        """Keep each changed run's update in its batch's `held` until the batch is committed
+        (a later attempt at the same batch replaces it)."""
         for sid, active in changed.items():
             owner, status, flags = facts.get(sid, ("", "", []))
             try:
@@ -106,19 +115,20 @@ class DiagnosisLive:
             except ValidationError as exc:  # a stored row the wire refuses: the pages wait
                 log.warning("simulation %s: diagnosis update not sent (%s)", sid, exc)
                 continue
-            self.held[sid] = (signature(active), update)
+            held[sid] = (signature(active), update)
 
-    def release(self, committed: Iterable[uuid.UUID]) -> list[LiveUpdate]:
-        """The held updates of runs whose events were committed, remembered as sent; those of
-        attempts that were not committed are dropped."""
+    def release(self, held: Held, committed: Iterable[uuid.UUID]) -> list[LiveUpdate]:
+        """The updates a batch held for runs whose events were committed, remembered as sent;
+        those of attempts that were not committed are dropped."""
         out = []
-        for sid in committed:
-            if sid in self.held:
-                sig, update = self.held.pop(sid)
-                self.sent[sid] = sig
-                self.sent.move_to_end(sid)
-                out.append(update)
-        self.held.clear()
-        while len(self.sent) > self.remember:
-            self.sent.popitem(last=False)
+        with self._lock:
+            for sid in committed:
+                if sid in held:
+                    sig, update = held.pop(sid)
+                    self.sent[sid] = sig
+                    self.sent.move_to_end(sid)
+                    out.append(update)
+            while len(self.sent) > self.remember:
+                self.sent.popitem(last=False)
+        held.clear()
         return out

@@ -1,14 +1,18 @@
-"""Tag aggregates, downsampling rules and COPY text: pure logic."""
+"""Tag aggregates, downsampling rules and binary COPY rows: pure logic."""
 
 from __future__ import annotations
 
+import struct
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
 from schemas.epochs import EpochEvent
 from schemas.tensors import TensorHeader
+from store.sink import SinkError
+from store.tables import COPY_SIGNATURE, COPY_TRAILER
 from stream_processors import downsample, rows, tags
 from stream_processors.throttle import KeyedThrottle
 
@@ -90,13 +94,61 @@ def test_it_keeps_full_tensors_of_every_nth_epoch_and_stats_always() -> None:
     assert downsample.keeps_full(7, 1) and not downsample.keeps_full(7, 2)
 
 
-def test_it_writes_epoch_rows_as_escaped_copy_text() -> None:
+def copied_rows(data: bytes) -> list[tuple[object, ...]]:
+    """The rows of an nnt_epoch_metric binary COPY stream, parsed as PostgreSQL parses it."""
+    assert data.startswith(COPY_SIGNATURE) and data.endswith(COPY_TRAILER)
+    at0 = datetime(2000, 1, 1, tzinfo=UTC)
+    out, pos = [], len(COPY_SIGNATURE)
+    while pos < len(data) - len(COPY_TRAILER):
+        (fields,) = struct.unpack_from(">h", data, pos)
+        pos += 2
+        values = []
+        for _ in range(fields):
+            (size,) = struct.unpack_from(">i", data, pos)
+            values.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        sid, epoch, metric, value, at = values
+        out.append(
+            (
+                uuid.UUID(bytes=sid),
+                struct.unpack(">i", epoch)[0],
+                metric.decode(),
+                struct.unpack(">d", value)[0],
+                at0 + timedelta(microseconds=struct.unpack(">q", at)[0]),
+            )
+        )
+    return out
+
+
+def test_it_writes_epoch_rows_in_binary_copy_format() -> None:
     sid = uuid.uuid4()
-    event = EpochEvent(
-        simulation_id=sid, epoch=2, total_epochs=5, metrics={"a\tb": 0.1, "nan": None}
+    aware = EpochEvent(
+        simulation_id=sid,
+        epoch=2,
+        total_epochs=5,
+        learning_rate=0.01,
+        metrics={"a\tb": 0.1, "nan": None, "é": -1e-300},
+        at=datetime(2026, 12, 5, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),
     )
-    text = rows.epoch_copy_text([event]).decode()
-    assert text == f"{sid}\t2\ta\\tb\t0.1\t{event.at.isoformat()}\n"
+    naive = EpochEvent(  # a time without zone is UTC, as everywhere in the workers
+        simulation_id=sid, epoch=3, total_epochs=5, metrics={}, learning_rate=0.5,
+        at=datetime(2026, 12, 5, 9, 0, 0, 1),
+    )  # fmt: skip
+    encoded = rows.epoch_copy([aware, naive])
+    assert encoded.rows == 4
+    assert copied_rows(encoded.data) == [
+        (sid, 2, "a\tb", 0.1, aware.at),
+        (sid, 2, "é", -1e-300, aware.at),
+        (sid, 2, "learning_rate", 0.01, aware.at),
+        (sid, 3, "learning_rate", 0.5, naive.at.replace(tzinfo=UTC)),
+    ]
+    assert rows.epoch_copy([]).data == COPY_SIGNATURE + COPY_TRAILER
+
+
+def test_an_epoch_the_table_cannot_hold_is_refused_as_content() -> None:
+    event = EpochEvent(simulation_id=uuid.uuid4(), epoch=2**31, total_epochs=0, metrics={"a": 1})
+    with pytest.raises(SinkError, match="cannot be stored"):
+        rows.epoch_copy([event])
 
 
 def test_it_throttles_tag_updates_per_tag() -> None:
