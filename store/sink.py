@@ -2,9 +2,9 @@
 of its own, COPY into staging, then upsert.
 
 Every batch is COPYed (binary: rows, or store.tables.Encoded built by the caller) straight
-into its table; a batch that holds an already
-stored key (a replay) is COPYed instead into a session-local TEMP staging table and moved
-with `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a replayed event adds nothing.
+into its table; a batch that holds an already stored key (a replay) is COPYed instead into
+a session-local TEMP staging table and moved with `INSERT ... SELECT ... ON CONFLICT DO
+NOTHING`, so a replayed event adds nothing.
 """
 
 from __future__ import annotations

@@ -27,15 +27,19 @@ class OneInFlight:
     async def submit(
         self, write: Awaitable[T], then: Callable[[T], Awaitable[None]] | None = None
     ) -> None:
-        """Wait for the write in flight to commit (its error is raised here), then start
-        `write`, and `then` with its result once it committed and the previous `then` ran."""
-        if self.written is not None:
-            try:
+        """Wait for the write in flight to commit, then start `write`, and `then` with its
+        result once it committed and the previous `then` ran. The error of the write in
+        flight, or of a `then` that already failed, is raised here (a later `then` never
+        runs after a failed one: it is raised again from there)."""
+        try:
+            if self.written is not None:
                 await self.written
-            except BaseException:
-                if asyncio.iscoroutine(write):
-                    write.close()  # never started
-                raise
+            if self.task is not None and self.task.done():
+                self.task.result()
+        except BaseException:
+            if asyncio.iscoroutine(write):
+                write.close()  # never started
+            raise
         written = asyncio.ensure_future(write)
         self.written = written
         self.task = asyncio.ensure_future(self._follow(written, self.task, then))

@@ -65,3 +65,20 @@ def test_a_failed_write_is_raised_to_the_agent() -> None:
             await writes.drain()
 
     asyncio.run(main())
+
+
+def test_a_failed_follow_up_is_raised_to_the_agent_by_a_later_submit() -> None:
+    async def write() -> int:
+        return 1
+
+    async def publish(_: int) -> None:
+        raise RuntimeError("broker gone")
+
+    async def main() -> None:
+        writes = OneInFlight()
+        await writes.submit(write(), publish)
+        await asyncio.sleep(0.01)  # the write committed and its follow-up failed
+        with pytest.raises(RuntimeError, match="broker gone"):
+            await writes.submit(write(), publish)
+
+    asyncio.run(main())
