@@ -2,7 +2,7 @@
 # Local container engine for the docker runtime and its tests: podman serving the Docker API.
 #
 # Idempotent; every step is skipped when already done. Needs root (apt-get, /etc, /run).
-#   1. apt-get install podman runc catatonit netavark aardvark-dns (only what is missing)
+#   1. apt-get install podman runc catatonit netavark aardvark-dns iptables (only what is missing)
 #   2. /etc/containers/containers.conf: runtime runc (crun fails on hybrid cgroups here), the
 #      netavark network backend (DNS on internal networks) and
 #      default ulimits at or below this host's hard limits (raising them is forbidden here)
@@ -25,6 +25,10 @@ command -v runc >/dev/null || need+=(runc)
 # stayed `starting`). containers.conf below selects netavark.
 [ -x /usr/lib/podman/netavark ] || need+=(netavark)
 [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
+# netavark (1.4, bookworm) sets up every network's NAT and isolation with iptables but does not
+# depend on it: without it each container on a network fails to start with "netavark: No such
+# file or directory (os error 2)" (seen on a fresh machine).
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
 # `init: true` services (docker-compose.yml) run under podman's container-init, catatonit.
 [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 if [ "${#need[@]}" -gt 0 ]; then
