@@ -206,9 +206,12 @@ def test_it_removes_this_hosts_orphan_containers_only(
         return engine.containers.run(trainer_image, ["sleep", "600"], detach=True,
                                      labels=labels).id  # fmt: skip
 
-    ids = [sleeper("orphan-host", known), sleeper("orphan-host", orphan), sleeper("other", orphan)]
+    # Host names of this test only: a container an earlier, interrupted session left behind
+    # with a fixed name would be an orphan of this host too.
+    host, other = f"orphan-host-{known.hex[:8]}", f"other-{known.hex[:8]}"
+    ids = [sleeper(host, known), sleeper(host, orphan), sleeper(other, orphan)]
     try:
-        settings = OrchestratorSettings(nnt_home=home, nnt_hostname="orphan-host")
+        settings = OrchestratorSettings(nnt_home=home, nnt_hostname=host)
         assert DockerRuntime(settings).orphans({known}) == [str(orphan)]
         left = {c.id for c in engine.containers.list(all=True) if c.id in ids}
         assert left == {ids[0], ids[2]}, "its own run and another host's container stay"
