@@ -81,7 +81,6 @@ _HEAD = struct.Struct("<3s16siiqdddHI")
 _TAIL = struct.Struct("<I")
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
 _NAN = float("nan")
-_finite = math.isfinite
 
 
 class _Extras(BaseModel):
@@ -150,16 +149,16 @@ def decode(raw: bytes) -> EpochEvent:
     if epoch < 0 or total < 0:
         raise ValueError(f"epoch {epoch} and total_epochs {total} must be >= 0")
     metrics: dict[str, float | None] = dict(zip(names, values, strict=True))
-    if not all(map(_finite, values)):
+    if not all(map(math.isfinite, values)):
         metrics = {k: _opt(v) for k, v in zip(names, values, strict=True)}
     fields: dict[str, object] = {
         "simulation_id": _uuid(sid),
         "epoch": epoch,
         "total_epochs": total,
         "metrics": metrics,
-        "learning_rate": lr if _finite(lr) else None,
-        "epoch_time_s": took if _finite(took) else None,
-        "samples_per_s": speed if _finite(speed) else None,
+        "learning_rate": _opt(lr),
+        "epoch_time_s": _opt(took),
+        "samples_per_s": _opt(speed),
         "at": at,
         "batches": [],
         "evidence": None,

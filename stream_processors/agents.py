@@ -159,8 +159,9 @@ async def alive(conn: Conn, objs: list[T], sid: Callable[[T], uuid.UUID]) -> lis
 async def write_epochs(
     conn: Conn,
     events: list[EpochEvent],
-    built: rows.EpochRows | None = None,
-    held: Held | None = None,
+    *,
+    built: rows.EpochRows | None,
+    held: Held,
 ) -> list[EpochEvent]:
     """Epoch metrics and raw batch points of a batch of epoch events, their runs' metric
     summaries, evidence and diagnoses; the live updates of changed diagnoses are kept in the
@@ -175,7 +176,7 @@ async def write_epochs(
     batch = out.diagnosed
     if batch.runs:
         changed = diagnosis_live.changed(await diagnoses.merge(conn, batch.runs, batch.rows))
-        if changed and held is not None:
+        if changed:
             diagnosis_live.hold(held, changed, await diagnoses.run_facts(conn, changed))
     return kept
 
